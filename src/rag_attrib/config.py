@@ -1,0 +1,117 @@
+"""One explicit, frozen configuration for the engine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = ["AGGREGATIONS", "NORMALIZATIONS", "AttributionConfig"]
+
+Normalization = Literal["softmax", "none", "minmax"]
+Aggregation = Literal["max", "mean", "weighted"]
+
+NORMALIZATIONS: tuple[str, ...] = ("softmax", "none", "minmax")
+AGGREGATIONS: tuple[str, ...] = ("max", "mean", "weighted")
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionConfig:
+    """How answer sentences are matched to source sentences.
+
+    Args:
+        normalization: per answer sentence, how raw strengths become scores over the source
+            sentences: "softmax" (with `temperature`), "minmax", or "none" (raw strength).
+        temperature: softmax temperature; below 1 sharpens the distribution towards the best match.
+        aggregation: how a source sentence's scores combine across answer sentences: "max" (its
+            best use), "mean" (the seed article's choice) or "weighted" (mean weighted by each
+            answer sentence's support, so unsupported sentences count less).
+        window: sliding window of k sentences per source; a window's strength maps back to each of
+            its sentences (a sentence keeps its best window). 1 means single sentences.
+        top_k: at most this many citations per answer sentence.
+        min_score: a citation needs at least this normalised score.
+        support_threshold: an answer sentence is supported when its best strength reaches this.
+        citation_ratio: secondary citations need a strength of at least this fraction of the best
+            one, so a sentence backed by one source is not padded with near-misses.
+        lexical_weight: weight of the lexical (token overlap) strength mixed into the dense cosine
+            strength; 0 gives the plain-cosine recipe.
+        use_question: prepend the question to answer sentences that are too short to carry
+            meaning on their own ("Yes.", "Paris.").
+        batch_size: encoder batch size.
+    """
+
+    normalization: Normalization = "softmax"
+    temperature: float = 0.05
+    aggregation: Aggregation = "max"
+    window: int = 1
+    top_k: int = 3
+    min_score: float = 0.0
+    support_threshold: float = 0.45
+    citation_ratio: float = 0.85
+    lexical_weight: float = 0.0
+    use_question: bool = True
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            msg = f"normalization must be one of {_quoted(NORMALIZATIONS)}; got {self.normalization!r}"
+            raise ConfigError(msg)
+        if self.aggregation not in AGGREGATIONS:
+            msg = f"aggregation must be one of {_quoted(AGGREGATIONS)}; got {self.aggregation!r}"
+            raise ConfigError(msg)
+        _check_number("temperature", self.temperature, low=0.0, low_open=True)
+        _check_int("window", self.window, low=1)
+        _check_int("top_k", self.top_k, low=1)
+        _check_int("batch_size", self.batch_size, low=1)
+        _check_number("min_score", self.min_score, low=0.0, high=1.0)
+        _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
+        _check_number("citation_ratio", self.citation_ratio, low=0.0, high=1.0)
+        _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
+        if not isinstance(self.use_question, bool):
+            msg = f"use_question must be True or False; got {self.use_question!r}"
+            raise ConfigError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the options as a JSON-safe dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttributionConfig:
+        """Build a config from `to_dict()` output; unknown keys raise `ConfigError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            msg = f"unknown config option(s) {unknown}; valid options are {sorted(known)}"
+            raise ConfigError(msg)
+        return cls(**data)
+
+
+def _quoted(values: tuple[str, ...]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _check_int(name: str, value: object, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        msg = f"{name} must be an integer >= {low}; got {value!r}"
+        raise ConfigError(msg)
+
+
+def _check_number(
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = (number > low if low_open else number >= low) and (high is None or number <= high)
+    if not ok:
+        bound = f"> {low}" if low_open else f">= {low}"
+        if high is not None:
+            bound += f" and <= {high}"
+        msg = f"{name} must be a number {bound}; got {value!r}"
+        raise ConfigError(msg)

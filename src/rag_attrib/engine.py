@@ -1,0 +1,358 @@
+"""`Attributor`: composes splitting, embedding and scoring into an `AttributionResult`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._types import FloatMatrix, FloatVector
+from .config import AttributionConfig
+from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from .lexical import lexical_matrix
+from .results import (
+    AttributionResult,
+    Citation,
+    SentenceAttribution,
+    Source,
+    SourceAttribution,
+    SourceSentence,
+    Span,
+)
+from .scoring import (
+    aggregate,
+    chunk_shares,
+    cosine_matrix,
+    normalize,
+    select_citations,
+    sliding_windows,
+    windows_to_sentences,
+)
+from .splitting import split_sentences
+
+__all__ = ["Attributor", "SourceLike", "attribute", "to_sources"]
+
+SourceLike = Source | str
+"""What `sources=` accepts: `Source` objects or plain strings (ids become their positions)."""
+
+Splitter = Callable[[str], list[Span]]
+
+# Answer sentences this short ("Yes.", "Paris.") carry no meaning without their question.
+_SHORT_ANSWER_WORDS = 6
+
+
+class Attributor:
+    """Attribute answers to sources, sentence by sentence.
+
+    Holds no per-call state, so one instance may serve many threads and tasks at once.
+
+    Args:
+        embedder: any `Embedder`; None loads the bundled all-MiniLM-L6-v2 on first use.
+        config: an `AttributionConfig`; None uses the defaults.
+        splitter: text -> sentence spans; None uses NLTK Punkt (English abbreviations).
+        cache_size: embeddings kept in the LRU cache (0 disables caching).
+
+    Example:
+        >>> attributor = Attributor()
+        >>> result = attributor.attribute(answer="Paris is France's capital.",
+        ...                               sources=["The capital of France is Paris."])
+        >>> result.answer_sentences[0].citations[0].source_id
+        '0'
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        config: AttributionConfig | None = None,
+        splitter: Splitter | None = None,
+        cache_size: int = 50_000,
+    ) -> None:
+        if config is not None and not isinstance(config, AttributionConfig):
+            msg = f"config must be an AttributionConfig; got {type(config).__name__}"
+            raise TypeError(msg)
+        base = embedder if embedder is not None else SentenceTransformerEmbedder()
+        if not callable(getattr(base, "encode", None)):
+            msg = f"embedder must have an encode(texts) method; got {type(base).__name__}"
+            raise TypeError(msg)
+        self.embedder: Embedder = (
+            CachedEmbedder(base, maxsize=cache_size)
+            if cache_size > 0 and not isinstance(base, CachedEmbedder)
+            else base
+        )
+        self.config = config or AttributionConfig()
+        self.splitter: Splitter = splitter or split_sentences
+
+    @property
+    def model_id(self) -> str:
+        """A name for the embedding model (recorded in results)."""
+        return str(getattr(self.embedder, "model_id", type(self.embedder).__name__))
+
+    def attribute(
+        self,
+        answer: str,
+        sources: Sequence[SourceLike],
+        question: str | None = None,
+    ) -> AttributionResult:
+        """Attribute each sentence of `answer` to the sentences of `sources`.
+
+        Args:
+            answer: the generated answer or summary.
+            sources: retrieved chunks or input documents, `Source` objects or strings.
+            question: the user's question; sharpens very short answers ("Yes.", "1912.").
+
+        Returns:
+            An `AttributionResult`; an empty or whitespace answer gives one with no sentences,
+            and no sources give every answer sentence `supported=False`.
+
+        Raises:
+            TypeError: `answer`, `question` or a source is not text (the message names it).
+        """
+        started = time.perf_counter()
+        _check_text("answer", answer)
+        if question is not None:
+            _check_text("question", question)
+        resolved = to_sources(sources)
+        timings: dict[str, float] = {}
+
+        t = time.perf_counter()
+        answer_spans = self.splitter(answer)
+        source_spans = [self.splitter(s.text) for s in resolved]
+        timings["split_ms"] = _ms(t)
+
+        t = time.perf_counter()
+        strength, dense = self._strength(answer_spans, resolved, source_spans, question)
+        timings["encode_ms"] = dense.encode_ms
+        timings["score_ms"] = _ms(t) - dense.encode_ms
+
+        t = time.perf_counter()
+        result = self._assemble(answer, question, answer_spans, resolved, source_spans, strength)
+        timings["assemble_ms"] = _ms(t)
+        timings["total_ms"] = _ms(started)
+        return AttributionResult(
+            answer=result.answer,
+            answer_sentences=result.answer_sentences,
+            sources=result.sources,
+            similarity=result.similarity,
+            question=question,
+            config=self.config.to_dict(),
+            model=self.model_id,
+            timings=timings,
+        )
+
+    async def aattribute(
+        self,
+        answer: str,
+        sources: Sequence[SourceLike],
+        question: str | None = None,
+    ) -> AttributionResult:
+        """`attribute` in a worker thread, so the event loop keeps running while it encodes."""
+        return await asyncio.to_thread(self.attribute, answer, sources, question)
+
+    def _strength(
+        self,
+        answer_spans: list[Span],
+        sources: list[Source],
+        source_spans: list[list[Span]],
+        question: str | None,
+    ) -> tuple[FloatMatrix, _Timed]:
+        """Raw strength, answer sentences x source sentences (cosine, optionally hybrid)."""
+        cfg = self.config
+        n_sentences = sum(len(s) for s in source_spans)
+        m = len(answer_spans)
+        if m == 0 or n_sentences == 0:
+            return np.zeros((m, n_sentences), dtype=np.float32), _Timed(0.0)
+        queries = [self._query_text(span.text, question) for span in answer_spans]
+        counts = [len(s) for s in source_spans]
+        windows = sliding_windows(counts, cfg.window) if cfg.window > 1 else None
+        units = _unit_texts(sources, source_spans, windows)
+
+        t = time.perf_counter()
+        vectors = self.embedder.encode([*queries, *units])  # one batched encode: the floor
+        encode_ms = _ms(t)
+        strength = cosine_matrix(vectors[:m], vectors[m:])
+        if cfg.lexical_weight > 0:
+            lex = lexical_matrix(queries, units)
+            strength = (1.0 - cfg.lexical_weight) * strength + cfg.lexical_weight * lex
+        if windows is not None:
+            strength = windows_to_sentences(strength, windows, n_sentences)
+        return np.asarray(strength, dtype=np.float32), _Timed(encode_ms)
+
+    def _query_text(self, sentence: str, question: str | None) -> str:
+        if question and self.config.use_question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
+            return f"{question} {sentence}"
+        return sentence
+
+    def _assemble(
+        self,
+        answer: str,
+        question: str | None,
+        answer_spans: list[Span],
+        sources: list[Source],
+        source_spans: list[list[Span]],
+        strength: FloatMatrix,
+    ) -> AttributionResult:
+        cfg = self.config
+        m, n = strength.shape
+        owner = np.repeat(np.arange(len(sources)), [len(s) for s in source_spans]).astype(np.int64)
+        local = np.concatenate([np.arange(len(s)) for s in source_spans] or [np.zeros(0)])
+        flat_spans = [span for spans in source_spans for span in spans]
+
+        support: FloatVector = (
+            strength.max(axis=1) if n else np.zeros(m, dtype=np.float32)
+        ).astype(np.float32)
+        supported = (support >= cfg.support_threshold) & (n > 0)
+        scores = normalize(strength, cfg.normalization, temperature=cfg.temperature)
+
+        answer_sentences = []
+        for i, span in enumerate(answer_spans):
+            cited: tuple[Citation, ...] = ()
+            if supported[i]:
+                picks = select_citations(
+                    scores[i],
+                    strength[i],
+                    top_k=cfg.top_k,
+                    min_score=cfg.min_score,
+                    ratio=cfg.citation_ratio,
+                )
+                cited = tuple(
+                    Citation(
+                        source_id=sources[owner[j]].id,
+                        source_index=int(owner[j]),
+                        sentence_index=int(local[j]),
+                        text=flat_spans[j].text,
+                        start=flat_spans[j].start,
+                        end=flat_spans[j].end,
+                        score=float(scores[i, j]),
+                        similarity=float(strength[i, j]),
+                    )
+                    for j in picks
+                )
+            answer_sentences.append(
+                SentenceAttribution(
+                    index=i,
+                    text=span.text,
+                    start=span.start,
+                    end=span.end,
+                    citations=cited,
+                    supported=bool(supported[i]),
+                    support=float(support[i]),
+                )
+            )
+
+        # Only supported answer sentences move source scores: a softmax row always has a
+        # winner, even for a sentence nothing backs.
+        kept = scores[supported]
+        sentence_scores = aggregate(kept, cfg.aggregation, weights=support[supported])
+        shares = chunk_shares(kept, owner, len(sources), weights=support[supported])
+        best = strength.max(axis=0) if m else np.zeros(n, dtype=np.float32)
+
+        source_results = []
+        offset = 0
+        for c, (source, spans) in enumerate(zip(sources, source_spans)):
+            block = slice(offset, offset + len(spans))
+            offset += len(spans)
+            source_results.append(
+                SourceAttribution(
+                    id=source.id,
+                    index=c,
+                    text=source.text,
+                    score=float(shares[c]),
+                    max_similarity=float(best[block].max()) if spans else 0.0,
+                    sentences=tuple(
+                        SourceSentence(k, sp.text, sp.start, sp.end, float(sentence_scores[j]))
+                        for k, (sp, j) in enumerate(zip(spans, range(block.start, block.stop)))
+                    ),
+                    metadata=source.metadata,
+                )
+            )
+        return AttributionResult(
+            answer=answer,
+            answer_sentences=tuple(answer_sentences),
+            sources=tuple(source_results),
+            similarity=strength,
+            question=question,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Timed:
+    encode_ms: float
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        msg = f"{name} must be str, got {type(value).__name__}"
+        raise TypeError(msg)
+
+
+def _unit_texts(
+    sources: list[Source],
+    source_spans: list[list[Span]],
+    windows: list[tuple[int, int]] | None,
+) -> list[str]:
+    flat = [(c, span) for c, spans in enumerate(source_spans) for span in spans]
+    if windows is None:
+        return [span.text for _, span in flat]
+    # A window is the source text from its first sentence's start to its last one's end.
+    return [sources[flat[lo][0]].text[flat[lo][1].start : flat[hi - 1][1].end] for lo, hi in windows]
+
+
+def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
+    """Normalise `sources=` input to `Source` objects; ids default to the position.
+
+    Raises:
+        TypeError: an item is not a `Source`, a string or a mapping with "text".
+    """
+    if sources is None:
+        return []
+    if isinstance(sources, (str, bytes)):
+        msg = "sources must be a list of Source objects or strings, not a single string"
+        raise TypeError(msg)
+    out = []
+    for i, item in enumerate(sources):
+        if isinstance(item, Source):
+            _check_text(f"sources[{i}].text", item.text)
+            out.append(item if isinstance(item.id, str) else Source(str(item.id), item.text, item.metadata))
+        elif isinstance(item, str):
+            out.append(Source(id=str(i), text=item))
+        elif isinstance(item, Mapping) and "text" in item:
+            _check_text(f"sources[{i}]['text']", item["text"])
+            meta: Any = item.get("metadata") or {}
+            out.append(Source(id=str(item.get("id", i)), text=item["text"], metadata=meta))
+        else:
+            msg = f"sources[{i}] must be a Source or str, got {type(item).__name__}"
+            raise TypeError(msg)
+    return out
+
+
+_default: Attributor | None = None
+_default_lock = threading.Lock()
+
+
+def attribute(
+    answer: str,
+    sources: Sequence[SourceLike],
+    question: str | None = None,
+) -> AttributionResult:
+    """Attribute with a shared default `Attributor` (bundled model, default config).
+
+    Example:
+        >>> from rag_attrib import attribute
+        >>> result = attribute("Paris is the capital.", ["Paris is France's capital city."])
+    """
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Attributor()
+    return _default.attribute(answer, sources, question)

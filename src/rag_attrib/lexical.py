@@ -1,0 +1,87 @@
+"""Lexical strength: IDF-weighted share of an answer sentence's content words found in a unit."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._types import FloatMatrix
+
+__all__ = ["content_tokens", "lexical_matrix"]
+
+# Numbers keep their inner separators ("3.5", "1,200") so a changed figure is a changed token.
+_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[^\W\d_]+", re.UNICODE)
+
+_STOPWORDS = frozenset(
+    """
+    a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just me more most my myself no nor not now of off on once only or other our ours
+    out over own same she should so some such than that the their theirs them then there these
+    they this those through to too under until up very was we were what when where which while
+    who whom why will with would you your yours yes
+    der die das und ist ein eine einen dem den des zu mit von im auf für nicht sich es als auch
+    el la los las y es un una de del que en por con para se al lo su
+    le les et est une des du en que qui dans pour pas sur au avec par il elle
+    """.split()
+)
+
+
+def _stem(token: str) -> str:
+    # Crude English plural/tense folding: enough for overlap, cheaper than a real stemmer.
+    if len(token) > 5 and token.endswith("ing"):
+        return token[:-3]
+    if len(token) > 4 and token.endswith("ed"):
+        return token[:-2]
+    if len(token) > 4 and token.endswith("es"):
+        return token[:-2]
+    if len(token) > 3 and token.endswith("s") and not token.endswith("ss"):
+        return token[:-1]
+    return token
+
+
+def content_tokens(text: str) -> list[str]:
+    """Lower-cased, stemmed content words and numbers of `text`, in order."""
+    out = []
+    for match in _TOKEN.finditer(text.lower()):
+        token = match.group()
+        if token in _STOPWORDS:
+            continue
+        out.append(token if token[0].isdigit() else _stem(token))
+    return out
+
+
+def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
+    """res[i][j] = IDF-weighted fraction of answer i's content words present in unit j.
+
+    Shape (len(answers), len(units)), values in [0, 1]. IDF is taken over `units`, so a word
+    that occurs in no unit (a new name or figure) weighs most and lowers every score of its row.
+    """
+    m, n = len(answers), len(units)
+    out = np.zeros((m, n), dtype=np.float32)
+    if m == 0 or n == 0:
+        return out
+    answer_sets = [set(content_tokens(a)) for a in answers]
+    vocab = {t: k for k, t in enumerate(sorted(set().union(*answer_sets)))}
+    if not vocab:
+        return out
+    present = np.zeros((n, len(vocab)), dtype=np.float32)
+    for j, unit in enumerate(units):
+        cols = {vocab[t] for t in content_tokens(unit) if t in vocab}
+        if cols:
+            present[j, list(cols)] = 1.0
+    df = present.sum(axis=0)
+    idf = np.log((n + 1.0) / (df + 0.5)).astype(np.float32)
+    idf = np.maximum(idf, np.float32(math.log(1.0 + 1.0 / (n + 1.0))))  # keep every weight > 0
+    weights = np.zeros((m, len(vocab)), dtype=np.float32)
+    for i, tokens in enumerate(answer_sets):
+        if tokens:
+            cols = [vocab[t] for t in tokens]
+            weights[i, cols] = idf[cols]
+    totals = weights.sum(axis=1, keepdims=True)
+    np.divide(weights @ present.T, totals, out=out, where=totals > 0)
+    return out
