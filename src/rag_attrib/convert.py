@@ -1,0 +1,105 @@
+"""Converters from an `AttributionResult` to the citation shapes other tools use (stdlib only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._types import JSONDict
+from .results import AttributionResult, Citation, SentenceAttribution
+
+__all__ = [
+    "attribution_payload",
+    "to_anthropic_citations",
+    "to_cohere_citations",
+    "to_langchain_citations",
+]
+
+
+def _source_meta(result: AttributionResult, c: Citation) -> dict[str, Any]:
+    meta = result.sources[c.source_index].metadata if c.source_index < len(result.sources) else {}
+    out: dict[str, Any] = {}
+    for key in ("url", "title"):
+        value = meta.get(key) if meta else None
+        if isinstance(value, str):
+            out[key] = value
+    if "url" not in out and meta and isinstance(meta.get("source"), str):
+        out["url"] = meta["source"]
+    return out
+
+
+def _pairs(result: AttributionResult) -> list[tuple[SentenceAttribution, Citation]]:
+    return [(s, c) for s in result.answer_sentences for c in s.citations]
+
+
+def to_langchain_citations(result: AttributionResult) -> list[JSONDict]:
+    """LangChain v1 `Citation` annotations, one per (answer sentence, cited source sentence).
+
+    `start_index`/`end_index` are offsets in the answer (as LangChain specifies); the cited
+    source, its offsets and the scores are in `extras`.
+    """
+    out = []
+    for s, c in _pairs(result):
+        item: JSONDict = {
+            "type": "citation",
+            "cited_text": c.text,
+            "start_index": s.start,
+            "end_index": s.end,
+            **_source_meta(result, c),
+            "extras": {
+                "source_id": c.source_id,
+                "source_index": c.source_index,
+                "sentence_index": c.sentence_index,
+                "source_start": c.start,
+                "source_end": c.end,
+                "score": c.score,
+                "similarity": c.similarity,
+                "answer_sentence_index": s.index,
+            },
+        }
+        out.append(item)
+    return out
+
+
+def to_anthropic_citations(result: AttributionResult) -> list[JSONDict]:
+    """Anthropic-style `char_location` citations (source offsets), grouped by answer sentence."""
+    return [
+        {
+            "text": s.text,
+            "citations": [
+                {
+                    "type": "char_location",
+                    "cited_text": c.text,
+                    "document_index": c.source_index,
+                    "document_title": _source_meta(result, c).get("title") or c.source_id,
+                    "start_char_index": c.start,
+                    "end_char_index": c.end,
+                }
+                for c in s.citations
+            ],
+        }
+        for s in result.answer_sentences
+    ]
+
+
+def to_cohere_citations(result: AttributionResult) -> list[JSONDict]:
+    """Cohere-style `{start, end, text, sources}` spans over the answer."""
+    return [
+        {
+            "start": s.start,
+            "end": s.end,
+            "text": s.text,
+            "sources": [
+                {"type": "document", "id": c.source_id, "document": {"snippet": c.text}}
+                for c in s.citations
+            ],
+        }
+        for s in result.answer_sentences
+        if s.citations
+    ]
+
+
+def attribution_payload(result: AttributionResult) -> JSONDict:
+    """What the integrations attach: `result.to_dict()` plus LangChain-shaped `citations`."""
+    payload = result.to_dict()
+    payload["citations"] = to_langchain_citations(result)
+    return payload
