@@ -42,8 +42,9 @@ SourceLike = Source | str
 
 Splitter = Callable[[str], list[Span]]
 
-# Answer sentences this short ("Yes.", "Paris.") carry no meaning without their question.
-_SHORT_ANSWER_WORDS = 6
+# Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
+# longer ones must stand alone, or an invented claim would borrow the question's support.
+_SHORT_ANSWER_WORDS = 4
 
 
 class Attributor:
@@ -104,7 +105,7 @@ class Attributor:
         Args:
             answer: the generated answer or summary.
             sources: retrieved chunks or input documents, `Source` objects or strings.
-            question: the user's question; sharpens very short answers ("Yes.", "1912.").
+            question: the user's question; sharpens very short answers ("Yes.", "1912."), which are embedded together with it.
 
         Returns:
             An `AttributionResult`; an empty or whitespace answer gives one with no sentences,

@@ -1,0 +1,239 @@
+"""Attributor: composition, citations, support, bad input, concurrency (deterministic embedder)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, ConfigError, Source
+from rag_attrib.testing import HashingEmbedder
+
+CHUNKS = [
+    Source("paris", "France is in Europe. Its capital is Paris, on the Seine.", {"title": "France"}),
+    Source("berlin", "Germany borders France. Berlin is the German capital."),
+    Source("empty", ""),
+]
+ANSWER = "The capital of France is Paris. Berlin is the capital of Germany. Cats sleep all day long."
+
+
+def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributor) -> None:
+    """Each supported answer sentence cites the source sentence sharing its words."""
+    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    first, second, third = result.answer_sentences
+    assert (first.citations[0].source_id, first.citations[0].sentence_index) == ("paris", 1)
+    assert (second.citations[0].source_id, second.citations[0].sentence_index) == ("berlin", 1)
+    assert first.supported and second.supported
+    assert not third.supported and third.citations == ()
+    assert result.unsupported == (third,)
+    assert result.coverage == pytest.approx(2 / 3)
+
+
+def test_offsets_index_the_original_texts(hashing_attributor: Attributor) -> None:
+    """answer[a.start:a.end] == a.text and source.text[c.start:c.end] == c.text."""
+    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    for a in result.answer_sentences:
+        assert ANSWER[a.start : a.end] == a.text
+        for c in a.citations:
+            assert CHUNKS[c.source_index].text[c.start : c.end] == c.text
+    for s in result.sources:
+        for x in s.sentences:
+            assert s.text[x.start : x.end] == x.text
+
+
+def test_citations_are_sorted_and_capped(hashing_attributor: Attributor) -> None:
+    """Citations come best first and never exceed top_k."""
+    attributor = Attributor(HashingEmbedder(), config=AttributionConfig(top_k=2, citation_ratio=0.0))
+    result = attributor.attribute(ANSWER, CHUNKS)
+    for a in result.answer_sentences:
+        scores = [c.score for c in a.citations]
+        assert scores == sorted(scores, reverse=True) and len(scores) <= 2
+
+
+def test_chunk_shares_sum_to_one_and_empty_source_scores_zero(hashing_attributor: Attributor) -> None:
+    """Per-chunk shares sum to ~1; an empty source is kept with score 0 and no sentences."""
+    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    assert [s.id for s in result.sources] == ["paris", "berlin", "empty"]
+    assert sum(s.score for s in result.sources) == pytest.approx(1.0, abs=1e-5)
+    empty = result.sources[2]
+    assert empty.score == 0.0 and empty.sentences == () and empty.max_similarity == 0.0
+    assert result.sources[0].metadata == {"title": "France"}
+
+
+def test_similarity_matrix_shape_and_support(hashing_attributor: Attributor) -> None:
+    """similarity is answer sentences x source sentences and support is each row's max."""
+    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    assert result.similarity.shape == (3, 4)
+    np.testing.assert_allclose(
+        [a.support for a in result.answer_sentences], result.similarity.max(axis=1), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("answer", ["", "   \n\t "])
+def test_empty_answer_gives_empty_result(hashing_attributor: Attributor, answer: str) -> None:
+    """An empty or whitespace answer yields no sentences and zero scores, not an error."""
+    result = hashing_attributor.attribute(answer, CHUNKS)
+    assert result.answer_sentences == ()
+    assert [s.score for s in result.sources] == [0.0, 0.0, 0.0]
+    assert result.similarity.shape == (0, 4)
+    assert result.coverage == 1.0
+
+
+def test_no_sources_leaves_every_sentence_unsupported(hashing_attributor: Attributor) -> None:
+    """With no documents every answer sentence is unsupported and uncited."""
+    result = hashing_attributor.attribute(ANSWER, [])
+    assert len(result.answer_sentences) == 3
+    assert all(not a.supported and a.citations == () for a in result.answer_sentences)
+    assert result.sources == () and result.top_source is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"answer": None, "sources": []}, "answer must be str, got NoneType"),
+        ({"answer": "x", "sources": [Source("a", None)]}, r"sources\[0\].text must be str, got NoneType"),  # type: ignore[arg-type]
+        ({"answer": "x", "sources": ["ok", 3]}, r"sources\[1\] must be a Source or str, got int"),
+        ({"answer": "x", "sources": "just one string"}, "not a single string"),
+        ({"answer": "x", "sources": [], "question": 5}, "question must be str, got int"),
+        ({"answer": b"bytes", "sources": []}, "answer must be str, got bytes"),
+    ],
+)
+def test_non_text_input_raises_type_error(hashing_attributor: Attributor, kwargs: dict[str, object], message: str) -> None:
+    """A non-string where text is expected raises TypeError naming the field."""
+    with pytest.raises(TypeError, match=message):
+        hashing_attributor.attribute(**kwargs)  # type: ignore[arg-type]
+
+
+def test_invalid_config_raises_config_error() -> None:
+    """Invalid options fail at construction with the valid values listed."""
+    with pytest.raises(ConfigError, match="'max', 'mean', 'weighted'"):
+        AttributionConfig(aggregation="median")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="config must be an AttributionConfig"):
+        Attributor(HashingEmbedder(), config={"window": 2})  # type: ignore[arg-type]
+
+
+def test_plain_strings_and_mappings_get_positional_ids(hashing_attributor: Attributor) -> None:
+    """Plain strings get their position as id; mappings keep their id and metadata."""
+    result = hashing_attributor.attribute(
+        "Paris is the capital.", ["Paris is the capital.", {"id": "m", "text": "x", "metadata": {"k": 1}}]
+    )
+    assert [s.id for s in result.sources] == ["0", "m"]
+    assert result.sources[1].metadata == {"k": 1}
+
+
+def test_duplicate_sentences_do_not_collapse(hashing_attributor: Attributor) -> None:
+    """Identical sentences keep separate entries keyed by index."""
+    answer = "Paris is the capital. Paris is the capital."
+    result = hashing_attributor.attribute(answer, ["Paris is the capital. Paris is the capital."])
+    assert [a.index for a in result.answer_sentences] == [0, 1]
+    assert [(a.start, a.end) for a in result.answer_sentences] == [(0, 21), (22, 43)]
+    assert len(result.sources[0].sentences) == 2
+    assert len(result.answer_sentences[0].citations) == 2
+
+
+def test_window_scores_map_back_to_sentences() -> None:
+    """With windows, a sentence inherits the strength of the best window containing it."""
+    source = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
+    one = Attributor(HashingEmbedder()).attribute("Alpha beta gamma.", [source])
+    three = Attributor(HashingEmbedder(), config=AttributionConfig(window=3)).attribute(
+        "Alpha beta gamma.", [source]
+    )
+    assert three.similarity.shape == one.similarity.shape == (1, 3)
+    # a single window covers all three sentences, so they share one strength
+    assert len(set(np.round(three.similarity[0], 6))) == 1
+    assert one.similarity[0, 0] > one.similarity[0, 1]
+
+
+def test_lexical_weight_mixes_in_word_overlap() -> None:
+    """lexical_weight=1 gives pure word-overlap strength in [0, 1]."""
+    cfg = AttributionConfig(lexical_weight=1.0)
+    result = Attributor(HashingEmbedder(), config=cfg).attribute(
+        "Berlin is the German capital.", ["Berlin is the German capital.", "Nothing shared here."]
+    )
+    assert result.similarity[0, 0] == pytest.approx(1.0)
+    assert result.similarity[0, 1] == pytest.approx(0.0)
+
+
+def test_question_sharpens_short_answers() -> None:
+    """A one-word answer is embedded with its question, so it finds the relevant source."""
+    sources = ["Ada Lovelace wrote the first program.", "Paris has many museums."]
+    with_q = Attributor(HashingEmbedder()).attribute("Yes.", sources, question="Did Ada Lovelace write a program?")
+    without = Attributor(HashingEmbedder(), config=AttributionConfig(use_question=False)).attribute(
+        "Yes.", sources, question="Did Ada Lovelace write a program?"
+    )
+    assert with_q.similarity[0, 0] > with_q.similarity[0, 1]
+    assert without.similarity[0, 0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_result_records_config_model_and_timings(hashing_attributor: Attributor) -> None:
+    """The result carries the config, the model id and per-stage timings."""
+    result = hashing_attributor.attribute(ANSWER, CHUNKS, question="Capitals?")
+    assert result.question == "Capitals?"
+    assert result.model == "hashing-embedder"
+    assert result.config["aggregation"] == hashing_attributor.config.aggregation
+    assert {"split_ms", "encode_ms", "score_ms", "total_ms"} <= set(result.timings)
+
+
+def test_cache_encodes_each_text_once() -> None:
+    """Repeated sources and duplicate sentences are encoded only once."""
+    inner = HashingEmbedder()
+    attributor = Attributor(inner)
+    assert isinstance(attributor.embedder, CachedEmbedder)
+    attributor.attribute("Paris is big. Paris is big.", ["Paris is big. Rome is old."])
+    first = inner.texts_encoded
+    assert first == 2  # "Paris is big." once, "Rome is old." once
+    attributor.attribute("Rome is old.", ["Paris is big. Rome is old."])
+    assert inner.texts_encoded == first
+
+
+def test_cache_is_bounded() -> None:
+    """The LRU cache never holds more than maxsize vectors."""
+    cached = CachedEmbedder(HashingEmbedder(), maxsize=3)
+    cached.encode([f"text {i}" for i in range(10)])
+    assert len(cached) == 3
+
+
+def test_threads_never_mix_inputs(hashing_attributor: Attributor) -> None:
+    """Concurrent calls on one Attributor each cite only their own sources."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+
+    def run(word: str) -> set[str]:
+        sources = [Source(f"{word}-doc", f"The {word} report is ready."), Source(f"{word}-x", "Noise only.")]
+        result = hashing_attributor.attribute(f"The {word} report is ready.", sources)
+        return {c.source_id for a in result.answer_sentences for c in a.citations}
+
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(run, words * 5))
+    assert outs == [{f"{w}-doc"} for w in words * 5]
+
+
+async def test_aattribute_runs_concurrently(hashing_attributor: Attributor) -> None:
+    """aattribute works under asyncio.gather and keeps results apart."""
+    results = await asyncio.gather(
+        *(hashing_attributor.aattribute(f"Item {i} costs {i} euros.", [f"Item {i} costs {i} euros."]) for i in range(10))
+    )
+    assert [r.answer for r in results] == [f"Item {i} costs {i} euros." for i in range(10)]
+    assert threading.active_count() >= 1
+
+
+def test_odd_unicode_and_non_english(hashing_attributor: Attributor) -> None:
+    """Emoji, CJK, RTL and German text are attributed with valid offsets."""
+    sources = ["Der Hund schläft im Garten. 🐶 Er ist müde.", "東京は日本の首都です。人口が多い。", "مرحبا بالعالم."]
+    answer = "Der Hund schläft. 東京は日本の首都です。 🎉"
+    result = hashing_attributor.attribute(answer, sources)
+    for a in result.answer_sentences:
+        assert answer[a.start : a.end] == a.text
+        for c in a.citations:
+            assert sources[c.source_index][c.start : c.end] == c.text
+    assert result.answer_sentences[0].citations[0].source_index == 0
+
+
+def test_huge_document_is_handled(hashing_attributor: Attributor) -> None:
+    """A 3,000-sentence source is attributed and the matrix has the expected shape."""
+    doc = " ".join(f"Sentence number {i} talks about topic {i % 17}." for i in range(3000))
+    result = hashing_attributor.attribute("Sentence number 1234 talks about topic 10.", [doc])
+    assert result.similarity.shape == (1, 3000)
+    assert result.answer_sentences[0].citations[0].sentence_index == 1234

@@ -1,0 +1,93 @@
+"""Result types: immutability, JSON round trip, converters."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib.convert import (
+    attribution_payload,
+    to_anthropic_citations,
+    to_cohere_citations,
+    to_langchain_citations,
+)
+from rag_attrib.results import SCHEMA
+
+SOURCES = [
+    Source("a", "Marie Curie won two Nobel prizes. She was born in Warsaw.", {"title": "Curie", "url": "https://x.org/c", "n": np.int64(3)}),
+    Source("b", "The Eiffel Tower is in Paris. It opened in 1889."),
+]
+ANSWER = "Marie Curie was born in Warsaw. The tower opened in 1889. Unicorns exist."
+
+
+@pytest.fixture
+def result(hashing_attributor: Attributor) -> AttributionResult:
+    """A small result with citations, an unsupported sentence and numpy metadata."""
+    return hashing_attributor.attribute(ANSWER, SOURCES, question="Facts?")
+
+
+def test_results_are_frozen(result: AttributionResult) -> None:
+    """Result objects cannot be mutated."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.answer = "changed"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.answer_sentences[0].supported = False  # type: ignore[misc]
+
+
+def test_to_dict_is_json_safe_and_versioned(result: AttributionResult) -> None:
+    """to_dict survives json.dumps and carries the schema tag."""
+    data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert data["schema"] == SCHEMA == "rag_attrib.attribution/1"
+    assert data["sources"][0]["metadata"]["n"] == 3
+    assert len(data["similarity"]) == len(result.answer_sentences)
+
+
+def test_from_dict_round_trips(result: AttributionResult) -> None:
+    """from_dict(to_dict()) equals the original, similarity included."""
+    back = AttributionResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert back.answer_sentences == result.answer_sentences
+    assert back.sources[1] == result.sources[1]
+    np.testing.assert_allclose(back.similarity, result.similarity, rtol=1e-6)
+    assert back.question == "Facts?" and back.model == result.model
+
+
+def test_from_dict_rejects_other_schemas() -> None:
+    """A dict without the schema tag is refused with a hint."""
+    with pytest.raises(ValueError, match="is this a rag_attrib to_dict"):
+        AttributionResult.from_dict({"answer": "x"})
+
+
+def test_with_error_records_and_keeps_data(result: AttributionResult) -> None:
+    """with_error returns a copy with the error; the original is untouched."""
+    failed = result.with_error("boom")
+    assert failed.error == "boom" and result.error is None
+    assert failed.to_dict()["error"] == "boom"
+
+
+def test_langchain_citations_shape(result: AttributionResult) -> None:
+    """LangChain citations index the answer and carry source offsets in extras."""
+    cites = to_langchain_citations(result)
+    assert cites, "expected at least one citation"
+    for c in cites:
+        assert c["type"] == "citation"
+        assert ANSWER[c["start_index"] : c["end_index"]].strip()
+        src = SOURCES[c["extras"]["source_index"]]
+        assert src.text[c["extras"]["source_start"] : c["extras"]["source_end"]] == c["cited_text"]
+    curie = [c for c in cites if c["extras"]["source_id"] == "a"]
+    assert curie[0]["title"] == "Curie" and curie[0]["url"] == "https://x.org/c"
+    assert attribution_payload(result)["citations"] == cites
+
+
+def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
+    """The char_location and Cohere shapes cover the answer sentences and cited offsets."""
+    anth = to_anthropic_citations(result)
+    assert [x["text"] for x in anth] == [a.text for a in result.answer_sentences]
+    first = anth[0]["citations"][0]
+    assert SOURCES[first["document_index"]].text[first["start_char_index"] : first["end_char_index"]] == first["cited_text"]
+    cohere = to_cohere_citations(result)
+    assert all(ANSWER[x["start"] : x["end"]] == x["text"] and x["sources"] for x in cohere)
+    assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)
