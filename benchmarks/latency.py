@@ -1,0 +1,222 @@
+"""Latency of attribution on standard workloads. Prints medians and p95; never asserts.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/latency.py [--runs 20] [--skip-memory]
+
+Workloads
+  A  5 chunks x 8 sentences, a 4-sentence answer (a typical RAG answer)
+  B  a 300-sentence document, a 6-sentence summary
+  C  an LCEL chain (retriever | prompt | fake chat model) with the callback handler, end to end
+
+For each: cold (empty embedding cache) and warm (the same sources seen before, a new answer),
+next to two references measured in the same run:
+  seed    the seed article's recipe as written: encode both sides, a Python double loop of
+          cosines, mean aggregation
+  floor   one batched encode of exactly the sentences that must be encoded (cold: all unique
+          sentences; warm: the answer sentences)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from rag_attrib import Attributor, Source, split_sentences
+from rag_attrib.embedders import SentenceTransformerEmbedder
+
+WORDS = (
+    "river bank loan city museum history engine protein market court judge bridge tower "
+    "storm coast harbour forest station energy policy vaccine trial orbit satellite treaty "
+    "election border culture festival library archive bakery fire winter summer"
+).split()
+
+
+def sentence(rng: random.Random, n: int = 14) -> str:
+    words = [rng.choice(WORDS) for _ in range(n)]
+    return f"The {' '.join(words)} in {rng.randint(1800, 2024)}."
+
+
+def workload_a(rng: random.Random) -> tuple[list[Source], Callable[[int], str]]:
+    chunks = [Source(f"c{c}", " ".join(sentence(rng) for _ in range(8))) for c in range(5)]
+    return chunks, lambda k: " ".join(sentence(random.Random(k * 7919 + i)) for i in range(4))
+
+
+def workload_b(rng: random.Random) -> tuple[list[Source], Callable[[int], str]]:
+    doc = [Source("doc", " ".join(sentence(rng) for _ in range(300)))]
+    return doc, lambda k: " ".join(sentence(random.Random(k * 104729 + i)) for i in range(6))
+
+
+def seed_recipe(model: object, answer: str, sources: list[Source]) -> list[float]:
+    """The seed article's code, kept as written (split, encode each side, double loop, mean)."""
+    text = " ".join(s.text for s in sources)
+    input_sentences = [s.text for s in split_sentences(text)]
+    summary_sentences = [s.text for s in split_sentences(answer)]
+    input_embeddings = model.encode(input_sentences)  # type: ignore[attr-defined]
+    summary_embeddings = model.encode(summary_sentences)  # type: ignore[attr-defined]
+    similarity_matrix = np.zeros((len(summary_sentences), len(input_sentences)))
+    for i, sum_emb in enumerate(summary_embeddings):
+        for j, inp_emb in enumerate(input_embeddings):
+            similarity_matrix[i, j] = np.dot(sum_emb, inp_emb) / (
+                np.linalg.norm(sum_emb) * np.linalg.norm(inp_emb)
+            )
+    return list(np.mean(similarity_matrix, axis=0))
+
+
+def timed(fn: Callable[[int], object], runs: int) -> list[float]:
+    out = []
+    for k in range(runs):
+        gc.collect()
+        t = time.perf_counter()
+        fn(k)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def p50_p95(ms: list[float]) -> tuple[float, float]:
+    ordered = sorted(ms)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def report(name: str, rows: dict[str, list[float]]) -> None:
+    print(f"\n{name}")
+    print(f"  {'':<34}{'p50 ms':>9}{'p95 ms':>9}")
+    for label, ms in rows.items():
+        p50, p95 = p50_p95(ms)
+        print(f"  {label:<34}{p50:>9.1f}{p95:>9.1f}")
+
+
+def engine_rows(base: SentenceTransformerEmbedder, sources: list[Source], answer_of: Callable[[int], str],
+                runs: int) -> dict[str, list[float]]:
+    model = base.model
+    unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
+
+    def cold(k: int) -> None:
+        Attributor(base).attribute(answer_of(k), sources)  # a fresh cache each call
+
+    warm_attributor = Attributor(base)
+    warm_attributor.attribute(answer_of(-1), sources)
+
+    def warm(k: int) -> None:
+        warm_attributor.attribute(answer_of(1000 + k), sources)
+
+    def floor_cold(k: int) -> None:
+        answer = [s.text for s in split_sentences(answer_of(k))]
+        base.encode([*answer, *unique_sources])
+
+    def floor_warm(k: int) -> None:
+        base.encode([s.text for s in split_sentences(answer_of(1000 + k))])
+
+    rows = {
+        "rag_attrib cold": timed(cold, runs),
+        "encoder floor, cold": timed(floor_cold, runs),
+        "rag_attrib warm": timed(warm, runs),
+        "encoder floor, warm": timed(floor_warm, runs),
+        "seed recipe (as written)": timed(lambda k: seed_recipe(model, answer_of(k), sources), runs),
+    }
+    return rows
+
+
+def ratios(rows: dict[str, list[float]]) -> None:
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"  cold / floor: {med['rag_attrib cold'] / med['encoder floor, cold']:.2f}x   "
+          f"warm / floor: {med['rag_attrib warm'] / med['encoder floor, warm']:.2f}x   "
+          f"seed / warm: {med['seed recipe (as written)'] / med['rag_attrib warm']:.1f}x faster")
+
+
+def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[float]] | None:
+    try:
+        from langchain_core.documents import Document
+        from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+        from langchain_core.messages import AIMessage
+        from langchain_core.prompts import ChatPromptTemplate
+        from langchain_core.retrievers import BaseRetriever
+
+        from rag_attrib.integrations.langchain import AttributionCallbackHandler
+    except ImportError as exc:
+        print(f"\nC  skipped: {exc}")
+        return None
+    rng = random.Random(3)
+    docs = [Document(page_content=" ".join(sentence(rng) for _ in range(8)), id=f"d{i}") for i in range(5)]
+
+    class FixedRetriever(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *, run_manager: object) -> list[Document]:
+            return docs
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Context:\n{context}"), ("human", "{question}")])
+    answers = [AIMessage(content=" ".join(sentence(random.Random(k * 31 + i)) for i in range(4))) for k in range(runs * 3)]
+    handler = AttributionCallbackHandler(Attributor(base))
+
+    def make_chain(with_handler: bool) -> Callable[[int], object]:
+        llm = GenericFakeChatModel(messages=iter(list(answers)))
+        chain = {"context": FixedRetriever(), "question": lambda q: q} | prompt | llm
+
+        def call(k: int) -> object:
+            config = {"callbacks": [handler]} if with_handler else {}
+            return chain.invoke(f"question {k}", config=config)
+
+        return call
+
+    make_chain(True)(0)
+    return {
+        "chain without attribution": timed(make_chain(False), runs),
+        "chain with handler (warm)": timed(make_chain(True), runs),
+    }
+
+
+def memory_probe(n_sentences: int) -> None:
+    code = f"""
+import resource, random, sys
+sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r})
+from latency import sentence
+from rag_attrib import Attributor
+a = Attributor()
+a.attribute("Warm up the model.", ["Warm up."])
+rng = random.Random(1)
+doc = " ".join(sentence(rng) for _ in range({n_sentences}))
+import gc; gc.collect()
+before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20
+r = a.attribute(" ".join(sentence(rng) for _ in range(6)), [doc])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{{r.similarity.shape}} rss before {{before:.0f}} MB, peak {{peak:.0f}} MB, growth {{peak - before:.0f}} MB, {{r.timings['total_ms']:.0f}} ms")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    print(f"\n10,000-sentence input: {out.stdout.strip() or out.stderr[-500:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+
+    t = time.perf_counter()
+    base = SentenceTransformerEmbedder()
+    base.encode(["load the model"])
+    print(f"model load (first use): {(time.perf_counter() - t) * 1000:.0f} ms; torch threads: "
+          f"{__import__('torch').get_num_threads()}; runs per row: {args.runs}")
+    rng = random.Random(0)
+    for name, make in [("A  5 chunks x 8 sentences, 4-sentence answer", workload_a),
+                       ("B  300-sentence document, 6-sentence summary", workload_b)]:
+        sources, answer_of = make(rng)
+        rows = engine_rows(base, sources, answer_of, args.runs)
+        report(name, rows)
+        ratios(rows)
+    rows_c = chain_rows(base, args.runs)
+    if rows_c:
+        report("C  LCEL chain, fake LLM, callback handler", rows_c)
+    if not args.skip_memory:
+        memory_probe(10_000)
+    print(f"\nmax RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""Attribution quality on the human-annotated sets in ../shared/evaldata. Prints; never asserts.
+
+    .venv/bin/python benchmarks/quality.py                 # subsets, < 15 min on 2 cores
+    .venv/bin/python benchmarks/quality.py --full          # every record
+    .venv/bin/python benchmarks/quality.py --sets wice begin --methods bm25 default
+
+Per set, the metrics its gold supports, for each method side by side:
+  sentAUC  mean ROC-AUC of one answer sentence's scores over all source sentences of the record
+  P@gold   precision of the top-|gold| source sentences (R-precision)
+  chunk    accuracy of the top-scored chunk against the gold chunks
+  label    ROC-AUC of the support score against the human supported/unsupported label
+  aggAUC   ROC-AUC of the aggregated per-source-sentence scores against the record's gold union
+           (the summary view: which input sentences the whole answer used)
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _evaldata import Case, cases  # noqa: E402
+
+from rag_attrib import AttributionConfig, Attributor, CachedEmbedder  # noqa: E402
+from rag_attrib.embedders import SentenceTransformerEmbedder  # noqa: E402
+
+SETS = ["hotpotqa", "musique", "wice", "quotesum", "poc_cnndm", "superpal_multinews", "expertqa", "begin"]
+SUBSET = {"hotpotqa": 150, "musique": 100, "wice": 150, "quotesum": 150, "poc_cnndm": 200,
+          "superpal_multinews": None, "expertqa": 120, "begin": 600}
+LABEL_POS = {"begin": {"Fully attributable"}, "expertqa": {"Complete"}}
+LABEL_NEG = {"begin": {"Not fully attributable"}, "expertqa": {"Missing", "Incomplete"}}
+
+DEFAULT = AttributionConfig()
+SEED = AttributionConfig(lexical_weight=0.0, aggregation="mean", use_question=False)
+
+
+@dataclass
+class Scores:
+    strength: np.ndarray  # answer sentences x units (all sources, in order)
+    support: np.ndarray  # per answer sentence
+    aggregated: np.ndarray | None  # per unit, over the whole answer
+
+
+Method = Callable[[Case], Scores]
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float | None:
+    if len(pos) == 0 or len(neg) == 0:
+        return None
+    pos = np.asarray(pos, dtype=np.float64)[:, None]
+    neg = np.asarray(neg, dtype=np.float64)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+_WORD = re.compile(r"\w+")
+
+
+def bm25_method(case: Case) -> Scores:
+    from rank_bm25 import BM25Okapi
+
+    units = [sp.text for spans in case.units for sp in spans]
+    claims = [c.text for c in case.claims]
+    if not units:
+        return Scores(np.zeros((len(claims), 0)), np.zeros(len(claims)), None)
+    bm25 = BM25Okapi([_WORD.findall(u.lower()) or ["_"] for u in units])
+    strength = np.array([bm25.get_scores(_WORD.findall(c.lower())) for c in claims])
+    return Scores(strength, strength.max(axis=1), None)
+
+
+def engine_method(embedder: CachedEmbedder, config: AttributionConfig) -> Method:
+    def run(case: Case) -> Scores:
+        attributor = Attributor(embedder, config=config, splitter=case.splitter())
+        result = attributor.attribute(case.answer, case.sources)
+        aggregated = np.array([x.score for s in result.sources for x in s.sentences])
+        support = np.array([a.support for a in result.answer_sentences])
+        return Scores(result.similarity, support, aggregated)
+
+    return run
+
+
+@dataclass
+class Tally:
+    sent_auc: list[float]
+    p_at_gold: list[float]
+    chunk_hits: list[float]
+    agg_auc: list[float]
+    label_pos: list[float]
+    label_neg: list[float]
+    seconds: float = 0.0
+    records: int = 0
+
+    @classmethod
+    def new(cls) -> Tally:
+        return cls([], [], [], [], [], [])
+
+
+def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
+    unit_ids = [uid for ids in case.unit_ids for uid in ids]
+    owner = [c for c, ids in enumerate(case.unit_ids) for _ in ids]
+    source_ids = [s.id for s in case.sources]
+    n = len(unit_ids)
+    for i, claim in enumerate(case.raw["answer_sentences"]):
+        if i >= scores.strength.shape[0]:
+            break
+        row = scores.strength[i] if n else np.zeros(0)
+        gold = set(claim.get("gold_sentence_ids") or [])
+        if gold and n:
+            is_gold = np.array([u in gold for u in unit_ids])
+            value = auc(row[is_gold], row[~is_gold])
+            if value is not None:
+                tally.sent_auc.append(value)
+                top = np.argsort(-row, kind="stable")[: len(gold)]
+                tally.p_at_gold.append(float(is_gold[top].sum()) / len(gold))
+        gold_src = set(claim.get("gold_source_ids") or [])
+        if gold_src and n and len(case.sources) > 1 and case.dataset != "expertqa":
+            best = np.full(len(case.sources), -np.inf)
+            np.maximum.at(best, owner, row)
+            tally.chunk_hits.append(float(source_ids[int(np.argmax(best))] in gold_src))
+        label = claim.get("label")
+        if case.dataset in LABEL_POS and label:
+            if case.dataset == "expertqa":
+                cited = set(claim.get("cited_source_ids") or [])
+                mask = np.array([source_ids[c] in cited for c in owner], dtype=bool)
+                if not cited or not mask.any():
+                    continue
+                value_ = float(row[mask].max())
+            else:
+                value_ = float(scores.support[i]) if n else 0.0
+            if label in LABEL_POS[case.dataset]:
+                tally.label_pos.append(value_)
+            elif label in LABEL_NEG[case.dataset]:
+                tally.label_neg.append(value_)
+    union = set(case.raw["gold"].get("sentence_ids") or [])
+    if scores.aggregated is not None and union and n and len(case.claims) > 1:
+        is_gold = np.array([u in union for u in unit_ids])
+        value = auc(scores.aggregated[is_gold], scores.aggregated[~is_gold])
+        if value is not None:
+            tally.agg_auc.append(value)
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{np.mean(values):.3f}" if values else "  -  "
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="every record (slow)")
+    parser.add_argument("--sets", nargs="*", default=SETS, choices=SETS)
+    parser.add_argument("--methods", nargs="*", default=None, help="subset of method names")
+    parser.add_argument("--limit", type=int, default=None, help="records per set (overrides subsets)")
+    parser.add_argument("--options", action="store_true", help="also rows for the main options")
+    parser.add_argument("--model", default=None, help="sentence-transformers model (default: bundled MiniLM)")
+    parser.add_argument("--cache", type=Path, default=None, help="keep embeddings in this file between runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(args.model), maxsize=5_000_000)
+    if args.cache and args.cache.exists():
+        with args.cache.open("rb") as f:
+            embedder._cache.update(pickle.load(f))  # benchmark-only shortcut for re-runs
+    methods: dict[str, Method] = {
+        "bm25": bm25_method,
+        "cosine (seed)": engine_method(embedder, SEED),
+        "rag_attrib default": engine_method(embedder, DEFAULT),
+    }
+    if args.options:
+        methods.update({
+            "  agg=mean": engine_method(embedder, replace(DEFAULT, aggregation="mean")),
+            "  agg=weighted": engine_method(embedder, replace(DEFAULT, aggregation="weighted")),
+            "  window=2": engine_method(embedder, replace(DEFAULT, window=2)),
+            "  window=3": engine_method(embedder, replace(DEFAULT, window=3)),
+            "  lexical=0 (cosine)": engine_method(embedder, replace(DEFAULT, lexical_weight=0.0)),
+            "  lexical=1 (overlap)": engine_method(embedder, replace(DEFAULT, lexical_weight=1.0)),
+        })
+    if args.methods:
+        methods = {k: v for k, v in methods.items() if any(m in k for m in args.methods)}
+
+    header = f"{'set':<19}{'method':<24}{'n':>6}{'sentAUC':>9}{'P@gold':>8}{'chunk':>7}{'label':>7}{'aggAUC':>8}{'ms/rec':>8}"
+    print(header)
+    print("-" * len(header))
+    started = time.perf_counter()
+    for name in args.sets:
+        limit = args.limit if args.limit is not None else (None if args.full else SUBSET[name])
+        data = list(cases(name, limit))
+        for label, method in methods.items():
+            tally = Tally.new()
+            t = time.perf_counter()
+            for case in data:
+                evaluate(case, method(case), tally)
+            tally.seconds = time.perf_counter() - t
+            label_auc = auc(np.array(tally.label_pos), np.array(tally.label_neg))
+            print(
+                f"{name:<19}{label:<24}{len(data):>6}{_fmt(tally.sent_auc):>9}{_fmt(tally.p_at_gold):>8}"
+                f"{_fmt(tally.chunk_hits):>7}{(f'{label_auc:.3f}' if label_auc is not None else '  -  '):>7}"
+                f"{_fmt(tally.agg_auc):>8}{1000 * tally.seconds / max(1, len(data)):>8.1f}",
+                flush=True,
+            )
+        if args.cache:  # after each set, so an interrupted run keeps what it encoded
+            with args.cache.open("wb") as f:
+                pickle.dump(dict(embedder._cache), f)
+    print(f"\ntotal {time.perf_counter() - started:.0f} s; default config: {DEFAULT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,496 @@
+"""The `rag-attrib` command line: explain an answer, batch a JSONL file, re-render a result.
+
+    rag-attrib explain --answer answer.txt --source a.txt b.txt [--html view.html] [--json out.json]
+    rag-attrib explain --jsonl records.jsonl --out results.jsonl
+    rag-attrib render results.jsonl --line 3 --html view.html
+
+A thin shell over the public API: bad input gives a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .engine import Attributor
+from .errors import EmptyInputError, RagAttribError
+from .results import AttributionResult, Source
+
+__all__ = ["main"]
+
+PROG = "rag-attrib"
+EXIT_OK, EXIT_UNSUPPORTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# `--model hashing` selects the deterministic word-hashing embedder of rag_attrib.testing: no
+# model load, for tests and demos. Kept out of --help: its scores mean little.
+HASHING_MODEL = "hashing"
+
+
+class InputError(RagAttribError, ValueError):
+    """Input the CLI cannot use (unreadable file, malformed record); the message says which."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI.
+
+    Args:
+        argv: the arguments (without the program name); None reads `sys.argv`.
+
+    Returns:
+        The exit code: 0 done, 1 `--fail-on-unsupported` found an unsupported sentence,
+        2 bad input or usage, 130 interrupted.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and usage errors; return its code
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (RagAttribError, OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    return code
+
+
+# --- argument parsing -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Attribute each sentence of an answer to the source sentences that support it.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    explain = commands.add_parser(
+        "explain",
+        help="attribute an answer to its sources (or every record of a JSONL file)",
+        description=(
+            "Attribute an answer (--answer, --source) and print its citations; or attribute "
+            "every {answer, sources, question} record of --jsonl into --out, one result a line."
+        ),
+    )
+    single = explain.add_argument_group("one answer")
+    single.add_argument("--answer", metavar="FILE", help="the answer text file, or - for stdin")
+    single.add_argument("--source", metavar="FILE", nargs="+", help="source text files")
+    single.add_argument("--question", metavar="TEXT", help="the question that was asked")
+    single.add_argument("--json", metavar="OUT", help="write the result as JSON (- for stdout)")
+    batch = explain.add_argument_group("a JSONL batch")
+    batch.add_argument(
+        "--jsonl", metavar="IN", help="records {answer, sources, question} (- for stdin)"
+    )
+    batch.add_argument(
+        "--out", metavar="OUT", help="where to write one result a line (- for stdout)"
+    )
+    explain.add_argument(
+        "--model",
+        metavar="NAME",
+        help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)",
+    )
+    _add_view_options(explain)
+    explain.add_argument(
+        "--fail-on-unsupported",
+        action="store_true",
+        help="exit with code 1 when an answer sentence is unsupported",
+    )
+    explain.add_argument("-q", "--quiet", action="store_true", help="print no table or progress")
+    explain.set_defaults(run=_explain)
+
+    render = commands.add_parser(
+        "render",
+        help="write the HTML view of a saved result",
+        description=(
+            "Re-render a result saved as JSON or JSONL: a to_dict() object, or an exporter "
+            'record {"timestamp": ..., "context": ..., "attribution": ...}.'
+        ),
+    )
+    render.add_argument("input", metavar="IN", help="a .json or .jsonl file (- for stdin)")
+    render.add_argument(
+        "--line",
+        type=int,
+        default=1,
+        metavar="N",
+        help="which line of a JSONL file (1-based; negative counts from the end; default 1)",
+    )
+    _add_view_options(render)
+    render.add_argument("-q", "--quiet", action="store_true", help="print no table")
+    render.set_defaults(run=_render)
+    return parser
+
+
+def _add_view_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--html", metavar="OUT", help="write the HTML view")
+    parser.add_argument(
+        "--sankey", action="store_true", help="embed the Sankey flow in the HTML (needs plotly)"
+    )
+    parser.add_argument("--title", metavar="TEXT", help="heading of the HTML view")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _explain(args: argparse.Namespace) -> int:
+    if args.jsonl is not None:
+        return _explain_batch(args)
+    if args.answer is None or not args.source:
+        msg = "explain needs --answer FILE and --source FILE... (or --jsonl IN --out OUT)"
+        raise InputError(msg)
+    if args.out is not None:
+        raise InputError("--out goes with --jsonl; for one answer use --json or --html")
+    _check_view_options(args)
+    if [args.answer, *args.source].count("-") > 1:
+        raise InputError("only one of --answer and --source can read stdin (-)")
+
+    answer = _read_text(args.answer, "answer")
+    if not answer.strip():
+        raise EmptyInputError(f"the answer ({_display(args.answer)}) is empty")
+    sources = []
+    for path in args.source:
+        text = _read_text(path, "source")
+        if not text.strip():
+            raise EmptyInputError(f"source {_display(path)} is empty")
+        sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
+
+    result = _attributor(args.model).attribute(answer, sources, question=args.question)
+    json_to_stdout = args.json == "-"
+    if args.json is not None:
+        _write_text(args.json, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    _write_views(args, result)
+    if not args.quiet:
+        # with JSON on stdout, the table goes to stderr so the JSON stays parseable
+        _print_table(result, sys.stderr if json_to_stdout else sys.stdout)
+    if args.fail_on_unsupported and result.unsupported:
+        return EXIT_UNSUPPORTED
+    return EXIT_OK
+
+
+def _explain_batch(args: argparse.Namespace) -> int:
+    if args.answer is not None or args.source or args.json is not None or args.question:
+        msg = "--jsonl cannot be combined with --answer, --source, --question or --json"
+        raise InputError(msg)
+    if args.html is not None or args.sankey:
+        raise InputError("--jsonl writes JSONL only; use `rag-attrib render OUT --line N --html`")
+    if args.out is None:
+        raise InputError("--jsonl needs --out OUT (- for stdout)")
+    records = _parse_records(_read_text(args.jsonl, "JSONL input"), _display(args.jsonl))
+    attributor = _attributor(args.model)
+    progress = Progress(len(records), sys.stderr, enabled=not args.quiet)
+    unsupported = 0
+    with _open_output(args.out) as out:
+        for record in records:
+            result = attributor.attribute(record.answer, record.sources, question=record.question)
+            unsupported += len(result.unsupported)
+            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            progress.advance()
+    progress.close()
+    if args.fail_on_unsupported and unsupported:
+        return EXIT_UNSUPPORTED
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    _check_view_options(args)
+    if args.html is None:
+        raise InputError("render needs --html OUT")
+    result = _load_result(_read_text(args.input, "input"), _display(args.input), args.line)
+    _write_views(args, result)
+    if not args.quiet:
+        _print_table(result, sys.stdout)
+    return EXIT_OK
+
+
+def _check_view_options(args: argparse.Namespace) -> None:
+    if args.sankey and args.html is None:
+        raise InputError("--sankey needs --html OUT")
+
+
+def _write_views(args: argparse.Namespace, result: AttributionResult) -> None:
+    if args.html is None:
+        return
+    from .render.html import render_html
+
+    _write_text(args.html, render_html(result, title=args.title, sankey=args.sankey))
+    if not args.quiet and args.html != "-":
+        print(f"HTML view written to {args.html}", file=sys.stderr)
+
+
+def _attributor(model: str | None) -> Attributor:
+    if model == HASHING_MODEL:
+        from .testing import HashingEmbedder
+
+        return Attributor(HashingEmbedder())
+    if model is None:
+        return Attributor()
+    from .embedders import SentenceTransformerEmbedder
+
+    return Attributor(SentenceTransformerEmbedder(model))
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One validated line of an `explain --jsonl` input."""
+
+    answer: str
+    sources: list[Source]
+    question: str | None
+
+
+def _parse_records(text: str, name: str) -> list[Record]:
+    """Parse and validate every line before any work starts, so bad input fails fast."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{name} line {number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+        records.append(_record(data, where))
+    if not records:
+        raise EmptyInputError(f"{name} has no records")
+    return records
+
+
+def _record(data: Any, where: str) -> Record:
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected an object {{answer, sources, question}}")
+    answer, sources, question = data.get("answer"), data.get("sources"), data.get("question")
+    if not isinstance(answer, str):
+        raise InputError(f"{where}: 'answer' must be a string")
+    if not isinstance(sources, list):
+        raise InputError(f"{where}: 'sources' must be a list of strings or {{id, text}} objects")
+    if question is not None and not isinstance(question, str):
+        raise InputError(f"{where}: 'question' must be a string or null")
+    return Record(answer, [_source(s, k, where) for k, s in enumerate(sources)], question)
+
+
+def _source(item: Any, k: int, where: str) -> Source:
+    if isinstance(item, str):
+        return Source(id=str(k), text=item)
+    if isinstance(item, Mapping) and isinstance(item.get("text"), str):
+        metadata = item.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise InputError(f"{where}: sources[{k}].metadata must be an object")
+        return Source(id=str(item.get("id", k)), text=item["text"], metadata=dict(metadata))
+    raise InputError(f"{where}: sources[{k}] must be a string or an object with a 'text' string")
+
+
+def _load_result(text: str, name: str, line: int) -> AttributionResult:
+    """Read one result: the whole input as one JSON object, or line `line` of a JSONL file."""
+    if not text.strip():
+        raise EmptyInputError(f"{name} is empty")
+    try:
+        data = json.loads(text)
+        where = name
+    except json.JSONDecodeError:
+        data, where = _jsonl_line(text, name, line)
+    if not isinstance(data, Mapping):
+        raise InputError(f"{where}: expected a JSON object")
+    if isinstance(data.get("attribution"), Mapping) and "schema" not in data:
+        data = data["attribution"]  # a JSONL exporter record
+    if "schema" not in data:
+        msg = f"{where}: neither a rag_attrib to_dict() nor an exporter record with 'attribution'"
+        raise InputError(msg)
+    try:
+        return AttributionResult.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{where}: malformed attribution ({type(exc).__name__}: {exc})") from None
+
+
+def _jsonl_line(text: str, name: str, line: int) -> tuple[Any, str]:
+    lines = text.splitlines()
+    if line == 0 or abs(line) > len(lines):
+        raise InputError(f"{name} has {len(lines)} line(s); --line {line} is out of range")
+    number = line if line > 0 else len(lines) + line + 1
+    where = f"{name} line {number}"
+    if not lines[number - 1].strip():
+        raise InputError(f"{where} is blank")
+    try:
+        return json.loads(lines[number - 1]), where
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+
+
+def _read_text(path: str, what: str) -> str:
+    """Read a UTF-8 file, or stdin for "-"."""
+    try:
+        if path == "-":
+            buffer = getattr(sys.stdin, "buffer", None)
+            return buffer.read().decode("utf-8") if buffer is not None else sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"cannot read {what} {_display(path)}: not UTF-8 text ({exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {_display(path)}: {exc.strerror or exc}") from None
+
+
+def _write_text(path: str, text: str) -> None:
+    with _open_output(path) as out:
+        out.write(text)
+
+
+@contextlib.contextmanager
+def _open_output(path: str) -> Iterator[IO[str]]:
+    """Open `path` for writing as UTF-8, or yield stdout for "-" (left open)."""
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    try:
+        out = open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {_display(path)}: {exc.strerror or exc}") from None
+    with out:
+        yield out
+
+
+def _display(path: str) -> str:
+    return "stdin" if path == "-" else path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """A stdlib progress bar on a stream: redrawn in place on a terminal, one summary line
+    otherwise (so logs stay clean).
+
+    Args:
+        total: the number of steps.
+        stream: where to draw (stderr).
+        enabled: False draws nothing.
+    """
+
+    def __init__(self, total: int, stream: IO[str], *, enabled: bool = True) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = enabled
+        self.done = 0
+        self.started = time.monotonic()
+        self._drawn = 0.0
+        self.live = enabled and _isatty(stream)
+
+    def advance(self, n: int = 1) -> None:
+        """Record `n` finished steps and redraw (at most ten times a second)."""
+        self.done += n
+        now = time.monotonic()
+        if self.live and (now - self._drawn >= 0.1 or self.done >= self.total):
+            self._drawn = now
+            self.stream.write("\r" + self.line())
+            self.stream.flush()
+
+    def line(self, width: int = 30) -> str:
+        """The bar as text, e.g. `[#######-------]  45/100 records  12.3/s  eta 4s`."""
+        fraction = self.done / self.total if self.total else 1.0
+        filled = round(width * fraction)
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        digits = len(str(self.total))
+        return (
+            f"[{'#' * filled}{'-' * (width - filled)}] {self.done:>{digits}}/{self.total} "
+            f"records  {rate:.1f}/s  eta {eta:.0f}s "
+        )
+
+    def close(self) -> None:
+        """Finish the bar (or print the summary line)."""
+        if not self.enabled:
+            return
+        if self.live:
+            self.stream.write("\n")
+        elapsed = time.monotonic() - self.started
+        self.stream.write(f"{self.done}/{self.total} records attributed in {elapsed:.1f} s\n")
+        self.stream.flush()
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _print_table(result: AttributionResult, out: IO[str]) -> None:
+    width = max(60, min(120, shutil.get_terminal_size((100, 24)).columns))
+    _emit(out, _table(result, width))
+
+
+def _table(result: AttributionResult, width: int) -> str:
+    """The citations as plain text: each answer sentence, then its cited source sentences."""
+    lines: list[str] = []
+    if result.question:
+        lines += [*textwrap.wrap(f"Q: {result.question}", width), ""]
+    id_width = min(20, max([len(s.id) for s in result.sources], default=6))
+    indent = "      "
+    for s in result.answer_sentences:
+        lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")
+        if not s.supported:
+            lines.append(f"{indent}UNSUPPORTED: nothing backs this (best strength {s.support:.2f})")
+            continue
+        if not s.citations:
+            lines.append(f"{indent}(no citation above the score threshold)")
+            continue
+        lines.append(f"{indent}{'score':>5}  {'cos':>4}  {'source':<{id_width}}  {'#':>3}  text")
+        for c in s.citations:
+            prefix = f"{indent}{c.score:5.2f}  {c.similarity:4.2f}  "
+            prefix += f"{_clip(c.source_id, id_width):<{id_width}}  {c.sentence_index + 1:>3}  "
+            lines.append(prefix + _clip(" ".join(c.text.split()), max(10, width - len(prefix))))
+    if not result.answer_sentences:
+        lines.append("(the answer has no sentences)")
+    lines += ["", "Share of the answer per source:"]
+    for source in sorted(result.sources, key=lambda x: -x.score):
+        bar = "#" * round(max(0.0, min(1.0, source.score)) * 30)
+        lines.append(f"  {_clip(source.id, id_width):<{id_width}}  {source.score:6.1%}  {bar}")
+    n = len(result.answer_sentences)
+    summary = f"coverage {result.coverage:.0%} ({n - len(result.unsupported)}/{n} supported)"
+    if result.model:
+        summary += f" | model {result.model}"
+    if "total_ms" in result.timings:
+        summary += f" | {result.timings['total_ms']:.0f} ms"
+    lines += ["", summary]
+    if result.error:
+        lines.append(f"error: {result.error}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _emit(out: IO[str], text: str) -> None:
+    """Write `text`, replacing what the stream's encoding cannot show instead of failing."""
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(out, "encoding", None) or "ascii"
+        out.write(text.encode(encoding, "replace").decode(encoding))
+    out.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m rag_attrib` goes through __main__
+    raise SystemExit(main())
