@@ -44,7 +44,7 @@ class Case:
 
     def splitter(self) -> GoldSplitter:
         table = {self.answer: self.claims}
-        for s, spans in zip(self.sources, self.units):
+        for s, spans in zip(self.sources, self.units, strict=True):
             table[s.text] = spans
         return GoldSplitter(table)
 

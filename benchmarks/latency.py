@@ -82,7 +82,9 @@ def timed(fn: Callable[[int], object], runs: int) -> list[float]:
 
 def p50_p95(ms: list[float]) -> tuple[float, float]:
     ordered = sorted(ms)
-    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), ordered[
+        min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))
+    ]
 
 
 def report(name: str, rows: dict[str, list[float]]) -> None:
@@ -93,8 +95,12 @@ def report(name: str, rows: dict[str, list[float]]) -> None:
         print(f"  {label:<34}{p50:>9.1f}{p95:>9.1f}")
 
 
-def engine_rows(base: SentenceTransformerEmbedder, sources: list[Source], answer_of: Callable[[int], str],
-                runs: int) -> dict[str, list[float]]:
+def engine_rows(
+    base: SentenceTransformerEmbedder,
+    sources: list[Source],
+    answer_of: Callable[[int], str],
+    runs: int,
+) -> dict[str, list[float]]:
     model = base.model
     unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
 
@@ -119,16 +125,20 @@ def engine_rows(base: SentenceTransformerEmbedder, sources: list[Source], answer
         "encoder floor, cold": timed(floor_cold, runs),
         "rag_attrib warm": timed(warm, runs),
         "encoder floor, warm": timed(floor_warm, runs),
-        "seed recipe (as written)": timed(lambda k: seed_recipe(model, answer_of(k), sources), runs),
+        "seed recipe (as written)": timed(
+            lambda k: seed_recipe(model, answer_of(k), sources), runs
+        ),
     }
     return rows
 
 
 def ratios(rows: dict[str, list[float]]) -> None:
     med = {k: statistics.median(v) for k, v in rows.items()}
-    print(f"  cold / floor: {med['rag_attrib cold'] / med['encoder floor, cold']:.2f}x   "
-          f"warm / floor: {med['rag_attrib warm'] / med['encoder floor, warm']:.2f}x   "
-          f"seed / warm: {med['seed recipe (as written)'] / med['rag_attrib warm']:.1f}x faster")
+    print(
+        f"  cold / floor: {med['rag_attrib cold'] / med['encoder floor, cold']:.2f}x   "
+        f"warm / floor: {med['rag_attrib warm'] / med['encoder floor, warm']:.2f}x   "
+        f"seed / warm: {med['seed recipe (as written)'] / med['rag_attrib warm']:.1f}x faster"
+    )
 
 
 def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[float]] | None:
@@ -144,14 +154,22 @@ def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[f
         print(f"\nC  skipped: {exc}")
         return None
     rng = random.Random(3)
-    docs = [Document(page_content=" ".join(sentence(rng) for _ in range(8)), id=f"d{i}") for i in range(5)]
+    docs = [
+        Document(page_content=" ".join(sentence(rng) for _ in range(8)), id=f"d{i}")
+        for i in range(5)
+    ]
 
     class FixedRetriever(BaseRetriever):
         def _get_relevant_documents(self, query: str, *, run_manager: object) -> list[Document]:
             return docs
 
-    prompt = ChatPromptTemplate.from_messages([("system", "Context:\n{context}"), ("human", "{question}")])
-    answers = [AIMessage(content=" ".join(sentence(random.Random(k * 31 + i)) for i in range(4))) for k in range(runs * 3)]
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Context:\n{context}"), ("human", "{question}")]
+    )
+    answers = [
+        AIMessage(content=" ".join(sentence(random.Random(k * 31 + i)) for i in range(4)))
+        for k in range(runs * 3)
+    ]
     handler = AttributionCallbackHandler(Attributor(base))
 
     def make_chain(with_handler: bool) -> Callable[[int], object]:
@@ -174,7 +192,7 @@ def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[f
 def memory_probe(n_sentences: int) -> None:
     code = f"""
 import resource, random, sys
-sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r})
+sys.path.insert(0, {str(__file__.rsplit("/", 1)[0])!r})
 from latency import sentence
 from rag_attrib import Attributor
 a = Attributor()
@@ -192,7 +210,9 @@ print(f"{{r.similarity.shape}} rss before {{before:.0f}} MB, peak {{peak:.0f}} M
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args(argv)
@@ -200,11 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     base = SentenceTransformerEmbedder()
     base.encode(["load the model"])
-    print(f"model load (first use): {(time.perf_counter() - t) * 1000:.0f} ms; torch threads: "
-          f"{__import__('torch').get_num_threads()}; runs per row: {args.runs}")
+    print(
+        f"model load (first use): {(time.perf_counter() - t) * 1000:.0f} ms; torch threads: "
+        f"{__import__('torch').get_num_threads()}; runs per row: {args.runs}"
+    )
     rng = random.Random(0)
-    for name, make in [("A  5 chunks x 8 sentences, 4-sentence answer", workload_a),
-                       ("B  300-sentence document, 6-sentence summary", workload_b)]:
+    for name, make in [
+        ("A  5 chunks x 8 sentences, 4-sentence answer", workload_a),
+        ("B  300-sentence document, 6-sentence summary", workload_b),
+    ]:
         sources, answer_of = make(rng)
         rows = engine_rows(base, sources, answer_of, args.runs)
         report(name, rows)
@@ -214,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         report("C  LCEL chain, fake LLM, callback handler", rows_c)
     if not args.skip_memory:
         memory_probe(10_000)
-    print(f"\nmax RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"\nmax RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
     return 0
 
 

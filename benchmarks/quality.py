@@ -20,7 +20,6 @@ import pickle
 import re
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,14 +27,31 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evaldata import Case, cases  # noqa: E402
+from _evaldata import Case, cases
 
-from rag_attrib import AttributionConfig, Attributor, CachedEmbedder  # noqa: E402
-from rag_attrib.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag_attrib import AttributionConfig, Attributor, CachedEmbedder
+from rag_attrib.embedders import SentenceTransformerEmbedder
 
-SETS = ["hotpotqa", "musique", "wice", "quotesum", "poc_cnndm", "superpal_multinews", "expertqa", "begin"]
-SUBSET = {"hotpotqa": 150, "musique": 100, "wice": 150, "quotesum": 150, "poc_cnndm": 200,
-          "superpal_multinews": None, "expertqa": 120, "begin": 600}
+SETS = [
+    "hotpotqa",
+    "musique",
+    "wice",
+    "quotesum",
+    "poc_cnndm",
+    "superpal_multinews",
+    "expertqa",
+    "begin",
+]
+SUBSET = {
+    "hotpotqa": 150,
+    "musique": 100,
+    "wice": 150,
+    "quotesum": 150,
+    "poc_cnndm": 200,
+    "superpal_multinews": None,
+    "expertqa": 120,
+    "begin": 600,
+}
 LABEL_POS = {"begin": {"Fully attributable"}, "expertqa": {"Complete"}}
 LABEL_NEG = {"begin": {"Not fully attributable"}, "expertqa": {"Missing", "Incomplete"}}
 
@@ -152,15 +168,25 @@ def _fmt(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--full", action="store_true", help="every record (slow)")
     parser.add_argument("--sets", nargs="*", default=SETS, choices=SETS)
     parser.add_argument("--methods", nargs="*", default=None, help="subset of method names")
-    parser.add_argument("--limit", type=int, default=None, help="records per set (overrides subsets)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="records per set (overrides subsets)"
+    )
     parser.add_argument("--options", action="store_true", help="also rows for the main options")
-    parser.add_argument("--model", default=None, help="sentence-transformers model (default: bundled MiniLM)")
-    parser.add_argument("--cache", type=Path, default=None, help="keep embeddings in this file between runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)")
+    parser.add_argument(
+        "--model", default=None, help="sentence-transformers model (default: bundled MiniLM)"
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep embeddings in this file between runs"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -177,14 +203,20 @@ def main(argv: list[str] | None = None) -> int:
         "rag_attrib default": engine_method(embedder, DEFAULT),
     }
     if args.options:
-        methods.update({
-            "  agg=mean": engine_method(embedder, replace(DEFAULT, aggregation="mean")),
-            "  agg=weighted": engine_method(embedder, replace(DEFAULT, aggregation="weighted")),
-            "  window=2": engine_method(embedder, replace(DEFAULT, window=2)),
-            "  window=3": engine_method(embedder, replace(DEFAULT, window=3)),
-            "  lexical=0 (cosine)": engine_method(embedder, replace(DEFAULT, lexical_weight=0.0)),
-            "  lexical=1 (overlap)": engine_method(embedder, replace(DEFAULT, lexical_weight=1.0)),
-        })
+        methods.update(
+            {
+                "  agg=mean": engine_method(embedder, replace(DEFAULT, aggregation="mean")),
+                "  agg=weighted": engine_method(embedder, replace(DEFAULT, aggregation="weighted")),
+                "  window=2": engine_method(embedder, replace(DEFAULT, window=2)),
+                "  window=3": engine_method(embedder, replace(DEFAULT, window=3)),
+                "  lexical=0 (cosine)": engine_method(
+                    embedder, replace(DEFAULT, lexical_weight=0.0)
+                ),
+                "  lexical=1 (overlap)": engine_method(
+                    embedder, replace(DEFAULT, lexical_weight=1.0)
+                ),
+            }
+        )
     if args.methods:
         methods = {k: v for k, v in methods.items() if any(m in k for m in args.methods)}
 

@@ -9,8 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from rag_attrib import Attributor  # noqa: E402
-from rag_attrib.testing import HashingEmbedder  # noqa: E402
+from rag_attrib import Attributor
+from rag_attrib.testing import HashingEmbedder
 
 
 @pytest.fixture

@@ -42,8 +42,15 @@ def test_bundled_model_loads_offline_and_is_lazy() -> None:
         "v = e.encode(['A cat sat.', 'A dog ran.'])\n"
         "print(v.shape, v.dtype, round(float((v * v).sum(1)[0]), 4), e.model_id)\n"
     )
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": "/tmp"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/tmp",
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["(2,", "384)", "float32", "1.0", "all-MiniLM-L6-v2"]
 
@@ -56,7 +63,9 @@ def test_accepts_a_loaded_model_and_a_path(real_attributor: object) -> None:
 
     loaded = SentenceTransformer(str(get_model_path()), local_files_only=True)
     by_instance = SentenceTransformerEmbedder(loaded).encode(["Same text."])
-    by_path = SentenceTransformerEmbedder(str(get_model_path()), local_files_only=True).encode(["Same text."])
+    by_path = SentenceTransformerEmbedder(str(get_model_path()), local_files_only=True).encode(
+        ["Same text."]
+    )
     np.testing.assert_allclose(by_instance, by_path, atol=1e-5)
 
 

@@ -13,11 +13,15 @@ from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, ConfigErro
 from rag_attrib.testing import HashingEmbedder
 
 CHUNKS = [
-    Source("paris", "France is in Europe. Its capital is Paris, on the Seine.", {"title": "France"}),
+    Source(
+        "paris", "France is in Europe. Its capital is Paris, on the Seine.", {"title": "France"}
+    ),
     Source("berlin", "Germany borders France. Berlin is the German capital."),
     Source("empty", ""),
 ]
-ANSWER = "The capital of France is Paris. Berlin is the capital of Germany. Cats sleep all day long."
+ANSWER = (
+    "The capital of France is Paris. Berlin is the capital of Germany. Cats sleep all day long."
+)
 
 
 def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributor) -> None:
@@ -46,14 +50,18 @@ def test_offsets_index_the_original_texts(hashing_attributor: Attributor) -> Non
 
 def test_citations_are_sorted_and_capped(hashing_attributor: Attributor) -> None:
     """Citations come best first and never exceed top_k."""
-    attributor = Attributor(HashingEmbedder(), config=AttributionConfig(top_k=2, citation_ratio=0.0))
+    attributor = Attributor(
+        HashingEmbedder(), config=AttributionConfig(top_k=2, citation_ratio=0.0)
+    )
     result = attributor.attribute(ANSWER, CHUNKS)
     for a in result.answer_sentences:
         scores = [c.score for c in a.citations]
         assert scores == sorted(scores, reverse=True) and len(scores) <= 2
 
 
-def test_chunk_shares_sum_to_one_and_empty_source_scores_zero(hashing_attributor: Attributor) -> None:
+def test_chunk_shares_sum_to_one_and_empty_source_scores_zero(
+    hashing_attributor: Attributor,
+) -> None:
     """Per-chunk shares sum to ~1; an empty source is kept with score 0 and no sentences."""
     result = hashing_attributor.attribute(ANSWER, CHUNKS)
     assert [s.id for s in result.sources] == ["paris", "berlin", "empty"]
@@ -94,14 +102,19 @@ def test_no_sources_leaves_every_sentence_unsupported(hashing_attributor: Attrib
     ("kwargs", "message"),
     [
         ({"answer": None, "sources": []}, "answer must be str, got NoneType"),
-        ({"answer": "x", "sources": [Source("a", None)]}, r"sources\[0\].text must be str, got NoneType"),  # type: ignore[arg-type]
+        (
+            {"answer": "x", "sources": [Source("a", None)]},
+            r"sources\[0\].text must be str, got NoneType",
+        ),  # type: ignore[arg-type]
         ({"answer": "x", "sources": ["ok", 3]}, r"sources\[1\] must be a Source or str, got int"),
         ({"answer": "x", "sources": "just one string"}, "not a single string"),
         ({"answer": "x", "sources": [], "question": 5}, "question must be str, got int"),
         ({"answer": b"bytes", "sources": []}, "answer must be str, got bytes"),
     ],
 )
-def test_non_text_input_raises_type_error(hashing_attributor: Attributor, kwargs: dict[str, object], message: str) -> None:
+def test_non_text_input_raises_type_error(
+    hashing_attributor: Attributor, kwargs: dict[str, object], message: str
+) -> None:
     """A non-string where text is expected raises TypeError naming the field."""
     with pytest.raises(TypeError, match=message):
         hashing_attributor.attribute(**kwargs)  # type: ignore[arg-type]
@@ -118,7 +131,8 @@ def test_invalid_config_raises_config_error() -> None:
 def test_plain_strings_and_mappings_get_positional_ids(hashing_attributor: Attributor) -> None:
     """Plain strings get their position as id; mappings keep their id and metadata."""
     result = hashing_attributor.attribute(
-        "Paris is the capital.", ["Paris is the capital.", {"id": "m", "text": "x", "metadata": {"k": 1}}]
+        "Paris is the capital.",
+        ["Paris is the capital.", {"id": "m", "text": "x", "metadata": {"k": 1}}],
     )
     assert [s.id for s in result.sources] == ["0", "m"]
     assert result.sources[1].metadata == {"k": 1}
@@ -160,7 +174,9 @@ def test_lexical_weight_mixes_in_word_overlap() -> None:
 def test_question_sharpens_short_answers() -> None:
     """A one-word answer is embedded with its question, so it finds the relevant source."""
     sources = ["Ada Lovelace wrote the first program.", "Paris has many museums."]
-    with_q = Attributor(HashingEmbedder()).attribute("Yes.", sources, question="Did Ada Lovelace write a program?")
+    with_q = Attributor(HashingEmbedder()).attribute(
+        "Yes.", sources, question="Did Ada Lovelace write a program?"
+    )
     without = Attributor(HashingEmbedder(), config=AttributionConfig(use_question=False)).attribute(
         "Yes.", sources, question="Did Ada Lovelace write a program?"
     )
@@ -201,7 +217,10 @@ def test_threads_never_mix_inputs(hashing_attributor: Attributor) -> None:
     words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 
     def run(word: str) -> set[str]:
-        sources = [Source(f"{word}-doc", f"The {word} report is ready."), Source(f"{word}-x", "Noise only.")]
+        sources = [
+            Source(f"{word}-doc", f"The {word} report is ready."),
+            Source(f"{word}-x", "Noise only."),
+        ]
         result = hashing_attributor.attribute(f"The {word} report is ready.", sources)
         return {c.source_id for a in result.answer_sentences for c in a.citations}
 
@@ -213,7 +232,12 @@ def test_threads_never_mix_inputs(hashing_attributor: Attributor) -> None:
 async def test_aattribute_runs_concurrently(hashing_attributor: Attributor) -> None:
     """aattribute works under asyncio.gather and keeps results apart."""
     results = await asyncio.gather(
-        *(hashing_attributor.aattribute(f"Item {i} costs {i} euros.", [f"Item {i} costs {i} euros."]) for i in range(10))
+        *(
+            hashing_attributor.aattribute(
+                f"Item {i} costs {i} euros.", [f"Item {i} costs {i} euros."]
+            )
+            for i in range(10)
+        )
     )
     assert [r.answer for r in results] == [f"Item {i} costs {i} euros." for i in range(10)]
     assert threading.active_count() >= 1
@@ -221,7 +245,11 @@ async def test_aattribute_runs_concurrently(hashing_attributor: Attributor) -> N
 
 def test_odd_unicode_and_non_english(hashing_attributor: Attributor) -> None:
     """Emoji, CJK, RTL and German text are attributed with valid offsets."""
-    sources = ["Der Hund schläft im Garten. 🐶 Er ist müde.", "東京は日本の首都です。人口が多い。", "مرحبا بالعالم."]
+    sources = [
+        "Der Hund schläft im Garten. 🐶 Er ist müde.",
+        "東京は日本の首都です。人口が多い。",
+        "مرحبا بالعالم.",
+    ]
     answer = "Der Hund schläft. 東京は日本の首都です。 🎉"
     result = hashing_attributor.attribute(answer, sources)
     for a in result.answer_sentences:

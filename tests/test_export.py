@@ -88,9 +88,7 @@ def test_logging_exporter_honours_logger_and_level_and_configures_nothing(result
     assert not [r for r in caplog.records if r.name == "tests.export.custom"]
     with caplog.at_level(logging.DEBUG, logger="tests.export.custom"):
         exporter.export(result, {})
-    assert [r.levelno for r in caplog.records if r.name == "tests.export.custom"] == [
-        logging.DEBUG
-    ]
+    assert [r.levelno for r in caplog.records if r.name == "tests.export.custom"] == [logging.DEBUG]
     assert logging.getLogger().handlers == root_handlers
     assert logger.handlers == []
 
@@ -278,8 +276,13 @@ def test_context_record_keeps_ids_and_drops_objects():
     """UUIDs become strings, non-finite floats None, and unknown objects are left out."""
     rid = uuid.uuid4()
     record = context_record(
-        {"run_id": rid, "x": float("nan"), "obj": object(), "l": [1, object(), "a"],
-         "otel_context": {"k": "v"}}
+        {
+            "run_id": rid,
+            "x": float("nan"),
+            "obj": object(),
+            "l": [1, object(), "a"],
+            "otel_context": {"k": "v"},
+        }
     )
     assert record == {"run_id": str(rid), "x": None, "l": [1, "a"]}
 

@@ -58,12 +58,56 @@ from rag_attrib.integrations.langchain import (
 from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 CITIES = [
-    "Oslo", "Lima", "Cairo", "Quito", "Dakar", "Hanoi", "Perth", "Bergen", "Porto", "Turin",
-    "Krakow", "Riga", "Tallinn", "Vilnius", "Minsk", "Kyiv", "Odessa", "Tbilisi", "Yerevan",
-    "Baku", "Tashkent", "Almaty", "Bishkek", "Kabul", "Lahore", "Dhaka", "Colombo", "Yangon",
-    "Manila", "Jakarta", "Surabaya", "Darwin", "Hobart", "Auckland", "Suva", "Apia", "Honolulu",
-    "Anchorage", "Juneau", "Seattle", "Denver", "Austin", "Memphis", "Boston", "Halifax",
-    "Quebec", "Havana", "Bogota", "Caracas", "Recife",
+    "Oslo",
+    "Lima",
+    "Cairo",
+    "Quito",
+    "Dakar",
+    "Hanoi",
+    "Perth",
+    "Bergen",
+    "Porto",
+    "Turin",
+    "Krakow",
+    "Riga",
+    "Tallinn",
+    "Vilnius",
+    "Minsk",
+    "Kyiv",
+    "Odessa",
+    "Tbilisi",
+    "Yerevan",
+    "Baku",
+    "Tashkent",
+    "Almaty",
+    "Bishkek",
+    "Kabul",
+    "Lahore",
+    "Dhaka",
+    "Colombo",
+    "Yangon",
+    "Manila",
+    "Jakarta",
+    "Surabaya",
+    "Darwin",
+    "Hobart",
+    "Auckland",
+    "Suva",
+    "Apia",
+    "Honolulu",
+    "Anchorage",
+    "Juneau",
+    "Seattle",
+    "Denver",
+    "Austin",
+    "Memphis",
+    "Boston",
+    "Halifax",
+    "Quebec",
+    "Havana",
+    "Bogota",
+    "Caracas",
+    "Recife",
 ]
 DOCS = [
     Document(
@@ -282,8 +326,9 @@ async def test_handler_ainvoke(chain, retriever, hashing_attributor):
     """ainvoke: same as invoke, with the handler running off the event loop."""
     handler = AttributionCallbackHandler(hashing_attributor)
     out = await chain.ainvoke(question("Lima"), config={"callbacks": [handler]})
-    check_own_citations(retriever, question("Lima"), out.content,
-                        out.response_metadata["attribution"])
+    check_own_citations(
+        retriever, question("Lima"), out.content, out.response_metadata["attribution"]
+    )
     assert "doc-lima" in cited_ids(out.response_metadata["attribution"])
     assert handler.active_runs == 0
 
@@ -298,8 +343,9 @@ def test_handler_batch_keyed_by_root_run_id(chain, retriever, hashing_attributor
         config=[{"callbacks": [handler], "run_id": rid} for rid in run_ids],
     )
     for city, rid, out in zip(cities, run_ids, outs, strict=True):
-        check_own_citations(retriever, question(city), out.content,
-                            out.response_metadata["attribution"])
+        check_own_citations(
+            retriever, question(city), out.content, out.response_metadata["attribution"]
+        )
         assert handler.results[rid].answer == out.content
         assert city in out.content
     assert len(handler.results) == len(cities)
@@ -366,8 +412,15 @@ def test_handler_exports_with_context(chain, hashing_attributor):
     exporter = RecordingExporter()
     handler = AttributionCallbackHandler(hashing_attributor, exporters=[exporter])
     run_id = uuid.uuid4()
-    chain.invoke(question("Quito"), config={"callbacks": [handler], "run_id": run_id,
-                                            "tags": ["rag"], "metadata": {"user": "u1"}})
+    chain.invoke(
+        question("Quito"),
+        config={
+            "callbacks": [handler],
+            "run_id": run_id,
+            "tags": ["rag"],
+            "metadata": {"user": "u1"},
+        },
+    )
     ((result, context),) = exporter.calls
     assert result is handler.results[run_id]
     assert context["framework"] == "langchain"
@@ -464,9 +517,7 @@ async def test_handler_does_not_poison_llm_cache(mode, retriever, hashing_attrib
         second_handler.last_result
     )
     assert "attribution" not in (await call(None)).response_metadata
-    assert first.response_metadata["attribution"] == attribution_payload(
-        first_handler.last_result
-    )
+    assert first.response_metadata["attribution"] == attribution_payload(first_handler.last_result)
 
 
 def test_handler_stream_full_and_early_break(chain, hashing_attributor):
@@ -513,8 +564,9 @@ def test_with_attribution_message_chain(chain, retriever, hashing_attributor, ll
     cited = with_attribution(chain, hashing_attributor, exporters=[exporter])
     out = cited.invoke(question("Tallinn"))
     assert isinstance(out, AIMessage)
-    check_own_citations(retriever, question("Tallinn"), out.content,
-                        out.response_metadata["attribution"])
+    check_own_citations(
+        retriever, question("Tallinn"), out.content, out.response_metadata["attribution"]
+    )
     assert exporter.calls[0][1]["framework"] == "langchain"
     assert "attribution" not in chain.invoke(question("Tallinn")).response_metadata
 
@@ -566,8 +618,9 @@ def test_with_attribution_stream_ends_with_attribution_chunk(chain, retriever, h
     total = chunks[0]
     for c in chunks[1:]:
         total = total + c
-    check_own_citations(retriever, question("Odessa"), total.content,
-                        total.response_metadata["attribution"])
+    check_own_citations(
+        retriever, question("Odessa"), total.content, total.response_metadata["attribution"]
+    )
 
 
 async def test_with_attribution_astream_and_events(chain, retriever, hashing_attributor):
@@ -575,10 +628,12 @@ async def test_with_attribution_astream_and_events(chain, retriever, hashing_att
     cited = with_attribution(chain, hashing_attributor)
     chunks = [c async for c in cited.astream(question("Tbilisi"))]
     text = "".join(str(c.content) for c in chunks)
-    check_own_citations(retriever, question("Tbilisi"), text,
-                        chunks[-1].response_metadata["attribution"])
+    check_own_citations(
+        retriever, question("Tbilisi"), text, chunks[-1].response_metadata["attribution"]
+    )
     events = [
-        e async for e in cited.astream_events(question("Tbilisi"), version="v2")
+        e
+        async for e in cited.astream_events(question("Tbilisi"), version="v2")
         if e["event"] == "on_custom_event"
     ]
     assert [e["name"] for e in events] == ["attribution"]
@@ -643,8 +698,10 @@ def test_document_ids_and_metadata(model, hashing_attributor):
     """Ids come from Document.id, else metadata['source'], else the position; repeats drop."""
     docs = [
         Document(id="d-1", page_content="The Lahore fort has a mirror palace."),
-        Document(page_content="The Dhaka river port is the busiest.",
-                 metadata={"source": "ports.txt", "page": 3}),
+        Document(
+            page_content="The Dhaka river port is the busiest.",
+            metadata={"source": "ports.txt", "page": 3},
+        ),
         Document(page_content="The Colombo lighthouse is a clock tower."),
         Document(id="d-1", page_content="The Lahore fort has a mirror palace."),
     ]
@@ -663,8 +720,7 @@ def test_generic_fake_chat_model_chain(retriever, hashing_attributor):
     answer = "The Hobart harbour museum was founded in 1896."
     model = GenericFakeChatModel(messages=iter([answer]))
     handler = AttributionCallbackHandler(hashing_attributor)
-    out = rag_chain(retriever, model).invoke(question("Hobart"),
-                                             config={"callbacks": [handler]})
+    out = rag_chain(retriever, model).invoke(question("Hobart"), config={"callbacks": [handler]})
     assert out.content == answer
     assert "doc-hobart" in cited_ids(out.response_metadata["attribution"])
 
@@ -693,8 +749,9 @@ def test_missing_langchain_names_the_extra():
         "except ImportError as exc:\n"
         "    print(type(exc).__name__, exc.name, exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.startswith("MissingDependencyError langchain_core")
     assert "pip install 'rag-attrib[langchain]'" in out
 
@@ -703,20 +760,34 @@ def test_missing_langchain_names_the_extra():
 def test_real_model_cites_paraphrased_answer(real_attributor):
     """With the bundled model, a paraphrased answer's sentences cite the documents they restate."""
     docs = [
-        Document(id="telescope", page_content=(
-            "Hans Lipperhey applied for a patent on a telescope in 1608. "
-            "Galileo built his own improved telescope a year later.")),
-        Document(id="microscope", page_content=(
-            "Antonie van Leeuwenhoek observed bacteria with single-lens microscopes. "
-            "He reported his findings to the Royal Society in the 1670s.")),
-        Document(id="printing", page_content=(
-            "Johannes Gutenberg introduced movable-type printing in Europe around 1440. "
-            "His press made books far cheaper to produce.")),
+        Document(
+            id="telescope",
+            page_content=(
+                "Hans Lipperhey applied for a patent on a telescope in 1608. "
+                "Galileo built his own improved telescope a year later."
+            ),
+        ),
+        Document(
+            id="microscope",
+            page_content=(
+                "Antonie van Leeuwenhoek observed bacteria with single-lens microscopes. "
+                "He reported his findings to the Royal Society in the 1670s."
+            ),
+        ),
+        Document(
+            id="printing",
+            page_content=(
+                "Johannes Gutenberg introduced movable-type printing in Europe around 1440. "
+                "His press made books far cheaper to produce."
+            ),
+        ),
     ]
     store = InMemoryVectorStore(MiniLMEmbeddings(real_attributor))
     store.add_documents(docs)
-    answer = ("A Dutch spectacle maker sought a telescope patent in 1608. "
-              "Leeuwenhoek was the first to see bacteria through his lenses.")
+    answer = (
+        "A Dutch spectacle maker sought a telescope patent in 1608. "
+        "Leeuwenhoek was the first to see bacteria through his lenses."
+    )
     model = GenericFakeChatModel(messages=iter([answer]))
     chain = rag_chain(store.as_retriever(search_kwargs={"k": 3}), model)
     out = with_attribution(chain, real_attributor).invoke("Who made early optical instruments?")

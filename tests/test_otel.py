@@ -76,9 +76,7 @@ def assert_attribution_on(span: ReadableSpan, result: AttributionResult) -> None
     assert attrs["rag_attrib.model"] == result.model
     _assert_otel_types(attrs)
     events = [e for e in span.events if e.name == EVENT_NAME]
-    assert [e.attributes["index"] for e in events] == [
-        s.index for s in result.answer_sentences
-    ]
+    assert [e.attributes["index"] for e in events] == [s.index for s in result.answer_sentences]
     for event, sentence in zip(events, result.answer_sentences, strict=True):
         ea = event.attributes
         assert ea["text"] == sentence.text
@@ -348,9 +346,7 @@ def lc_chain():
             return ChatResult(generations=[ChatGeneration(message=message)])
 
     store = InMemoryVectorStore(_HashingLCEmbeddings.make())
-    store.add_documents(
-        [Document(page_content=text, id=doc_id) for doc_id, text in DOCS.items()]
-    )
+    store.add_documents([Document(page_content=text, id=doc_id) for doc_id, text in DOCS.items()])
     retriever = store.as_retriever(search_kwargs={"k": 2})
     prompt = ChatPromptTemplate.from_messages(
         [("system", "Answer from the context.\nContext:\n{context}"), ("human", "{question}")]
@@ -419,8 +415,9 @@ def test_langchain_batch_under_one_span_never_mixes(spans, lc_chain, hashing_att
     assert top_docs == {"eiffel", "louvre", "photo"}
 
 
-def test_langchain_with_attribution_joins_trace_and_jsonl(spans, lc_chain, hashing_attributor,
-                                                          tmp_path):
+def test_langchain_with_attribution_joins_trace_and_jsonl(
+    spans, lc_chain, hashing_attributor, tmp_path
+):
     """`with_attribution` with OTel and JSONL: same trace, and the JSONL line names its trace."""
     from rag_attrib.export import JSONLExporter, read_jsonl_line
     from rag_attrib.integrations.langchain import with_attribution

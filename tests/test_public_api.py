@@ -47,7 +47,16 @@ def test_version_comes_from_metadata() -> None:
 
 def test_import_does_not_load_heavy_dependencies() -> None:
     """import rag_attrib loads no torch, sentence-transformers or framework."""
-    heavy = ["torch", "sentence_transformers", "transformers", "langchain_core", "llama_index", "opentelemetry", "plotly"]
+    heavy = [
+        "nltk",
+        "torch",
+        "sentence_transformers",
+        "transformers",
+        "langchain_core",
+        "llama_index",
+        "opentelemetry",
+        "plotly",
+    ]
     code = f"import sys, rag_attrib; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,21 +14,38 @@ pytestmark = pytest.mark.slow
 EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
 
 CHUNKS = [
-    Source("coffee-origin", "Coffee plants originated in Ethiopia. Legend says a goat herder named Kaldi noticed his goats became energetic after eating the berries."),
-    Source("coffee-trade", "By the 15th century coffee was grown in Yemen. Coffeehouses spread from Mecca to Cairo and Istanbul."),
-    Source("tea-origin", "Tea originated in southwest China. Legend says emperor Shen Nong discovered it when leaves fell into his boiling water."),
+    Source(
+        "coffee-origin",
+        "Coffee plants originated in Ethiopia. Legend says a goat herder named Kaldi noticed his goats became energetic after eating the berries.",
+    ),
+    Source(
+        "coffee-trade",
+        "By the 15th century coffee was grown in Yemen. Coffeehouses spread from Mecca to Cairo and Istanbul.",
+    ),
+    Source(
+        "tea-origin",
+        "Tea originated in southwest China. Legend says emperor Shen Nong discovered it when leaves fell into his boiling water.",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        ("According to legend, a herdsman saw that his animals got lively after they ate the fruit.", "coffee-origin"),
-        ("A Chinese ruler supposedly found the drink when some leaves dropped into water he was heating.", "tea-origin"),
+        (
+            "According to legend, a herdsman saw that his animals got lively after they ate the fruit.",
+            "coffee-origin",
+        ),
+        (
+            "A Chinese ruler supposedly found the drink when some leaves dropped into water he was heating.",
+            "tea-origin",
+        ),
         ("Coffee houses later appeared in cities such as Cairo and Istanbul.", "coffee-trade"),
     ],
 )
-def test_paraphrase_beats_same_topic_distractor(real_attributor: Attributor, answer: str, expected: str) -> None:
+def test_paraphrase_beats_same_topic_distractor(
+    real_attributor: Attributor, answer: str, expected: str
+) -> None:
     """A paraphrased sentence cites the chunk it came from, not the look-alike legend."""
     result = real_attributor.attribute(answer, CHUNKS)
     sentence = result.answer_sentences[0]

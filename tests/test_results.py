@@ -18,7 +18,11 @@ from rag_attrib.convert import (
 from rag_attrib.results import SCHEMA
 
 SOURCES = [
-    Source("a", "Marie Curie won two Nobel prizes. She was born in Warsaw.", {"title": "Curie", "url": "https://x.org/c", "n": np.int64(3)}),
+    Source(
+        "a",
+        "Marie Curie won two Nobel prizes. She was born in Warsaw.",
+        {"title": "Curie", "url": "https://x.org/c", "n": np.int64(3)},
+    ),
     Source("b", "The Eiffel Tower is in Paris. It opened in 1889."),
 ]
 ANSWER = "Marie Curie was born in Warsaw. The tower opened in 1889. Unicorns exist."
@@ -55,6 +59,15 @@ def test_from_dict_round_trips(result: AttributionResult) -> None:
     assert back.question == "Facts?" and back.model == result.model
 
 
+def test_from_dict_accepts_a_record_without_the_matrix(result: AttributionResult) -> None:
+    """A to_dict() whose similarity was dropped still loads, with a zero matrix."""
+    data = result.to_dict()
+    del data["similarity"]
+    back = AttributionResult.from_dict(data)
+    assert back.similarity.shape == result.similarity.shape and not back.similarity.any()
+    assert back.answer_sentences == result.answer_sentences
+
+
 def test_from_dict_rejects_other_schemas() -> None:
     """A dict without the schema tag is refused with a hint."""
     with pytest.raises(ValueError, match="is this a rag_attrib to_dict"):
@@ -87,7 +100,10 @@ def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
     anth = to_anthropic_citations(result)
     assert [x["text"] for x in anth] == [a.text for a in result.answer_sentences]
     first = anth[0]["citations"][0]
-    assert SOURCES[first["document_index"]].text[first["start_char_index"] : first["end_char_index"]] == first["cited_text"]
+    assert (
+        SOURCES[first["document_index"]].text[first["start_char_index"] : first["end_char_index"]]
+        == first["cited_text"]
+    )
     cohere = to_cohere_citations(result)
     assert all(ANSWER[x["start"] : x["end"]] == x["text"] and x["sources"] for x in cohere)
     assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)

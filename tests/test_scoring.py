@@ -55,7 +55,9 @@ def test_softmax_matches_loop_and_sums_to_one() -> None:
     t = 0.3
     for i in range(3):
         exps = [math.exp(v / t) for v in x[i]]
-        np.testing.assert_allclose(softmax(x, temperature=t)[i], [e / sum(exps) for e in exps], rtol=1e-5)
+        np.testing.assert_allclose(
+            softmax(x, temperature=t)[i], [e / sum(exps) for e in exps], rtol=1e-5
+        )
     np.testing.assert_allclose(softmax(x, temperature=t).sum(axis=1), 1.0, rtol=1e-6)
 
 

@@ -6,6 +6,7 @@ Evidence attribution for RAG answers and summaries, from the texts alone: no ext
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
@@ -20,7 +21,9 @@ from .results import (
     SourceSentence,
     Span,
 )
-from .splitting import split_sentences
+
+if TYPE_CHECKING:
+    from .splitting import split_sentences
 
 try:
     __version__ = version("rag-attrib")
@@ -48,3 +51,13 @@ __all__ = [
     "attribute",
     "split_sentences",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # NLTK takes ~1 s to import, so the splitter loads on first use (PEP 562).
+    if name == "split_sentences":
+        from .splitting import split_sentences
+
+        return split_sentences
+    msg = f"module 'rag_attrib' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -55,7 +55,8 @@ class AttributionConfig:
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
-            msg = f"normalization must be one of {_quoted(NORMALIZATIONS)}; got {self.normalization!r}"
+            valid = _quoted(NORMALIZATIONS)
+            msg = f"normalization must be one of {valid}; got {self.normalization!r}"
             raise ConfigError(msg)
         if self.aggregation not in AGGREGATIONS:
             msg = f"aggregation must be one of {_quoted(AGGREGATIONS)}; got {self.aggregation!r}"

@@ -46,7 +46,9 @@ def normalize_rows(x: Any) -> FloatMatrix:
         msg = f"embeddings must be a 2-D array; got shape {arr.shape}"
         raise ValueError(msg)
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
-    return np.divide(arr, norms, out=np.zeros_like(arr), where=norms > 0)
+    out: FloatMatrix = np.zeros_like(arr)
+    np.divide(arr, norms, out=out, where=norms > 0)
+    return out
 
 
 def default_model_path() -> str:
@@ -152,10 +154,14 @@ class SentenceTransformerEmbedder:
     def dimension(self) -> int:
         """Embedding width d."""
         model = self.model
-        get_dim = getattr(model, "get_embedding_dimension", None) or getattr(
-            model, "get_sentence_embedding_dimension"
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
         )
-        return int(get_dim())
+        dim = get_dim()
+        if dim is None:  # some models only know their width after a first encode
+            return int(self.encode(["x"]).shape[1])
+        return int(dim)
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder({self.model_id!r})"
@@ -203,12 +209,12 @@ class CachedEmbedder:
                     self._cache.move_to_end(key)
                     found[key] = vec
         todo: dict[tuple[str, bytes], str] = {}
-        for key, text in zip(keys, texts):
+        for key, text in zip(keys, texts, strict=True):
             if key not in found and key not in todo:
                 todo[key] = text
         if todo:
             fresh = self.embedder.encode(list(todo.values()))
-            for key, vec in zip(todo, fresh):
+            for key, vec in zip(todo, fresh, strict=True):
                 found[key] = vec
             with self._lock:
                 for key in todo:

@@ -33,7 +33,6 @@ from .scoring import (
     sliding_windows,
     windows_to_sentences,
 )
-from .splitting import split_sentences
 
 __all__ = ["Attributor", "SourceLike", "attribute", "to_sources"]
 
@@ -87,7 +86,12 @@ class Attributor:
             else base
         )
         self.config = config or AttributionConfig()
-        self.splitter: Splitter = splitter or split_sentences
+        if splitter is None:
+            # NLTK takes ~1 s to import: pay it when an Attributor is built, not on import.
+            from .splitting import split_sentences
+
+            splitter = split_sentences
+        self.splitter: Splitter = splitter
 
     @property
     def model_id(self) -> str:
@@ -105,7 +109,8 @@ class Attributor:
         Args:
             answer: the generated answer or summary.
             sources: retrieved chunks or input documents, `Source` objects or strings.
-            question: the user's question; sharpens very short answers ("Yes.", "1912."), which are embedded together with it.
+            question: the user's question; very short answer sentences ("Yes.", "1912.") are
+                embedded together with it.
 
         Returns:
             An `AttributionResult`; an empty or whitespace answer gives one with no sentences,
@@ -201,7 +206,9 @@ class Attributor:
         cfg = self.config
         m, n = strength.shape
         owner = np.repeat(np.arange(len(sources)), [len(s) for s in source_spans]).astype(np.int64)
-        local = np.concatenate([np.arange(len(s)) for s in source_spans] or [np.zeros(0)])
+        local = np.concatenate(
+            [np.arange(len(s), dtype=np.int64) for s in source_spans] or [np.zeros(0, np.int64)]
+        )
         flat_spans = [span for spans in source_spans for span in spans]
 
         support: FloatVector = (
@@ -255,7 +262,7 @@ class Attributor:
 
         source_results = []
         offset = 0
-        for c, (source, spans) in enumerate(zip(sources, source_spans)):
+        for c, (source, spans) in enumerate(zip(sources, source_spans, strict=True)):
             block = slice(offset, offset + len(spans))
             offset += len(spans)
             source_results.append(
@@ -267,7 +274,9 @@ class Attributor:
                     max_similarity=float(best[block].max()) if spans else 0.0,
                     sentences=tuple(
                         SourceSentence(k, sp.text, sp.start, sp.end, float(sentence_scores[j]))
-                        for k, (sp, j) in enumerate(zip(spans, range(block.start, block.stop)))
+                        for k, (sp, j) in enumerate(
+                            zip(spans, range(block.start, block.stop), strict=True)
+                        )
                     ),
                     metadata=source.metadata,
                 )
@@ -305,7 +314,9 @@ def _unit_texts(
     if windows is None:
         return [span.text for _, span in flat]
     # A window is the source text from its first sentence's start to its last one's end.
-    return [sources[flat[lo][0]].text[flat[lo][1].start : flat[hi - 1][1].end] for lo, hi in windows]
+    return [
+        sources[flat[lo][0]].text[flat[lo][1].start : flat[hi - 1][1].end] for lo, hi in windows
+    ]
 
 
 def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
@@ -323,7 +334,9 @@ def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     for i, item in enumerate(sources):
         if isinstance(item, Source):
             _check_text(f"sources[{i}].text", item.text)
-            out.append(item if isinstance(item.id, str) else Source(str(item.id), item.text, item.metadata))
+            out.append(
+                item if isinstance(item.id, str) else Source(str(item.id), item.text, item.metadata)
+            )
         elif isinstance(item, str):
             out.append(Source(id=str(i), text=item))
         elif isinstance(item, Mapping) and "text" in item:

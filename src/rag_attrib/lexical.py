@@ -71,9 +71,9 @@ def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
         return out
     present = np.zeros((n, len(vocab)), dtype=np.float32)
     for j, unit in enumerate(units):
-        cols = {vocab[t] for t in content_tokens(unit) if t in vocab}
-        if cols:
-            present[j, list(cols)] = 1.0
+        hits = sorted({vocab[t] for t in content_tokens(unit) if t in vocab})
+        if hits:
+            present[j, hits] = 1.0
     df = present.sum(axis=0)
     idf = np.log((n + 1.0) / (df + 0.5)).astype(np.float32)
     idf = np.maximum(idf, np.float32(math.log(1.0 + 1.0 / (n + 1.0))))  # keep every weight > 0

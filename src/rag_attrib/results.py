@@ -200,9 +200,14 @@ class AttributionResult:
             for a in data["answer_sentences"]
         )
         n_source_sentences = sum(len(s.sentences) for s in sources)
-        similarity = np.asarray(data.get("similarity") or [], dtype=np.float32).reshape(
-            len(sentences), n_source_sentences
-        )
+        shape = (len(sentences), n_source_sentences)
+        raw = data.get("similarity")
+        # a trimmed record (no matrix) still loads; missing values (NaN on export) stay NaN
+        similarity = (
+            np.asarray([[np.nan if x is None else x for x in row] for row in raw], np.float32)
+            if raw
+            else np.zeros(shape, np.float32)
+        ).reshape(shape)
         return cls(
             answer=data["answer"],
             answer_sentences=sentences,

@@ -47,21 +47,24 @@ def softmax(x: FloatMatrix, *, temperature: float = 1.0, axis: int = -1) -> Floa
     """Softmax of x / temperature along `axis`; same shape as x, each slice sums to 1."""
     x = np.asarray(x, dtype=np.float32)
     if x.size == 0:
-        return x.copy()
+        empty: FloatMatrix = x.copy()
+        return empty
     z = x / np.float32(temperature)
     z = z - z.max(axis=axis, keepdims=True)  # stable: the largest exponent is 0
     e = np.exp(z)
-    return np.asarray(e / e.sum(axis=axis, keepdims=True), dtype=np.float32)
+    out: FloatMatrix = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return out
 
 
 def minmax(x: FloatMatrix, *, axis: int = -1) -> FloatMatrix:
     """Rescale each slice along `axis` to [0, 1]; a constant slice becomes all ones."""
     x = np.asarray(x, dtype=np.float32)
     if x.size == 0:
-        return x.copy()
+        empty: FloatMatrix = x.copy()
+        return empty
     lo = x.min(axis=axis, keepdims=True)
     span = x.max(axis=axis, keepdims=True) - lo
-    out = np.ones_like(x)
+    out: FloatMatrix = np.ones_like(x)
     np.divide(x - lo, span, out=out, where=span > 0)
     return out
 
@@ -166,7 +169,7 @@ def sliding_windows(counts: Sequence[int], k: int) -> list[tuple[int, int]]:
 def windows_to_sentences(
     window_strength: FloatMatrix, windows: Sequence[tuple[int, int]], n_sentences: int
 ) -> FloatMatrix:
-    """Map (m, n_windows) strengths back to (m, n_sentences): each sentence keeps its best window."""
+    """Map (m, n_windows) strengths to (m, n_sentences): each sentence keeps its best window."""
     window_strength = np.asarray(window_strength, dtype=np.float32)
     m = window_strength.shape[0]
     out = np.full((m, n_sentences), -np.inf, dtype=np.float32)

@@ -78,8 +78,9 @@ def capture_context(exporters: Iterable[object]) -> dict[str, Any]:
         try:
             captured.update(capture())
         except Exception:  # capturing must never break the user's call either
-            logger.debug("rag_attrib exporter %s capture() failed", type(exporter).__name__,
-                         exc_info=True)
+            logger.debug(
+                "rag_attrib exporter %s capture() failed", type(exporter).__name__, exc_info=True
+            )
     return captured
 
 
@@ -105,8 +106,12 @@ def export_all(
                 first = kind not in _reported
                 _reported.add(kind)
             if first:
-                logger.warning("rag_attrib exporter %s (further %s errors from it are not logged)",
-                               message, kind[1], exc_info=exc)
+                logger.warning(
+                    "rag_attrib exporter %s (further %s errors from it are not logged)",
+                    message,
+                    kind[1],
+                    exc_info=exc,
+                )
     return errors
 
 

@@ -136,8 +136,10 @@ def _parent_context(context: Mapping[str, Any]) -> otel_context.Context | None:
     value = context.get(OTEL_CONTEXT_KEY)
     if value is None or isinstance(value, otel_context.Context):
         return value
-    msg = (f"context[{OTEL_CONTEXT_KEY!r}] must be an opentelemetry.context.Context "
-           f"(from context.get_current()), got {type(value).__name__}")
+    msg = (
+        f"context[{OTEL_CONTEXT_KEY!r}] must be an opentelemetry.context.Context "
+        f"(from context.get_current()), got {type(value).__name__}"
+    )
     raise TypeError(msg)
 
 
@@ -147,8 +149,10 @@ def _parent_span(context: Mapping[str, Any], parent_context: otel_context.Contex
         return trace.get_current_span(parent_context)
     if isinstance(value, Span):
         return value
-    msg = (f"context[{OTEL_SPAN_KEY!r}] must be an opentelemetry.trace.Span "
-           f"(from trace.get_current_span()), got {type(value).__name__}")
+    msg = (
+        f"context[{OTEL_SPAN_KEY!r}] must be an opentelemetry.trace.Span "
+        f"(from trace.get_current_span()), got {type(value).__name__}"
+    )
     raise TypeError(msg)
 
 

@@ -113,8 +113,13 @@ def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
         if key in seen:
             continue
         seen.add(key)
-        out.append(Source(id=key[0] if key[0] is not None else str(len(out)),
-                          text=doc.page_content, metadata=meta))
+        out.append(
+            Source(
+                id=key[0] if key[0] is not None else str(len(out)),
+                text=doc.page_content,
+                metadata=meta,
+            )
+        )
     return out
 
 
@@ -559,7 +564,11 @@ class AttributionCallbackHandler(_Collector):
             # No parent, or one this handler never saw (attached to a sub-chain): a root.
             name = kwargs.get("name") or (serialized or {}).get("name")
             self._roots[run_id] = _Root(
-                _Capture(), inputs, name, list(tags or []), dict(metadata or {}),
+                _Capture(),
+                inputs,
+                name,
+                list(tags or []),
+                dict(metadata or {}),
                 capture_context(self.exporters),
             )
             self._root_of[run_id] = run_id
@@ -630,8 +639,10 @@ def _attach_to_generation(outputs: Any, generation: Any, result: AttributionResu
         return
     generation.message = outputs.model_copy()
     # A new dict, not an in-place update: the copy above shares the old one.
-    outputs.response_metadata = {**outputs.response_metadata,
-                                 EVENT_NAME: attribution_payload(result)}
+    outputs.response_metadata = {
+        **outputs.response_metadata,
+        EVENT_NAME: attribution_payload(result),
+    }
 
 
 _handler_var: ContextVar[AttributionCallbackHandler | None] = ContextVar(
@@ -756,9 +767,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         return self._call_with_config(self._invoke, input, config, **kwargs)
 
     @override
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         """Async `invoke`."""
         return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
 
@@ -773,8 +782,9 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = _CaptureHandler()
         output = self.bound.invoke(input_, _with_handler(config, handler), **kwargs)
         try:
-            job = _job(_text_of(output) or handler.capture.llm_text, handler.capture,
-                       _question_of(input_))
+            job = _job(
+                _text_of(output) or handler.capture.llm_text, handler.capture, _question_of(input_)
+            )
             payload = self._payload(_run(self.attributor, job), run_manager, captured)
             _dispatch(payload, config)
             attached = _attached(output, payload)
@@ -796,8 +806,9 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = _CaptureHandler()
         output = await self.bound.ainvoke(input_, _with_handler(config, handler), **kwargs)
         try:
-            job = _job(_text_of(output) or handler.capture.llm_text, handler.capture,
-                       _question_of(input_))
+            job = _job(
+                _text_of(output) or handler.capture.llm_text, handler.capture, _question_of(input_)
+            )
             payload = self._payload(await _arun(self.attributor, job), run_manager, captured)
             await _adispatch(payload, config)
             attached = _attached(output, payload)
@@ -873,15 +884,19 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = _CaptureHandler()
         seen: list[Any] = []
         total = None
-        for chunk in self.bound.transform(_tap(inputs, seen), _with_handler(config, handler),
-                                          **kwargs):
+        for chunk in self.bound.transform(
+            _tap(inputs, seen), _with_handler(config, handler), **kwargs
+        ):
             total = _add(total, chunk)
             yield chunk
         # Only reached when the stream is exhausted: an early break closes this generator at
         # the `yield` above, so a partial answer is never attributed.
         try:
-            job = _job(_text_of(total) or handler.capture.llm_text, handler.capture,
-                       _question_of(_combine(seen)))
+            job = _job(
+                _text_of(total) or handler.capture.llm_text,
+                handler.capture,
+                _question_of(_combine(seen)),
+            )
             payload = self._payload(_run(self.attributor, job), run_manager, captured)
             _dispatch(payload, config)
             final = _final_chunk(total, payload)
@@ -910,8 +925,11 @@ class AttributedRunnable(Runnable[Any, Any]):
             total = _add(total, chunk)
             yield chunk
         try:
-            job = _job(_text_of(total) or handler.capture.llm_text, handler.capture,
-                       _question_of(_combine(seen)))
+            job = _job(
+                _text_of(total) or handler.capture.llm_text,
+                handler.capture,
+                _question_of(_combine(seen)),
+            )
             payload = self._payload(await _arun(self.attributor, job), run_manager, captured)
             await _adispatch(payload, config)
             final = _final_chunk(total, payload)
