@@ -60,12 +60,15 @@ def test_from_dict_round_trips(result: AttributionResult) -> None:
 
 
 def test_from_dict_accepts_a_record_without_the_matrix(result: AttributionResult) -> None:
-    """A to_dict() whose similarity was dropped still loads, with a zero matrix."""
+    """A to_dict() whose similarity was dropped loads; cited cells keep their strength."""
     data = result.to_dict()
     del data["similarity"]
     back = AttributionResult.from_dict(data)
-    assert back.similarity.shape == result.similarity.shape and not back.similarity.any()
+    assert back.similarity.shape == result.similarity.shape
     assert back.answer_sentences == result.answer_sentences
+    known = ~np.isnan(back.similarity)
+    assert known.sum() == sum(len(a.citations) for a in result.answer_sentences) > 0
+    np.testing.assert_allclose(back.similarity[known], result.similarity[known], rtol=1e-6)
 
 
 def test_from_dict_rejects_other_schemas() -> None:

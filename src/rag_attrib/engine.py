@@ -160,6 +160,22 @@ class Attributor:
         """`attribute` in a worker thread, so the event loop keeps running while it encodes."""
         return await asyncio.to_thread(self.attribute, answer, sources, question)
 
+    def prewarm(self, sources: Sequence[SourceLike]) -> None:
+        """Encode the sentences (or windows) of `sources` into the cache ahead of `attribute`."""
+        resolved = to_sources(sources)
+        source_spans = [self.splitter(s.text) for s in resolved]
+        counts = [len(s) for s in source_spans]
+        windows = sliding_windows(counts, self.config.window) if self.config.window > 1 else None
+        units = _unit_texts(resolved, source_spans, windows)
+        if units:
+            self.embedder.encode(units)
+
+    def prewarm_answer(self, sentences: Sequence[str], question: str | None = None) -> None:
+        """Encode answer sentences into the cache ahead of `attribute` (streaming answers)."""
+        queries = [self._query_text(s, question) for s in sentences]
+        if queries:
+            self.embedder.encode(queries)
+
     def _strength(
         self,
         answer_spans: list[Span],

@@ -202,12 +202,11 @@ class AttributionResult:
         n_source_sentences = sum(len(s.sentences) for s in sources)
         shape = (len(sentences), n_source_sentences)
         raw = data.get("similarity")
-        # a trimmed record (no matrix) still loads; missing values (NaN on export) stay NaN
-        similarity = (
-            np.asarray([[np.nan if x is None else x for x in row] for row in raw], np.float32)
-            if raw
-            else np.zeros(shape, np.float32)
-        ).reshape(shape)
+        if raw:  # None marks a value that was NaN on export
+            rows = [[np.nan if x is None else x for x in row] for row in raw]
+            similarity = np.asarray(rows, dtype=np.float32).reshape(shape)
+        else:
+            similarity = _matrix_from_citations(sentences, sources, shape)
         return cls(
             answer=data["answer"],
             answer_sentences=sentences,
@@ -233,6 +232,20 @@ class AttributionResult:
 
     def _repr_html_(self) -> str:
         return self.to_html()
+
+
+def _matrix_from_citations(
+    sentences: tuple[SentenceAttribution, ...],
+    sources: tuple[SourceAttribution, ...],
+    shape: tuple[int, int],
+) -> FloatMatrix:
+    """A trimmed record has no matrix: keep what its citations know, NaN (unknown) elsewhere."""
+    out = np.full(shape, np.nan, dtype=np.float32)
+    starts = np.cumsum([0, *(len(s.sentences) for s in sources)])
+    for i, sentence in enumerate(sentences):
+        for c in sentence.citations:
+            out[i, starts[c.source_index] + c.sentence_index] = c.similarity
+    return out
 
 
 def _replace(result: AttributionResult, **changes: Any) -> AttributionResult:

@@ -16,6 +16,7 @@ The attribution attached is `rag_attrib.convert.attribution_payload(result)`: th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -35,6 +36,7 @@ from ..engine import Attributor
 from ..errors import ConfigError, MissingDependencyError
 from ..export.base import Exporter, capture_context, export_all
 from ..results import AttributionResult, Source
+from ..streaming import BackgroundAttributionStream
 
 try:
     from langchain_core.callbacks import (
@@ -147,6 +149,19 @@ def _question_of(value: Any) -> str | None:
             if isinstance(item, str) and item.strip():
                 return str(item)
     return None
+
+
+def _token_text(token: Any) -> str:
+    """The text of a streamed token: a str, or the text blocks of a content list."""
+    if isinstance(token, str):
+        return str(token)
+    if isinstance(token, list):
+        return "".join(
+            str(b) if isinstance(b, str) else str(b.get("text") or "")
+            for b in token
+            if isinstance(b, str) or (isinstance(b, Mapping) and b.get("type") == "text")
+        )
+    return ""
 
 
 def _add(total: Any, chunk: Any) -> Any:
@@ -440,6 +455,12 @@ class _Root:
     metadata: dict[str, Any]
     captured: dict[str, Any]  # exporters' view of the caller's context (e.g. the OTel span)
     runs: list[UUID] = field(default_factory=list)
+    streams: dict[UUID, BackgroundAttributionStream] = field(default_factory=dict)  # by LLM run
+    last_chunk: dict[UUID, object] = field(default_factory=dict)  # by LLM run
+
+    def close_streams(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
 
 
 class AttributionCallbackHandler(_Collector):
@@ -574,6 +595,48 @@ class AttributionCallbackHandler(_Collector):
             self._root_of[run_id] = run_id
 
     @override
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Encode each answer sentence as soon as the streamed tokens complete it."""
+        text = _token_text(token)
+        if not text:
+            return
+        with self._lock:
+            root_id = self._root_of.get(run_id)
+            root = self._roots.get(root_id) if root_id else None
+            if root is None:
+                return
+            if chunk is not None:
+                # BaseChatModel.stream reports each chunk, and so do most models' `_stream`.
+                if root.last_chunk.get(run_id) is chunk:
+                    return
+                root.last_chunk[run_id] = chunk
+            stream = root.streams.get(run_id) or self._open_stream(root)
+            if stream is None:
+                return
+            root.streams[run_id] = stream
+        stream.add(text)
+
+    def _open_stream(self, root: _Root) -> BackgroundAttributionStream | None:
+        """A warming stream over the root's documents (call with the lock held)."""
+        # Building the default attributor loads a model: never stall a token for it.
+        attributor = self.attributor if self.attributor is not None else _default
+        sources = root.capture.sources()
+        if attributor is None or not sources:
+            return None
+        queries = root.capture.queries
+        question = _question_of(root.inputs) or (queries[0] if queries else None)
+        return BackgroundAttributionStream(attributor, sources, question)
+
+    @override
     def on_chain_error(
         self,
         error: BaseException,
@@ -583,7 +646,9 @@ class AttributionCallbackHandler(_Collector):
         **kwargs: Any,
     ) -> None:
         """Drop a failed root run: there is no answer to attribute."""
-        self._release(run_id)
+        root = self._release(run_id)
+        if root is not None:
+            root.close_streams()
 
     @override
     def on_chain_end(
@@ -609,7 +674,10 @@ class AttributionCallbackHandler(_Collector):
             # An LLM that has not finished means the stream was closed early: the output is
             # partial, so nothing is attributed. No LLM at all: nothing to attribute.
             logger.debug("rag_attrib: run %s ended without a finished LLM answer", run_id)
+            root.close_streams()
             return
+        for stream in root.streams.values():  # streamed sentences: only the last one is left
+            stream.wait()
         answer = _text_of(outputs) or capture.llm_text
         question = _question_of(inputs) or _question_of(root.inputs)
         result = _run(self.attributor, _job(answer, capture, question))
@@ -694,6 +762,12 @@ class _CaptureHandler(_Collector):
         super().__init__()
         self.capture = _Capture()
 
+    def sources(self) -> tuple[list[Source], str | None]:
+        """The documents captured so far, and the first retriever query."""
+        with self._lock:
+            queries = self.capture.queries
+            return self.capture.sources(), (queries[0] if queries else None)
+
     @override
     def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> _Capture | None:
         return self.capture
@@ -701,6 +775,85 @@ class _CaptureHandler(_Collector):
     @override
     def _lookup(self, run_id: UUID) -> _Capture | None:
         return self.capture
+
+
+class _Warmer:
+    """Encodes a streamed answer sentence by sentence while it streams, off the caller's thread.
+
+    Once the call's documents are captured and the first answer text arrives, it opens a
+    `BackgroundAttributionStream` (which encodes the documents) and feeds it the new text of
+    every chunk. The final result is still computed by `_run` from the complete answer and the
+    final documents, so it equals the non-streaming one: the warm embedding cache only leaves
+    the last sentence to encode. Never raises.
+
+    Args:
+        attributor: the wrapper's attributor; None means the shared default, used only once it
+            exists (building it loads a model, which would stall the stream).
+        handler: the call's capture handler.
+        inputs: the call's inputs as they are read (for the question).
+    """
+
+    def __init__(
+        self, attributor: Attributor | None, handler: _CaptureHandler, inputs: list[Any]
+    ) -> None:
+        self._attributor = attributor
+        self._handler = handler
+        self._inputs = inputs
+        self.stream: BackgroundAttributionStream | None = None
+        self._off = False
+
+    def update(self, total: Any) -> None:
+        """Feed whatever the aggregated output `total` adds to the answer text."""
+        if self._off:
+            return
+        try:
+            self._update(total)
+        except Exception:  # warming is an optimisation: never break the user's stream
+            logger.debug("rag_attrib: warming the streamed answer failed", exc_info=True)
+            self.close()
+
+    def _update(self, total: Any) -> None:
+        text = _text_of(total)
+        if not text:
+            return
+        if self.stream is None:
+            self.stream = self._open()
+            if self.stream is None:
+                return
+        fed = self.stream.text
+        if len(text) == len(fed):
+            return
+        if not text.startswith(fed):  # the output rewrote its answer: stop guessing
+            self.close()
+            return
+        self.stream.add(text[len(fed) :])
+
+    def _open(self) -> BackgroundAttributionStream | None:
+        attributor = self._attributor if self._attributor is not None else _default
+        if attributor is None:
+            self._off = True
+            return None
+        sources, query = self._handler.sources()
+        if not sources:  # no documents yet: try again on the next chunk
+            return None
+        question = _question_of(_combine(self._inputs)) or query
+        return BackgroundAttributionStream(attributor, sources, question)
+
+    def close(self) -> None:
+        """Stop warming (an early break or a failure)."""
+        self._off = True
+        if self.stream is not None:
+            self.stream.close()
+
+    def wait(self) -> None:
+        """Block until the text fed so far is encoded."""
+        if self.stream is not None:
+            self.stream.wait()
+
+    async def await_idle(self) -> None:
+        """`wait` without blocking the event loop."""
+        if self.stream is not None:
+            await asyncio.wrap_future(self.stream.idle())
 
 
 def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
@@ -883,15 +1036,22 @@ class AttributedRunnable(Runnable[Any, Any]):
         captured = capture_context(self.exporters)
         handler = _CaptureHandler()
         seen: list[Any] = []
+        warmer = _Warmer(self.attributor, handler, seen)
         total = None
-        for chunk in self.bound.transform(
-            _tap(inputs, seen), _with_handler(config, handler), **kwargs
-        ):
-            total = _add(total, chunk)
-            yield chunk
+        try:
+            for chunk in self.bound.transform(
+                _tap(inputs, seen), _with_handler(config, handler), **kwargs
+            ):
+                total = _add(total, chunk)
+                warmer.update(total)
+                yield chunk
+        except BaseException:
+            warmer.close()
+            raise
         # Only reached when the stream is exhausted: an early break closes this generator at
         # the `yield` above, so a partial answer is never attributed.
         try:
+            warmer.wait()
             job = _job(
                 _text_of(total) or handler.capture.llm_text,
                 handler.capture,
@@ -918,13 +1078,20 @@ class AttributedRunnable(Runnable[Any, Any]):
         captured = capture_context(self.exporters)
         handler = _CaptureHandler()
         seen: list[Any] = []
+        warmer = _Warmer(self.attributor, handler, seen)
         total = None
-        async for chunk in self.bound.atransform(
-            _atap(inputs, seen), _with_handler(config, handler), **kwargs
-        ):
-            total = _add(total, chunk)
-            yield chunk
         try:
+            async for chunk in self.bound.atransform(
+                _atap(inputs, seen), _with_handler(config, handler), **kwargs
+            ):
+                total = _add(total, chunk)
+                warmer.update(total)
+                yield chunk
+        except BaseException:
+            warmer.close()
+            raise
+        try:
+            await warmer.await_idle()
             job = _job(
                 _text_of(total) or handler.capture.llm_text,
                 handler.capture,

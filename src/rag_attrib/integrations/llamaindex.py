@@ -19,6 +19,7 @@ Install with `pip install 'rag-attrib[llamaindex]'`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import weakref
@@ -35,6 +36,7 @@ from ..engine import Attributor
 from ..errors import MissingDependencyError
 from ..export.base import Exporter, capture_context, export_all
 from ..results import AttributionResult, Source
+from ..streaming import BackgroundAttributionStream
 
 try:
     from llama_index.core.base.base_query_engine import BaseQueryEngine
@@ -53,7 +55,10 @@ try:
     from llama_index.core.embeddings import BaseEmbedding
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
     from llama_index.core.instrumentation.events import BaseEvent
-    from llama_index.core.instrumentation.events.chat_engine import StreamChatEndEvent
+    from llama_index.core.instrumentation.events.chat_engine import (
+        StreamChatDeltaReceivedEvent,
+        StreamChatEndEvent,
+    )
     from llama_index.core.instrumentation.span import SimpleSpan, active_span_id
     from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
     from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
@@ -223,6 +228,26 @@ def _sources(nodes: Iterable[NodeWithScore]) -> list[Source]:
     return out
 
 
+def _open_stream(
+    nodes: Sequence[NodeWithScore], question: str | None, settings: _Settings
+) -> BackgroundAttributionStream | None:
+    """A stream that encodes the nodes now and each answer sentence as it completes.
+
+    It only warms the attributor's cache: the final result is computed by `_run` as for a
+    non-streaming answer, so it is the same, and only the last sentence is left to encode.
+    None when there is nothing to warm, or when the default attributor does not exist yet
+    (building it loads a model, which would stall the stream).
+    """
+    attributor = settings.attributor or _default_attributor
+    if attributor is None or not nodes:
+        return None
+    try:
+        return BackgroundAttributionStream(attributor, _sources(nodes), question)
+    except Exception:  # warming is an optimisation: never break the user's stream
+        logger.debug("rag_attrib could not open a warming stream", exc_info=True)
+        return None
+
+
 def _empty_result(answer: str, question: str | None, error: str) -> AttributionResult:
     return AttributionResult(
         answer=answer,
@@ -355,6 +380,15 @@ def _has_writer(response: StreamingAgentChatResponse) -> bool:
     )
 
 
+@dataclass(slots=True)
+class _Writer:
+    """A streaming chat's history writer: the one place its whole answer is known."""
+
+    unit: _Unit
+    response: StreamingAgentChatResponse
+    stream: BackgroundAttributionStream | None
+
+
 class _Tracker:
     """Maps spans to their query/chat call and attaches attributions; all state behind a lock.
 
@@ -370,7 +404,7 @@ class _Tracker:
         self._lock = threading.RLock()
         self._units: dict[str, _Unit] = {}
         self._span_unit: dict[str, str] = {}
-        self._writers: dict[str, tuple[_Unit, StreamingAgentChatResponse]] = {}
+        self._writers: dict[str, _Writer] = {}
 
     def counts(self) -> dict[str, int]:
         """Open records per map (for tests: all zero once calls and streams have finished)."""
@@ -396,7 +430,9 @@ class _Tracker:
             if unit_id is not None and unit is not None:
                 self._span_unit[span_id] = unit_id
                 if method in _WRITER_METHODS and isinstance(instance, StreamingAgentChatResponse):
-                    self._writers[span_id] = (unit, instance)
+                    # the writer starts before the first token: encode the nodes meanwhile
+                    stream = _open_stream(instance.source_nodes, unit.question, unit.settings)
+                    self._writers[span_id] = _Writer(unit, instance, stream)
                 return
         if not _is_unit(instance, method):
             return
@@ -427,6 +463,8 @@ class _Tracker:
     def _close(self, span_id: str, unit_id: str | None) -> None:
         with self._lock:
             writer = self._writers.pop(span_id, None)
+            if writer is not None and writer.stream is not None:
+                writer.stream.close()
             unit = self._units.get(unit_id) if unit_id else None
             if unit is None or span_id != unit_id:
                 self._span_unit.pop(span_id, None)
@@ -465,13 +503,22 @@ class _Tracker:
         elif isinstance(result, AsyncStreamingResponse):
             _wrap_async_stream(result, unit)
 
+    def stream_chat_delta(self, span_id: str | None, delta: str) -> None:
+        """Feed a streaming chat's new text to its warming stream."""
+        with self._lock:
+            entry = self._writers.get(span_id) if span_id else None
+        if entry is not None and entry.stream is not None and isinstance(delta, str):
+            entry.stream.add(delta)
+
     def stream_chat_end(self, span_id: str | None) -> None:
         """Attribute a streaming chat answer: its history writer has the full text now."""
         with self._lock:
             entry = self._writers.get(span_id) if span_id else None
         if entry is None:
             return
-        unit, response = entry
+        unit, response = entry.unit, entry.response
+        if entry.stream is not None:
+            entry.stream.wait()  # the finished sentences are encoded: only the last is left
         # The writer sets `is_done` only after this event, so a caller consuming the stream
         # finishes after the attribution is attached.
         _, payload = _run(
@@ -489,14 +536,25 @@ def _wrap_stream(response: StreamingResponse, unit: _Unit) -> None:
     inner = response.response_gen
     if inner is None or response.response_txt is not None:
         return
+    # opened now, so the nodes are encoded while the LLM starts
+    stream = _open_stream(response.source_nodes, unit.question, unit.settings)
 
     def tokens() -> Generator[str, None, None]:
         parts: list[str] = []
-        for token in inner:
-            parts.append(token)
-            yield token
+        try:
+            for token in inner:
+                parts.append(token)
+                if stream is not None and isinstance(token, str):
+                    stream.add(token)
+                yield token
+        except BaseException:
+            if stream is not None:
+                stream.close()
+            raise
         # only a fully consumed stream is attributed: an early break never gets here
         try:
+            if stream is not None:
+                stream.wait()
             _, payload = _run(
                 "".join(parts),
                 response.source_nodes,
@@ -516,13 +574,23 @@ def _wrap_async_stream(response: AsyncStreamingResponse, unit: _Unit) -> None:
     inner = response.response_gen
     if inner is None or response.response_txt is not None:
         return
+    stream = _open_stream(response.source_nodes, unit.question, unit.settings)
 
     async def tokens() -> AsyncGenerator[str, None]:
         parts: list[str] = []
-        async for token in inner:
-            parts.append(token)
-            yield token
         try:
+            async for token in inner:
+                parts.append(token)
+                if stream is not None and isinstance(token, str):
+                    stream.add(token)  # returns at once: the encoding runs on a worker thread
+                yield token
+        except BaseException:
+            if stream is not None:
+                stream.close()
+            raise
+        try:
+            if stream is not None:
+                await asyncio.wrap_future(stream.idle())
             _, payload = await _arun(
                 "".join(parts),
                 response.source_nodes,
@@ -602,7 +670,7 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
 
 
 class _EventHandler(BaseEventHandler):
-    """Finishes streaming chats on `StreamChatEndEvent`."""
+    """Feeds streaming chats' deltas to their warming streams; finishes them at the end."""
 
     _tracker: _Tracker = PrivateAttr()
 
@@ -618,12 +686,13 @@ class _EventHandler(BaseEventHandler):
 
     @override
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
-        if not isinstance(event, StreamChatEndEvent):
-            return
         try:
-            self._tracker.stream_chat_end(event.span_id)
+            if isinstance(event, StreamChatDeltaReceivedEvent):
+                self._tracker.stream_chat_delta(event.span_id, event.delta)
+            elif isinstance(event, StreamChatEndEvent):
+                self._tracker.stream_chat_end(event.span_id)
         except Exception:
-            logger.warning("rag_attrib event handler failed on a chat stream end", exc_info=True)
+            logger.warning("rag_attrib event handler failed on a chat stream", exc_info=True)
 
 
 @dataclass(slots=True)

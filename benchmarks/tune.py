@@ -1,0 +1,62 @@
+"""Grid over the hybrid-scoring weights on the evaldata subsets. Prints; chooses nothing itself.
+
+    .venv/bin/python benchmarks/tune.py --cache emb.pkl [--sets ...] [--weights 0 0.3 0.5]
+
+Uses the same loading and metrics as quality.py; with --cache, embeddings computed by an
+earlier quality.py run are reused, so a grid costs seconds per point, not minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import pickle
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _evaldata import cases  # noqa: E402
+from quality import DEFAULT, SETS, SUBSET, Tally, auc, engine_method, evaluate  # noqa: E402
+
+from rag_attrib import CachedEmbedder  # noqa: E402
+from rag_attrib.embedders import SentenceTransformerEmbedder  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--sets", nargs="*", default=SETS, choices=SETS)
+    parser.add_argument("--weights", nargs="*", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
+    parser.add_argument("--windows", nargs="*", type=int, default=[1])
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+
+    embedder = CachedEmbedder(SentenceTransformerEmbedder(), maxsize=5_000_000)
+    with args.cache.open("rb") as f:
+        embedder._cache.update(pickle.load(f))
+    data = {n: list(cases(n, args.limit or SUBSET[n])) for n in args.sets}
+    print(f"{'weight':>7}{'window':>7}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets))
+    for w, k in itertools.product(args.weights, args.windows):
+        method = engine_method(embedder, replace(DEFAULT, lexical_weight=w, window=k))
+        cells = []
+        for name, items in data.items():
+            tally = Tally.new()
+            for case in items:
+                evaluate(case, method(case), tally)
+            if tally.label_pos and tally.label_neg:
+                value = auc(np.array(tally.label_pos), np.array(tally.label_neg))
+                cells.append(f"L{value:.3f}")
+            elif tally.sent_auc:
+                cells.append(f"S{np.mean(tally.sent_auc):.3f}")
+            else:
+                cells.append(f"C{np.mean(tally.chunk_hits):.3f}")
+        print(f"{w:>7.2f}{k:>7}  " + "  ".join(f"{c:>10}" for c in cells), flush=True)
+    print("S = sentence AUC, C = chunk accuracy, L = label AUC")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""Attribute a streamed answer while it is generated, so little is left when it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .engine import Attributor, SourceLike, to_sources
+from .results import AttributionResult, Source
+
+__all__ = ["AttributionStream", "BackgroundAttributionStream"]
+
+logger = logging.getLogger(__name__)
+
+
+class AttributionStream:
+    """Feed an answer token by token; each finished sentence is encoded as soon as it is complete.
+
+    The sources are encoded when the stream opens (usually while the LLM is still thinking) and
+    every completed answer sentence goes into the attributor's embedding cache, so `finish()`
+    only has to encode the last sentence and score the matrix.
+
+    Thread-safe: tokens may arrive on one thread and `finish()` be called on another.
+
+    Args:
+        attributor: the attributor whose cache is warmed and which computes the result.
+        sources: as for `Attributor.attribute`.
+        question: as for `Attributor.attribute`.
+        prewarm: encode the sources right away.
+
+    Example:
+        >>> stream = AttributionStream(attributor, sources)
+        >>> for token in llm_tokens:
+        ...     stream.add(token)
+        >>> result = stream.finish()
+    """
+
+    def __init__(
+        self,
+        attributor: Attributor,
+        sources: Sequence[SourceLike],
+        question: str | None = None,
+        *,
+        prewarm: bool = True,
+    ) -> None:
+        self.attributor = attributor
+        self.sources: list[Source] = to_sources(sources)
+        self.question = question
+        self._text = ""
+        self._base = 0  # where the first sentence that may still grow starts
+        self._lock = threading.Lock()
+        if prewarm:
+            self.attributor.prewarm(self.sources)
+
+    @property
+    def text(self) -> str:
+        """The answer received so far."""
+        with self._lock:
+            return self._text
+
+    def add(self, token: str) -> int:
+        """Append a piece of the answer; encode any sentences it completed.
+
+        Returns:
+            How many new sentences were encoded.
+        """
+        if not isinstance(token, str):
+            msg = f"token must be str, got {type(token).__name__}"
+            raise TypeError(msg)
+        with self._lock:
+            self._text += token
+            base = self._base
+            # Only the text from the open sentence on is split again: splitting the whole
+            # answer on every token is quadratic in its length.
+            tail = self._text[base:]
+        spans = self.attributor.splitter(tail)
+        # the last span may still grow; every span before it is final
+        done = spans[:-1]
+        if not done:
+            return 0
+        self.attributor.prewarm_answer([s.text for s in done], self.question)
+        with self._lock:
+            self._base = max(self._base, base + spans[-1].start)
+        return len(done)
+
+    def finish(self, answer: str | None = None) -> AttributionResult:
+        """Attribute the whole answer (by default, the text received).
+
+        Args:
+            answer: the final answer, when the caller has it assembled already.
+        """
+        return self.attributor.attribute(
+            self.text if answer is None else answer, self.sources, question=self.question
+        )
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _worker_pool() -> ThreadPoolExecutor:
+    """The threads shared by every background stream (as many as cores, at most 4)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                workers = max(1, min(4, os.cpu_count() or 1))
+                _pool = ThreadPoolExecutor(workers, thread_name_prefix="rag_attrib-stream")
+    return _pool
+
+
+def _done_future() -> Future[None]:
+    future: Future[None] = Future()
+    future.set_result(None)
+    return future
+
+
+class BackgroundAttributionStream:
+    """An `AttributionStream` whose encoding runs on worker threads: `add()` never waits.
+
+    For integrations that sit between an LLM and its reader: the first token reaches the reader
+    without waiting for the sources to be encoded, and an event loop is never blocked by the
+    model. Opening the stream and every `add()` run in order on a shared pool of threads;
+    tokens that arrive while the worker is busy are added together (the result is the same,
+    since `AttributionStream` only ever looks at the text received). `finish()` waits for that
+    work, so it encodes only what was still open.
+
+    A failure while warming (a broken embedder, bad sources) is logged at debug level and
+    stops the warming; `finish()` then attributes the usual way and reports the error there.
+
+    Args:
+        attributor: the attributor whose cache is warmed and which computes the result.
+        sources: as for `Attributor.attribute`.
+        question: as for `Attributor.attribute`.
+
+    Example:
+        >>> stream = BackgroundAttributionStream(attributor, sources)
+        >>> for token in llm_tokens:
+        ...     stream.add(token)
+        ...     print(token, end="")
+        >>> result = stream.finish()
+    """
+
+    def __init__(
+        self,
+        attributor: Attributor,
+        sources: Sequence[SourceLike],
+        question: str | None = None,
+    ) -> None:
+        self.attributor = attributor
+        self.sources = sources
+        self.question = question
+        self.error: Exception | None = None
+        self._stream: AttributionStream | None = None
+        self._text = ""
+        self._pending: list[str] = []
+        self._closed = False
+        self._idle: Future[None] | None = None  # set while a drain is queued or running
+        self._lock = threading.Lock()
+        with self._lock:
+            self._schedule()  # opening encodes the sources
+
+    @property
+    def text(self) -> str:
+        """The answer received so far."""
+        with self._lock:
+            return self._text
+
+    def add(self, token: str) -> None:
+        """Append a piece of the answer; returns at once.
+
+        Raises:
+            TypeError: `token` is not a str.
+        """
+        if not isinstance(token, str):
+            msg = f"token must be str, got {type(token).__name__}"
+            raise TypeError(msg)
+        with self._lock:
+            self._text += token
+            if self._closed:
+                return
+            self._pending.append(token)
+            self._schedule()
+
+    def close(self) -> None:
+        """Stop warming: tokens not processed yet are dropped (work under way finishes)."""
+        with self._lock:
+            self._closed = True
+            self._pending.clear()
+
+    def idle(self) -> Future[None]:
+        """A future done once every token added so far is processed (`asyncio.wrap_future` it)."""
+        with self._lock:
+            return self._idle if self._idle is not None else _done_future()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every token added so far is processed.
+
+        Returns:
+            False if `timeout` seconds passed first.
+        """
+        try:
+            self.idle().result(timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def finish(self, answer: str | None = None) -> AttributionResult:
+        """Wait for the warming, then attribute the whole answer (by default, the text received).
+
+        Args:
+            answer: the final answer, when the caller has it assembled already.
+        """
+        self.wait()
+        return self._attribute(answer)
+
+    async def afinish(self, answer: str | None = None) -> AttributionResult:
+        """`finish` without blocking the event loop."""
+        await asyncio.wrap_future(self.idle())
+        return await asyncio.to_thread(self._attribute, answer)
+
+    def _attribute(self, answer: str | None) -> AttributionResult:
+        return self.attributor.attribute(
+            self.text if answer is None else answer, self.sources, question=self.question
+        )
+
+    def _schedule(self) -> None:
+        """Queue a drain unless one is queued or running (call with the lock held)."""
+        if self._idle is not None:
+            return
+        self._idle = Future()
+        try:
+            _worker_pool().submit(self._drain)
+        except RuntimeError as exc:  # the interpreter is shutting down
+            self._stop(exc)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                batch = "".join(self._pending)
+                self._pending.clear()
+                if self._closed or (self._stream is not None and not batch):
+                    self._stop(None)
+                    return
+            try:
+                if self._stream is None:
+                    self._stream = AttributionStream(self.attributor, self.sources, self.question)
+                if batch:
+                    self._stream.add(batch)
+            except Exception as exc:  # the caller's answer matters more; finish() reports it
+                logger.debug("rag_attrib: warming a streamed answer failed", exc_info=True)
+                with self._lock:
+                    self._stop(exc)
+                return
+
+    def _stop(self, error: Exception | None) -> None:
+        """Mark the drain finished (call with the lock held)."""
+        if error is not None:
+            self.error = error
+            self._closed = True
+            self._pending.clear()
+        idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.set_result(None)
