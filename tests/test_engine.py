@@ -265,3 +265,34 @@ def test_huge_document_is_handled(hashing_attributor: Attributor) -> None:
     result = hashing_attributor.attribute("Sentence number 1234 talks about topic 10.", [doc])
     assert result.similarity.shape == (1, 3000)
     assert result.answer_sentences[0].citations[0].sentence_index == 1234
+
+
+@pytest.mark.parametrize(
+    ("answer", "supported", "issue"),
+    [
+        ("The tower opened in 1889 and is 330 metres tall.", True, None),
+        ("The tower opened in 1899 and is 330 metres tall.", False, "1899"),
+        ("The tower cost 7,800,000 francs.", True, None),  # "7800000" written differently below
+        ("The tower cost 9,800,000 francs.", False, "9800000"),
+    ],
+)
+def test_a_wrong_figure_makes_a_similar_sentence_unsupported(answer: str, supported: bool, issue: str | None) -> None:
+    """A year or amount that no best-matching source contains flips the verdict and says why."""
+    sources = ["The tower opened in 1889. It is 330 metres tall. It cost 7800000 francs to build."]
+    result = Attributor(HashingEmbedder(), config=AttributionConfig(support_threshold=0.3)).attribute(answer, sources)
+    sentence = result.answer_sentences[0]
+    assert sentence.support > 0.3  # it reads like the source either way
+    assert sentence.supported is supported
+    if issue is None:
+        assert sentence.issues == ()
+    else:
+        assert sentence.issues and issue in sentence.issues[0] and sentence.citations == ()
+
+
+def test_number_check_can_be_disabled() -> None:
+    """check_numbers=False leaves the verdict to similarity alone."""
+    cfg = AttributionConfig(support_threshold=0.3, check_numbers=False)
+    result = Attributor(HashingEmbedder(), config=cfg).attribute(
+        "The tower opened in 1899.", ["The tower opened in 1889."]
+    )
+    assert result.answer_sentences[0].supported and result.answer_sentences[0].issues == ()

@@ -450,7 +450,8 @@ def _table(result: AttributionResult, width: int) -> str:
     for s in result.answer_sentences:
         lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")
         if not s.supported:
-            lines.append(f"{indent}UNSUPPORTED: nothing backs this (best strength {s.support:.2f})")
+            why = "; ".join(s.issues) or f"nothing backs this (best strength {s.support:.2f})"
+            lines.append(f"{indent}UNSUPPORTED: {why}")
             continue
         if not s.citations:
             lines.append(f"{indent}(no citation above the score threshold)")

@@ -38,6 +38,8 @@ class AttributionConfig:
             strength; 0 gives the plain-cosine recipe.
         use_question: prepend the question to answer sentences that are too short to carry
             meaning on their own ("Yes.", "Paris.").
+        check_numbers: an answer sentence with a figure (year, amount, count) that none of the
+            chunks of its best matches contains is unsupported, however similar it reads.
         batch_size: encoder batch size.
     """
 
@@ -51,6 +53,7 @@ class AttributionConfig:
     citation_ratio: float = 0.85
     lexical_weight: float = 0.0
     use_question: bool = True
+    check_numbers: bool = True
     batch_size: int = 32
 
     def __post_init__(self) -> None:
@@ -69,9 +72,11 @@ class AttributionConfig:
         _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
         _check_number("citation_ratio", self.citation_ratio, low=0.0, high=1.0)
         _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
-        if not isinstance(self.use_question, bool):
-            msg = f"use_question must be True or False; got {self.use_question!r}"
-            raise ConfigError(msg)
+        for name in ("use_question", "check_numbers"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                msg = f"{name} must be True or False; got {value!r}"
+                raise ConfigError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the options as a JSON-safe dict."""

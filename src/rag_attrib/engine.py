@@ -14,7 +14,7 @@ import numpy as np
 from ._types import FloatMatrix, FloatVector
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
-from .lexical import lexical_matrix
+from .lexical import lexical_matrix, missing_numbers
 from .results import (
     AttributionResult,
     Citation,
@@ -232,6 +232,11 @@ class Attributor:
         ).astype(np.float32)
         supported = (support >= cfg.support_threshold) & (n > 0)
         scores = normalize(strength, cfg.normalization, temperature=cfg.temperature)
+        issues = [
+            self._issues(span.text, strength[i], owner, sources)
+            for i, span in enumerate(answer_spans)
+        ]
+        supported &= np.array([not x for x in issues], dtype=bool)
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):
@@ -266,6 +271,7 @@ class Attributor:
                     citations=cited,
                     supported=bool(supported[i]),
                     support=float(support[i]),
+                    issues=issues[i],
                 )
             )
 
@@ -304,6 +310,19 @@ class Attributor:
             similarity=strength,
             question=question,
         )
+
+
+    def _issues(
+        self, sentence: str, row: FloatVector, owner: Any, sources: list[Source]
+    ) -> tuple[str, ...]:
+        """Reasons a similar-looking sentence is still unsupported (a figure no source has)."""
+        if not self.config.check_numbers or row.size == 0:
+            return ()
+        best = np.argsort(-row, kind="stable")[: self.config.top_k]
+        # the whole chunk: a figure often sits in the sentence next to the best match
+        chunks = sorted({int(owner[j]) for j in best})
+        missing = missing_numbers(sentence, [sources[c].text for c in chunks])
+        return tuple(f"{value} is in none of the best-matching sources" for value in missing)
 
 
 @dataclass(frozen=True, slots=True)

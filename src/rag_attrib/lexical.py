@@ -10,7 +10,7 @@ import numpy as np
 
 from ._types import FloatMatrix
 
-__all__ = ["content_tokens", "lexical_matrix"]
+__all__ = ["content_tokens", "lexical_matrix", "missing_numbers", "numbers"]
 
 # Numbers keep their inner separators ("3.5", "1,200") so a changed figure is a changed token.
 _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[^\W\d_]+", re.UNICODE)
@@ -85,3 +85,30 @@ def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
     totals = weights.sum(axis=1, keepdims=True)
     np.divide(weights @ present.T, totals, out=out, where=totals > 0)
     return out
+
+
+# Figures as written: "1,200", "3.5", "2024", "12:30", "50%"; ordinal/unit suffixes ignored.
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,:]\d+)*")
+
+
+def numbers(text: str) -> set[str]:
+    """The figures in `text`, normalised so "13,200" and "13200" compare equal."""
+    out = set()
+    for match in _NUMBER.finditer(text):
+        value = match.group()
+        # a comma between groups of three is a thousands separator; elsewhere keep the figure
+        if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", value):
+            value = value.replace(",", "")
+        out.add(value.rstrip(".,:"))
+    return out
+
+
+def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
+    """Figures of `sentence` that appear in none of the `evidence` texts, in sorted order."""
+    wanted = numbers(sentence)
+    if not wanted:
+        return []
+    found: set[str] = set()
+    for text in evidence:
+        found |= numbers(text)
+    return sorted(wanted - found)

@@ -72,7 +72,11 @@ class Citation:
 
 @dataclass(frozen=True, slots=True)
 class SentenceAttribution:
-    """One answer sentence: offsets in the answer, its citations (best first) and support."""
+    """One answer sentence: offsets in the answer, its citations (best first) and support.
+
+    `support` is the raw strength of the best match; `issues` says why a sentence whose
+    strength passed the threshold is still unsupported (e.g. a figure no source contains).
+    """
 
     index: int
     text: str
@@ -81,6 +85,7 @@ class SentenceAttribution:
     citations: tuple[Citation, ...]
     supported: bool
     support: float
+    issues: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +201,7 @@ class AttributionResult:
                 citations=tuple(Citation(**c) for c in a["citations"]),
                 supported=a["supported"],
                 support=a["support"],
+                issues=tuple(a.get("issues") or ()),
             )
             for a in data["answer_sentences"]
         )
@@ -267,6 +273,7 @@ def _answer_sentence_dict(s: SentenceAttribution) -> JSONDict:
         "end": s.end,
         "supported": s.supported,
         "support": _f(s.support),
+        "issues": list(s.issues),
         "citations": [
             {
                 "source_id": c.source_id,

@@ -194,6 +194,8 @@ def _answer_card(
 def _no_citation_note(sentence: SentenceAttribution, threshold: float | None) -> str:
     if sentence.supported:
         return "No citation passed the score threshold."
+    if sentence.issues:
+        return escape("Unsupported: " + "; ".join(sentence.issues) + ".")
     note = f"No source backs this sentence: best match strength {_num(sentence.support)}"
     if threshold is not None:
         note += f", below the support threshold {_num(threshold)}"
