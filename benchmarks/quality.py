@@ -56,14 +56,16 @@ LABEL_POS = {"begin": {"Fully attributable"}, "expertqa": {"Complete"}}
 LABEL_NEG = {"begin": {"Not fully attributable"}, "expertqa": {"Missing", "Incomplete"}}
 
 DEFAULT = AttributionConfig()
-SEED = AttributionConfig(lexical_weight=0.0, aggregation="mean", use_question=False)
+# the seed article's recipe: plain cosine, mean aggregation, nothing else
+SEED = AttributionConfig(lexical_weight=0.0, aggregation="mean", use_question=False, check_numbers=False)
 
 
 @dataclass
 class Scores:
     strength: np.ndarray  # answer sentences x units (all sources, in order)
-    support: np.ndarray  # per answer sentence
+    support: np.ndarray  # per answer sentence (the label score)
     aggregated: np.ndarray | None  # per unit, over the whole answer
+    flagged: np.ndarray | None = None  # per answer sentence: an explicit issue (missing figure)
 
 
 Method = Callable[[Case], Scores]
@@ -98,7 +100,8 @@ def engine_method(embedder: CachedEmbedder, config: AttributionConfig) -> Method
         result = attributor.attribute(case.answer, case.sources)
         aggregated = np.array([x.score for s in result.sources for x in s.sentences])
         support = np.array([a.support for a in result.answer_sentences])
-        return Scores(result.similarity, support, aggregated)
+        flagged = np.array([bool(a.issues) for a in result.answer_sentences])
+        return Scores(result.similarity, support, aggregated, flagged)
 
     return run
 
@@ -151,6 +154,8 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
                 value_ = float(row[mask].max())
             else:
                 value_ = float(scores.support[i]) if n else 0.0
+            if scores.flagged is not None and scores.flagged[i]:
+                value_ -= 1.0  # an explicit issue ranks below every clean sentence
             if label in LABEL_POS[case.dataset]:
                 tally.label_pos.append(value_)
             elif label in LABEL_NEG[case.dataset]:

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="*", default=SETS, choices=SETS)
     parser.add_argument("--weights", nargs="*", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
     parser.add_argument("--windows", nargs="*", type=int, default=[1])
+    parser.add_argument("--check-numbers", nargs="*", type=int, default=[1], choices=[0, 1])
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
 
@@ -38,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     with args.cache.open("rb") as f:
         embedder._cache.update(pickle.load(f))
     data = {n: list(cases(n, args.limit or SUBSET[n])) for n in args.sets}
-    print(f"{'weight':>7}{'window':>7}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets))
-    for w, k in itertools.product(args.weights, args.windows):
-        method = engine_method(embedder, replace(DEFAULT, lexical_weight=w, window=k))
+    print(f"{'weight':>7}{'window':>7}{'nums':>5}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets))
+    for w, k, nums in itertools.product(args.weights, args.windows, args.check_numbers):
+        config = replace(DEFAULT, lexical_weight=w, window=k, check_numbers=bool(nums))
+        method = engine_method(embedder, config)
         cells = []
         for name, items in data.items():
             tally = Tally.new()
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"S{np.mean(tally.sent_auc):.3f}")
             else:
                 cells.append(f"C{np.mean(tally.chunk_hits):.3f}")
-        print(f"{w:>7.2f}{k:>7}  " + "  ".join(f"{c:>10}" for c in cells), flush=True)
+        print(f"{w:>7.2f}{k:>7}{nums:>5}  " + "  ".join(f"{c:>10}" for c in cells), flush=True)
     print("S = sentence AUC, C = chunk accuracy, L = label AUC")
     return 0
 

@@ -15,6 +15,7 @@ from ._types import FloatMatrix, FloatVector
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .lexical import lexical_matrix, missing_numbers
+from .rerankers import Reranker, rerank
 from .results import (
     AttributionResult,
     Citation,
@@ -54,6 +55,8 @@ class Attributor:
     Args:
         embedder: any `Embedder`; None loads the bundled all-MiniLM-L6-v2 on first use.
         config: an `AttributionConfig`; None uses the defaults.
+        reranker: an optional cross-encoder (`CrossEncoderReranker`) that re-scores the best
+            candidates of each answer sentence; set `support_threshold` for its scale.
         splitter: text -> sentence spans; None uses NLTK Punkt (English abbreviations).
         cache_size: embeddings kept in the LRU cache (0 disables caching).
 
@@ -70,6 +73,7 @@ class Attributor:
         embedder: Embedder | None = None,
         *,
         config: AttributionConfig | None = None,
+        reranker: Reranker | None = None,
         splitter: Splitter | None = None,
         cache_size: int = 50_000,
     ) -> None:
@@ -86,6 +90,7 @@ class Attributor:
             else base
         )
         self.config = config or AttributionConfig()
+        self.reranker = reranker
         if splitter is None:
             # NLTK takes ~1 s to import: pay it when an Attributor is built, not on import.
             from .splitting import split_sentences
@@ -203,6 +208,10 @@ class Attributor:
             strength = (1.0 - cfg.lexical_weight) * strength + cfg.lexical_weight * lex
         if windows is not None:
             strength = windows_to_sentences(strength, windows, n_sentences)
+        if self.reranker is not None:
+            sentences = [span.text for spans in source_spans for span in spans]
+            top_n = int(getattr(self.reranker, "top_n", 5))
+            strength = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
         return np.asarray(strength, dtype=np.float32), _Timed(encode_ms)
 
     def _query_text(self, sentence: str, question: str | None) -> str:
