@@ -6,6 +6,10 @@ Workloads
   A  5 chunks x 8 sentences, a 4-sentence answer (a typical RAG answer)
   B  a 300-sentence document, a 6-sentence summary
   C  an LCEL chain (retriever | prompt | fake chat model) with the callback handler, end to end
+  D  streaming: workload A's shape, the answer streamed token by token by a fake LLM; the time
+     from the last answer token to the attribution of the whole answer, for the LangChain
+     `with_attribution(...).stream()` path and a plain `AttributionStream`, next to attributing
+     the finished answer in one go (fresh sources every run, as after a new retrieval)
 
 For each: cold (empty embedding cache) and warm (the same sources seen before, a new answer),
 next to two references measured in the same run:
@@ -20,17 +24,19 @@ from __future__ import annotations
 import argparse
 import gc
 import random
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from rag_attrib import Attributor, Source, split_sentences
 from rag_attrib.embedders import SentenceTransformerEmbedder
+from rag_attrib.streaming import AttributionStream
 
 WORDS = (
     "river bank loan city museum history engine protein market court judge bridge tower "
@@ -189,6 +195,137 @@ def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[f
     }
 
 
+def answer_tokens(answer: str) -> list[str]:
+    """The answer as an LLM streams it: one word (with its trailing space) per token."""
+    return re.findall(r"\S+\s*", answer)
+
+
+def streaming_rows(
+    base: SentenceTransformerEmbedder, runs: int, token_ms: float
+) -> dict[str, list[float]] | None:
+    try:
+        from langchain_core.callbacks import CallbackManagerForLLMRun
+        from langchain_core.documents import Document
+        from langchain_core.language_models import BaseChatModel
+        from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+        from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+        from langchain_core.prompts import ChatPromptTemplate
+        from langchain_core.retrievers import BaseRetriever
+
+        from rag_attrib.integrations.langchain import with_attribution
+    except ImportError as exc:
+        print(f"\nD  skipped: {exc}")
+        return None
+
+    # Every run gets new chunks and a new answer: nothing is in the cache when it starts.
+    chunks_of: dict[str, list[Source]] = {}
+    answer_of: dict[str, str] = {}
+    for k in range(-2, 3 * runs):
+        chunks_of[f"question {k}"], make = workload_a(random.Random(10_000 + k))
+        answer_of[f"question {k}"] = make(10_000 + k)
+
+    class RunRetriever(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *, run_manager: object) -> list[Document]:
+            return [Document(page_content=s.text, id=s.id) for s in chunks_of[query]]
+
+    class TokenStreamChatModel(BaseChatModel):
+        """Streams the question's answer one word per token, `pause` seconds apart."""
+
+        pause: float = 0.0
+
+        @property
+        def _llm_type(self) -> str:
+            return "token-stream"
+
+        def _answer(self, messages: list[BaseMessage]) -> str:
+            return answer_of[str(messages[-1].content)]
+
+        def _generate(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: CallbackManagerForLLMRun | None = None,
+            **kwargs: object,
+        ) -> ChatResult:
+            return ChatResult(
+                generations=[ChatGeneration(message=AIMessage(self._answer(messages)))]
+            )
+
+        def _stream(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: CallbackManagerForLLMRun | None = None,
+            **kwargs: object,
+        ) -> Iterator[ChatGenerationChunk]:
+            for token in answer_tokens(self._answer(messages)):
+                time.sleep(self.pause)
+                yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+
+    prompt = ChatPromptTemplate.from_messages(
+        [("system", "Context:\n{context}"), ("human", "{question}")]
+    )
+    attributor = Attributor(base)
+
+    def chain_latency(pause: float, first: int, count: int = runs) -> list[float]:
+        """From receiving the last text chunk to receiving the attribution chunk."""
+        llm = TokenStreamChatModel(pause=pause)
+        chain = {"context": RunRetriever(), "question": lambda q: q} | prompt | llm
+        cited = with_attribution(chain, attributor)
+        out = []
+        for k in range(first, first + count):
+            gc.collect()
+            last_text = 0.0
+            for chunk in cited.stream(f"question {k}"):
+                now = time.perf_counter()
+                if chunk.content:
+                    last_text = now
+                elif "attribution" in chunk.response_metadata:
+                    out.append((now - last_text) * 1000)
+                    if chunk.response_metadata["attribution"]["error"]:
+                        print(f"  D: {chunk.response_metadata['attribution']['error']}")
+        return out
+
+    def plain_latency(pause: float) -> list[float]:
+        out = []
+        for k in range(runs):
+            gc.collect()
+            q = f"question {2 * runs + k}"
+            stream = AttributionStream(attributor, chunks_of[q])  # opened at retrieval
+            tokens = answer_tokens(answer_of[q])
+            for token in tokens[:-1]:
+                time.sleep(pause)
+                stream.add(token)
+            time.sleep(pause)
+            t = time.perf_counter()
+            stream.add(tokens[-1])
+            stream.finish()
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    def one_shot(warm_sources: bool) -> list[float]:
+        out = []
+        for k in range(runs):
+            gc.collect()
+            seed = 20_000 + k + (runs if warm_sources else 0)
+            sources, make = workload_a(random.Random(seed))
+            if warm_sources:
+                attributor.prewarm(sources)
+            t = time.perf_counter()
+            attributor.attribute(make(seed), sources)
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    chain_latency(token_ms / 1000, -2, 2)  # warm up the chain's code paths
+    return {
+        "attribute() whole answer, cold": one_shot(False),
+        "attribute() whole answer, warm srcs": one_shot(True),
+        f"AttributionStream, {token_ms:g} ms/token": plain_latency(token_ms / 1000),
+        f"with_attribution().stream, {token_ms:g} ms/tok": chain_latency(token_ms / 1000, 0),
+        "with_attribution().stream, 0 ms/token": chain_latency(0.0, runs),
+    }
+
+
 def memory_probe(n_sentences: int) -> None:
     code = f"""
 import resource, random, sys
@@ -215,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--token-ms", type=float, default=10.0, help="D: pause between streamed tokens"
+    )
     args = parser.parse_args(argv)
 
     t = time.perf_counter()
@@ -236,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     rows_c = chain_rows(base, args.runs)
     if rows_c:
         report("C  LCEL chain, fake LLM, callback handler", rows_c)
+    rows_d = streaming_rows(base, args.runs, args.token_ms)
+    if rows_d:
+        report("D  streaming: last answer token -> whole-answer attribution", rows_d)
     if not args.skip_memory:
         memory_probe(10_000)
     print(

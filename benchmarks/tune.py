@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evaldata import cases  # noqa: E402
-from quality import DEFAULT, SETS, SUBSET, Tally, auc, engine_method, evaluate  # noqa: E402
+from _evaldata import cases
+from quality import DEFAULT, SETS, SUBSET, Tally, auc, engine_method, evaluate
 
-from rag_attrib import CachedEmbedder  # noqa: E402
-from rag_attrib.embedders import SentenceTransformerEmbedder  # noqa: E402
+from rag_attrib import CachedEmbedder
+from rag_attrib.embedders import SentenceTransformerEmbedder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(DEFAULT, lexical_weight=w, window=k, check_numbers=bool(nums))
         method = engine_method(embedder, config)
         cells = []
-        for name, items in data.items():
+        for items in data.values():
             tally = Tally.new()
             for case in items:
                 evaluate(case, method(case), tally)

@@ -78,13 +78,13 @@ def main() -> None:
         verdict = "" if sentence.supported else "   <- UNSUPPORTED: no source backs this"
         print(f"[{sentence.index + 1}] {sentence.text}{verdict}")
         for c in sentence.citations:
-            print(f"      {c.score:5.2f}  (cos {c.similarity:.2f})  {c.source_id}: {c.text}")
+            print(f"      {c.score:5.2f}  (strength {c.similarity:.2f})  {c.source_id}: {c.text}")
     print("\nShare of the answer per chunk:")
     for source in sorted(result.sources, key=lambda s: -s.score):
         bar = "#" * round(source.score * 40)
         print(f"  {source.id:<12} {source.score:5.2f} {bar}")
     timings = ", ".join(f"{k}={v:.1f}" for k, v in result.timings.items())
-    print(f"\ntimings (ms): {timings}")
+    print(f"\ntimings (ms; the first call also loads the model): {timings}")
 
     out = Path("quickstart.html")
     try:

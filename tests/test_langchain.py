@@ -12,6 +12,7 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -692,6 +693,146 @@ def test_with_attribution_failing_embedder_and_empty_retriever(retriever, hashin
     out = with_attribution(chain, hashing_attributor).invoke(question("Kabul"))
     assert out["answer"] == "I could not find that in the documents."
     assert "no documents" in out["attribution"]["error"]
+
+
+# --- streamed answers: each sentence is encoded as soon as it is complete -----------------
+
+BRIDGE_DOCS = [
+    Document(id="bridge", page_content="The bridge opened in 1932. It spans the harbour."),
+    Document(id="arch", page_content="Tourists climb the arch. The arch is painted grey."),
+]
+BRIDGE_ANSWER = (
+    "The bridge opened in 1932 after years of work. Visitors can climb its arch today. "
+    "Its steel arch is painted grey. Nobody knows where the colour came from."
+)
+BRIDGE_SENTENCES = [
+    "The bridge opened in 1932 after years of work.",
+    "Visitors can climb its arch today.",
+    "Its steel arch is painted grey.",
+    "Nobody knows where the colour came from.",
+]
+BRIDGE_SOURCE_SENTENCES = [
+    "The bridge opened in 1932.",
+    "It spans the harbour.",
+    "Tourists climb the arch.",
+    "The arch is painted grey.",
+]
+BRIDGE_QUESTION = "When did the harbour bridge open to visitors?"
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """A HashingEmbedder that keeps every batch it was asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.batches.append(list(texts))
+        return super().encode(texts)
+
+
+def bridge_chain(shape: str = "message") -> Runnable[Any, Any]:
+    """retriever | prompt | a chat model streaming BRIDGE_ANSWER word by word, as `shape`."""
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=BRIDGE_ANSWER)]))
+    chain = rag_chain(StaticRetriever(docs=BRIDGE_DOCS), model)
+    if shape == "text":
+        return chain | StrOutputParser()
+    if shape == "dict":
+        return RunnableParallel(answer=chain | StrOutputParser(), question=RunnablePassthrough())
+    return chain
+
+
+def assert_only_last_sentence_left(embedder: RecordingEmbedder) -> None:
+    """The sources, then the finished answer sentences, were encoded during the stream; the
+    final attribution encoded only the last sentence, and nothing was encoded twice."""
+    first, *during, last = embedder.batches
+    assert first == BRIDGE_SOURCE_SENTENCES
+    assert last == BRIDGE_SENTENCES[-1:]
+    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_SENTENCES[:-1])
+
+
+def without_timings(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != "timings"}
+
+
+def one_shot_payload() -> dict[str, Any]:
+    """What the non-streaming path attaches for the same answer and documents."""
+    out = with_attribution(bridge_chain(), Attributor(HashingEmbedder())).invoke(BRIDGE_QUESTION)
+    return without_timings(out.response_metadata["attribution"])
+
+
+@pytest.mark.parametrize("shape", ["message", "text", "dict"])
+def test_with_attribution_stream_encodes_sentences_as_they_complete(shape):
+    """stream(): only the last sentence is left when the stream ends; the result equals invoke's."""
+    embedder = RecordingEmbedder()
+    chunks = list(
+        with_attribution(bridge_chain(shape), Attributor(embedder)).stream(BRIDGE_QUESTION)
+    )
+    assert_only_last_sentence_left(embedder)
+    if shape == "message":
+        payload = chunks[-1].response_metadata["attribution"]
+        assert "".join(str(c.content) for c in chunks) == BRIDGE_ANSWER
+    elif shape == "dict":
+        payload = chunks[-1]["attribution"]
+    else:
+        assert "".join(chunks) == BRIDGE_ANSWER  # text streams get no extra chunk
+        return
+    assert without_timings(payload) == one_shot_payload()
+
+
+async def test_with_attribution_astream_encodes_sentences_as_they_complete():
+    """astream(): the same, and the result equals the non-streaming one."""
+    embedder = RecordingEmbedder()
+    cited = with_attribution(bridge_chain(), Attributor(embedder))
+    chunks = [c async for c in cited.astream(BRIDGE_QUESTION)]
+    assert_only_last_sentence_left(embedder)
+    assert without_timings(chunks[-1].response_metadata["attribution"]) == one_shot_payload()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_handler_stream_encodes_sentences_as_they_complete(mode):
+    """The callback handler encodes streamed sentences as they complete, too."""
+    embedder = RecordingEmbedder()
+    handler = AttributionCallbackHandler(Attributor(embedder))
+    config = {"callbacks": [handler]}
+    if mode == "sync":
+        chunks = list(bridge_chain().stream(BRIDGE_QUESTION, config=config))
+    else:
+        chunks = [c async for c in bridge_chain().astream(BRIDGE_QUESTION, config=config)]
+    assert "".join(str(c.content) for c in chunks) == BRIDGE_ANSWER
+    assert_only_last_sentence_left(embedder)
+    result = handler.last_result
+    assert result is not None
+    assert without_timings(attribution_payload(result)) == one_shot_payload()
+    assert handler.active_runs == 0
+
+
+def test_streams_on_threads_keep_their_own_answers(retriever, hashing_attributor):
+    """Concurrent streams through one wrapper and one attributor never mix answers or sources."""
+    cited = with_attribution(rag_chain(retriever, EchoContextChatModel()), hashing_attributor)
+
+    def run(city: str) -> tuple[str, dict[str, Any]]:
+        chunks = list(cited.stream(question(city)))
+        text = "".join(str(c.content) for c in chunks)
+        return text, chunks[-1].response_metadata["attribution"]
+
+    cities = CITIES[:16]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, cities))
+    for city, (text, payload) in zip(cities, results, strict=True):
+        assert city in text
+        check_own_citations(retriever, question(city), text, payload)
+        assert f"doc-{city.lower()}" in cited_ids(payload)
+
+
+def test_stream_warming_failure_keeps_the_stream_and_reports_error(caplog):
+    """A broken embedder during the stream: chunks flow, the final chunk carries the error."""
+    cited = with_attribution(bridge_chain(), Attributor(FailingEmbedder()))
+    with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+        chunks = list(cited.stream(BRIDGE_QUESTION))
+    assert "".join(str(c.content) for c in chunks) == BRIDGE_ANSWER
+    assert "embedder failed on purpose" in chunks[-1].response_metadata["attribution"]["error"]
 
 
 def test_document_ids_and_metadata(model, hashing_attributor):

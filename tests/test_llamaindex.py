@@ -582,6 +582,151 @@ def test_mini_lm_embedding_matches_its_embedder() -> None:
     assert [len(v) for v in batch] == [64, 64]
 
 
+# --- streamed answers: each sentence is encoded as soon as it is complete -----------------
+
+BRIDGE_TEXTS = [
+    "The bridge opened in 1932. It spans the harbour.",
+    "Tourists climb the arch. The arch is painted grey.",
+]
+BRIDGE_SOURCE_SENTENCES = [
+    "The bridge opened in 1932.",
+    "It spans the harbour.",
+    "Tourists climb the arch.",
+    "The arch is painted grey.",
+]
+BRIDGE_SENTENCES = [
+    "The bridge opened in 1932 after years of work.",
+    "Visitors can climb its arch today.",
+    "Its steel arch is painted grey.",
+    "Nobody knows where the colour came from.",
+]
+BRIDGE_QUESTION = "When did the harbour bridge open to visitors?"
+
+
+class WordStreamLLM(CustomLLM):
+    """Always gives `answer`, streamed word by word."""
+
+    answer: str
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text=self.answer)
+
+    @llm_completion_callback()
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        words = self.answer.split(" ")
+
+        def gen() -> CompletionResponseGen:
+            text = ""
+            for i, word in enumerate(words):
+                delta = word if i == 0 else " " + word
+                text += delta
+                yield CompletionResponse(text=text, delta=delta)
+
+        return gen()
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """A HashingEmbedder that keeps every batch it was asked to encode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def encode(self, texts: Any) -> Any:
+        self.batches.append(list(texts))
+        return super().encode(texts)
+
+
+@pytest.fixture(scope="module")
+def bridge_index() -> VectorStoreIndex:
+    return VectorStoreIndex.from_documents(
+        [Document(text=t) for t in BRIDGE_TEXTS], embed_model=MiniLMEmbedding(HashingEmbedder())
+    )
+
+
+@pytest.fixture
+def bridge_llm() -> WordStreamLLM:
+    return WordStreamLLM(answer=" ".join(BRIDGE_SENTENCES))
+
+
+def _assert_only_last_sentence_left(embedder: RecordingEmbedder) -> None:
+    """The nodes, then the finished answer sentences, were encoded during the stream; the
+    final attribution encoded only the last sentence, and nothing was encoded twice."""
+    first, *during, last = embedder.batches
+    assert sorted(first) == sorted(BRIDGE_SOURCE_SENTENCES)
+    assert last == BRIDGE_SENTENCES[-1:]
+    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_SENTENCES[:-1])
+
+
+def _without_timings(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != "timings"}
+
+
+def _one_shot_payload(engine: Any, method: str) -> dict[str, Any]:
+    """What the non-streaming path attaches for the same answer and nodes."""
+    instrument(Attributor(HashingEmbedder()))
+    try:
+        response = getattr(engine, method)(BRIDGE_QUESTION)
+    finally:
+        uninstrument()
+    return _without_timings(response.metadata["attribution"])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_streaming_query_encodes_sentences_as_they_complete(
+    bridge_index: VectorStoreIndex, bridge_llm: WordStreamLLM, mode: str
+) -> None:
+    """Streaming query: only the last sentence is left at the end; the result equals query()'s."""
+    embedder = RecordingEmbedder()
+    engine = bridge_index.as_query_engine(llm=bridge_llm, similarity_top_k=2, streaming=True)
+    instrument(Attributor(embedder))
+    try:
+        if mode == "sync":
+            response: Any = engine.query(BRIDGE_QUESTION)
+            text = "".join(response.response_gen)
+        else:
+            response = await engine.aquery(BRIDGE_QUESTION)
+            text = "".join([t async for t in response.async_response_gen()])
+    finally:
+        uninstrument()
+    assert text == " ".join(BRIDGE_SENTENCES)
+    _assert_only_last_sentence_left(embedder)
+    plain = bridge_index.as_query_engine(llm=bridge_llm, similarity_top_k=2)
+    assert _without_timings(response.metadata["attribution"]) == _one_shot_payload(plain, "query")
+    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_streaming_chat_encodes_sentences_as_they_complete(
+    bridge_index: VectorStoreIndex, bridge_llm: WordStreamLLM, mode: str
+) -> None:
+    """stream_chat / astream_chat: the same, fed from the chat's delta events."""
+    embedder = RecordingEmbedder()
+    instrument(Attributor(embedder))
+    try:
+        chat_engine = _chat_engine(bridge_index, bridge_llm)
+        if mode == "sync":
+            streamed: Any = chat_engine.stream_chat(BRIDGE_QUESTION)
+            text = "".join(streamed.response_gen)
+        else:
+            streamed = await chat_engine.astream_chat(BRIDGE_QUESTION)
+            text = "".join([t async for t in streamed.async_response_gen()])
+    finally:
+        uninstrument()
+    assert text == " ".join(BRIDGE_SENTENCES)
+    _assert_only_last_sentence_left(embedder)
+    one_shot = _one_shot_payload(_chat_engine(bridge_index, bridge_llm), "chat")
+    assert _without_timings(streamed.metadata["attribution"]) == one_shot
+    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
 @pytest.mark.slow
 def test_real_model_cites_the_paraphrased_node(real_attributor: Attributor) -> None:
     """With MiniLM for retrieval and attribution, a paraphrased answer cites the right node."""

@@ -1,14 +1,18 @@
-"""AttributionStream: sentences are encoded as they complete; the result equals attribute()."""
+"""AttributionStream and its background variant: sentences are encoded as they complete, and
+the result equals attribute()."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rag_attrib import Attributor
-from rag_attrib.streaming import AttributionStream
-from rag_attrib.testing import HashingEmbedder
+from rag_attrib.streaming import AttributionStream, BackgroundAttributionStream
+from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 SOURCES = ["The bridge opened in 1932. It spans the harbour.", "Tourists climb the arch."]
 ANSWER = "The bridge opened in 1932. Visitors can climb its arch. It is grey."
@@ -60,4 +64,145 @@ def test_concurrent_streams_stay_apart() -> None:
         return stream.finish().answer
 
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(run, range(12))) == [f"Item {k} weighs {k} kg. Done {k}. " for k in range(12)]
+        assert list(pool.map(run, range(12))) == [
+            f"Item {k} weighs {k} kg. Done {k}. " for k in range(12)
+        ]
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """A HashingEmbedder that keeps every batch; `gate` (when set) holds each encode until opened."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.gate = gate
+        self.entered = threading.Event()
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(5), "the test never opened the gate"
+        self.batches.append(list(texts))
+        return super().encode(texts)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ANSWER,
+        "Dr. Smith met Mr. Jones at 3 p.m. on Jan. 5. The fee was 3.5 per cent. They agreed.",
+        "Steps:\n\n- Open the valve. Wait a minute.\n- Close it again.\n\nDone for today.",
+        "Short. Also short. And a longer closing sentence here.",
+    ],
+)
+def test_sentences_encoded_while_streaming_match_the_final_split(text):
+    """The sentences encoded during the stream are exactly those of the whole answer, but the last."""
+    embedder = RecordingEmbedder()
+    stream = AttributionStream(Attributor(embedder), SOURCES, prewarm=False)
+    for token in re.findall(r"\S+\s*|\s+", text):
+        stream.add(token)
+    encoded = [t for batch in embedder.batches for t in batch]
+    expected = [s.text for s in stream.attributor.splitter(text)]
+    assert encoded == expected[:-1]
+
+
+def test_add_splits_only_the_open_sentence():
+    """Each token re-splits only the text from the open sentence on: linear, not quadratic."""
+    seen: list[int] = []
+    attributor = Attributor(HashingEmbedder())
+    split = attributor.splitter
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        seen.append(len(text))
+        return split(text)
+
+    attributor.splitter = counting
+    text = " ".join(f"Sentence number {k} talks about item {k} at length." for k in range(200))
+    stream = AttributionStream(attributor, SOURCES, prewarm=False)
+    tokens = _tokens(text)
+    for token in tokens:
+        stream.add(token)
+    assert len(seen) == len(tokens)
+    assert sum(seen) < 10 * len(text)  # re-splitting everything would be ~len(tokens)/2 times
+
+
+def test_background_stream_equals_one_shot_and_leaves_only_the_last_sentence():
+    """Warming on a worker: the result is attribute()'s, and finish() encodes one sentence."""
+    embedder = RecordingEmbedder()
+    stream = BackgroundAttributionStream(Attributor(embedder), SOURCES)
+    for token in _tokens(ANSWER):
+        stream.add(token)
+    result = stream.finish()
+    first, *during, last = embedder.batches
+    assert first == [
+        "The bridge opened in 1932.",
+        "It spans the harbour.",
+        "Tourists climb the arch.",
+    ]
+    assert [t for batch in during for t in batch] == ["Visitors can climb its arch."]
+    assert last == ["It is grey."]
+    direct = Attributor(HashingEmbedder()).attribute(stream.text, SOURCES)
+    assert result.answer_sentences == direct.answer_sentences
+    assert result.sources == direct.sources
+
+
+async def test_background_add_never_waits_for_the_encoder():
+    """add() returns while the encoder is busy; afinish() waits for it without blocking the loop."""
+    gate = threading.Event()
+    embedder = RecordingEmbedder(gate)
+    stream = BackgroundAttributionStream(Attributor(embedder), SOURCES)
+    for token in _tokens(ANSWER):
+        stream.add(token)  # the worker is stuck on the sources: this would hang if add() waited
+    assert embedder.batches == []
+    assert not stream.wait(timeout=0.01)
+    finishing = asyncio.create_task(stream.afinish())
+    await asyncio.sleep(0.01)  # the loop keeps running while the worker is stuck
+    assert not finishing.done()
+    gate.set()
+    result = await finishing
+    assert result.answer == ANSWER + " "
+    assert len(embedder.batches) == 3  # sources, the two sentences that completed, the last one
+
+
+def test_background_close_drops_the_tokens_not_yet_encoded():
+    """close() (an early break) stops the warming: queued text is never encoded."""
+    gate = threading.Event()
+    embedder = RecordingEmbedder(gate)
+    stream = BackgroundAttributionStream(Attributor(embedder), SOURCES)
+    assert embedder.entered.wait(5)  # the worker is encoding the sources
+    for token in _tokens(ANSWER):
+        stream.add(token)
+    stream.close()
+    gate.set()
+    assert stream.wait(timeout=5)
+    assert embedder.batches == [
+        ["The bridge opened in 1932.", "It spans the harbour.", "Tourists climb the arch."]
+    ]
+
+
+def test_background_warming_failure_is_kept_not_raised():
+    """A failing embedder stops the warming quietly; finish() then fails as attribute() does."""
+    stream = BackgroundAttributionStream(Attributor(FailingEmbedder()), SOURCES)
+    for token in _tokens(ANSWER):
+        stream.add(token)
+    assert stream.wait(timeout=5)
+    assert isinstance(stream.error, RuntimeError)
+    with pytest.raises(RuntimeError, match="embedder failed on purpose"):
+        stream.finish()
+
+
+def test_background_streams_on_threads_stay_apart():
+    """Many background streams on one attributor keep their own answers and sources."""
+    attributor = Attributor(HashingEmbedder())
+
+    def run(k: int) -> tuple[str, str]:
+        stream = BackgroundAttributionStream(attributor, [f"Item {k} weighs {k} kg."])
+        for token in _tokens(f"Item {k} weighs {k} kg. Done {k}."):
+            stream.add(token)
+        result = stream.finish()
+        return result.answer, result.answer_sentences[0].citations[0].text
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(run, range(12))) == [
+            (f"Item {k} weighs {k} kg. Done {k}. ", f"Item {k} weighs {k} kg.") for k in range(12)
+        ]

@@ -49,9 +49,9 @@ class AttributionConfig:
     window: int = 1
     top_k: int = 3
     min_score: float = 0.0
-    support_threshold: float = 0.45
+    support_threshold: float = 0.40
     citation_ratio: float = 0.85
-    lexical_weight: float = 0.0
+    lexical_weight: float = 0.7
     use_question: bool = True
     check_numbers: bool = True
     batch_size: int = 32

@@ -456,7 +456,6 @@ class _Root:
     captured: dict[str, Any]  # exporters' view of the caller's context (e.g. the OTel span)
     runs: list[UUID] = field(default_factory=list)
     streams: dict[UUID, BackgroundAttributionStream] = field(default_factory=dict)  # by LLM run
-    last_chunk: dict[UUID, object] = field(default_factory=dict)  # by LLM run
 
     def close_streams(self) -> None:
         for stream in self.streams.values():
@@ -614,11 +613,6 @@ class AttributionCallbackHandler(_Collector):
             root = self._roots.get(root_id) if root_id else None
             if root is None:
                 return
-            if chunk is not None:
-                # BaseChatModel.stream reports each chunk, and so do most models' `_stream`.
-                if root.last_chunk.get(run_id) is chunk:
-                    return
-                root.last_chunk[run_id] = chunk
             stream = root.streams.get(run_id) or self._open_stream(root)
             if stream is None:
                 return
