@@ -72,12 +72,28 @@ def test_chunk_shares_sum_to_one_and_empty_source_scores_zero(
 
 
 def test_similarity_matrix_shape_and_support(hashing_attributor: Attributor) -> None:
-    """similarity is answer sentences x source sentences and support is each row's max."""
+    """similarity is answer sentences x source sentences; support is at least each row's max."""
     result = hashing_attributor.attribute(ANSWER, CHUNKS)
     assert result.similarity.shape == (3, 4)
+    support = np.array([a.support for a in result.answer_sentences])
+    assert (support >= result.similarity.max(axis=1) - 1e-6).all()
+    strict = Attributor(HashingEmbedder(), config=AttributionConfig(paraphrase_margin=None))
+    result = strict.attribute(ANSWER, CHUNKS)
     np.testing.assert_allclose(
         [a.support for a in result.answer_sentences], result.similarity.max(axis=1), rtol=1e-6
     )
+
+
+def test_a_strong_paraphrase_is_supported_despite_few_shared_words() -> None:
+    """The paraphrase margin lets a close dense match raise support above word overlap."""
+    sources = ["Alpha beta gamma delta."]
+    answer = "Alpha beta gamma delta epsilon zeta eta theta."
+    lexical_only = AttributionConfig(lexical_weight=1.0, support_threshold=0.6)
+    strict = Attributor(HashingEmbedder(), config=lexical_only).attribute(answer, sources)
+    lenient = Attributor(
+        HashingEmbedder(), config=AttributionConfig(lexical_weight=1.0, support_threshold=0.6, paraphrase_margin=0.0)
+    ).attribute(answer, sources)
+    assert strict.answer_sentences[0].support < lenient.answer_sentences[0].support
 
 
 @pytest.mark.parametrize("answer", ["", "   \n\t "])

@@ -36,6 +36,9 @@ class AttributionConfig:
             one, so a sentence backed by one source is not padded with near-misses.
         lexical_weight: weight of the lexical (token overlap) strength mixed into the dense cosine
             strength; 0 gives the plain-cosine recipe.
+        paraphrase_margin: a paraphrase shares few words with its source, so a sentence is also
+            supported when its best plain cosine minus this margin reaches the threshold
+            (support = max(hybrid strength, cosine - margin)); None turns this off.
         use_question: prepend the question to answer sentences that are too short to carry
             meaning on their own ("Yes.", "Paris.").
         check_numbers: an answer sentence with a figure (year, amount, count) that none of the
@@ -52,6 +55,7 @@ class AttributionConfig:
     support_threshold: float = 0.40
     citation_ratio: float = 0.85
     lexical_weight: float = 0.7
+    paraphrase_margin: float | None = 0.2
     use_question: bool = True
     check_numbers: bool = True
     batch_size: int = 32
@@ -72,6 +76,8 @@ class AttributionConfig:
         _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
         _check_number("citation_ratio", self.citation_ratio, low=0.0, high=1.0)
         _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
+        if self.paraphrase_margin is not None:
+            _check_number("paraphrase_margin", self.paraphrase_margin, low=0.0, high=2.0)
         for name in ("use_question", "check_numbers"):
             value = getattr(self, name)
             if not isinstance(value, bool):

@@ -6,7 +6,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,12 +136,14 @@ class Attributor:
         timings["split_ms"] = _ms(t)
 
         t = time.perf_counter()
-        strength, dense = self._strength(answer_spans, resolved, source_spans, question)
-        timings["encode_ms"] = dense.encode_ms
-        timings["score_ms"] = _ms(t) - dense.encode_ms
+        strength, cosine, encode_ms = self._strength(answer_spans, resolved, source_spans, question)
+        timings["encode_ms"] = encode_ms
+        timings["score_ms"] = _ms(t) - encode_ms
 
         t = time.perf_counter()
-        result = self._assemble(answer, question, answer_spans, resolved, source_spans, strength)
+        result = self._assemble(
+            answer, question, answer_spans, resolved, source_spans, strength, cosine
+        )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
         return AttributionResult(
@@ -187,13 +188,14 @@ class Attributor:
         sources: list[Source],
         source_spans: list[list[Span]],
         question: str | None,
-    ) -> tuple[FloatMatrix, _Timed]:
-        """Raw strength, answer sentences x source sentences (cosine, optionally hybrid)."""
+    ) -> tuple[FloatMatrix, FloatMatrix, float]:
+        """Strength and plain cosine, answer sentences x source sentences, and encode ms."""
         cfg = self.config
         n_sentences = sum(len(s) for s in source_spans)
         m = len(answer_spans)
         if m == 0 or n_sentences == 0:
-            return np.zeros((m, n_sentences), dtype=np.float32), _Timed(0.0)
+            empty = np.zeros((m, n_sentences), dtype=np.float32)
+            return empty, empty, 0.0
         queries = [self._query_text(span.text, question) for span in answer_spans]
         counts = [len(s) for s in source_spans]
         windows = sliding_windows(counts, cfg.window) if cfg.window > 1 else None
@@ -202,17 +204,19 @@ class Attributor:
         t = time.perf_counter()
         vectors = self.embedder.encode([*queries, *units])  # one batched encode: the floor
         encode_ms = _ms(t)
-        strength = cosine_matrix(vectors[:m], vectors[m:])
+        cosine = cosine_matrix(vectors[:m], vectors[m:])
+        strength = cosine
         if cfg.lexical_weight > 0:
             lex = lexical_matrix(queries, units)
-            strength = (1.0 - cfg.lexical_weight) * strength + cfg.lexical_weight * lex
+            strength = (1.0 - cfg.lexical_weight) * cosine + cfg.lexical_weight * lex
         if windows is not None:
             strength = windows_to_sentences(strength, windows, n_sentences)
+            cosine = windows_to_sentences(cosine, windows, n_sentences)
         if self.reranker is not None:
             sentences = [span.text for spans in source_spans for span in spans]
             top_n = int(getattr(self.reranker, "top_n", 5))
             strength = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
-        return np.asarray(strength, dtype=np.float32), _Timed(encode_ms)
+        return np.asarray(strength, dtype=np.float32), cosine, encode_ms
 
     def _query_text(self, sentence: str, question: str | None) -> str:
         if question and self.config.use_question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
@@ -227,6 +231,7 @@ class Attributor:
         sources: list[Source],
         source_spans: list[list[Span]],
         strength: FloatMatrix,
+        cosine: FloatMatrix,
     ) -> AttributionResult:
         cfg = self.config
         m, n = strength.shape
@@ -239,6 +244,8 @@ class Attributor:
         support: FloatVector = (
             strength.max(axis=1) if n else np.zeros(m, dtype=np.float32)
         ).astype(np.float32)
+        if n and cfg.paraphrase_margin is not None and cfg.lexical_weight > 0:
+            support = np.maximum(support, cosine.max(axis=1) - cfg.paraphrase_margin)
         supported = (support >= cfg.support_threshold) & (n > 0)
         scores = normalize(strength, cfg.normalization, temperature=cfg.temperature)
         issues = [
@@ -332,11 +339,6 @@ class Attributor:
         chunks = sorted({int(owner[j]) for j in best})
         missing = missing_numbers(sentence, [sources[c].text for c in chunks])
         return tuple(f"{value} is in none of the best-matching sources" for value in missing)
-
-
-@dataclass(frozen=True, slots=True)
-class _Timed:
-    encode_ms: float
 
 
 def _ms(since: float) -> float:
