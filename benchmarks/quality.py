@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evaldata import Case, cases
 
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder
-from rag_attrib.embedders import SentenceTransformerEmbedder
+from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder
 
 SETS = [
     "hotpotqa",
@@ -190,6 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=None, help="keep embeddings in this file between runs"
     )
     parser.add_argument(
+        "--backend",
+        choices=["st", "static"],
+        default="st",
+        help="st: sentence-transformers (--model); static: rag_attrib.backends.StaticEmbedder",
+    )
+    parser.add_argument(
+        "--static-path", default=None, help="static model folder (default: the cache folder)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)"
     )
     args = parser.parse_args(argv)
@@ -198,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    embedder = CachedEmbedder(SentenceTransformerEmbedder(args.model), maxsize=5_000_000)
+    if args.backend == "static":
+        from rag_attrib.backends import StaticEmbedder
+
+        base: Embedder = StaticEmbedder(args.static_path)
+    else:
+        base = SentenceTransformerEmbedder(args.model)
+    embedder = CachedEmbedder(base, maxsize=5_000_000)
     if args.cache and args.cache.exists():
         with args.cache.open("rb") as f:
             embedder._cache.update(pickle.load(f))  # benchmark-only shortcut for re-runs
