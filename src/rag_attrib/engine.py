@@ -34,7 +34,7 @@ from .scoring import (
     windows_to_sentences,
 )
 
-__all__ = ["Attributor", "SourceLike", "attribute", "to_sources"]
+__all__ = ["Attributor", "SourceLike", "attribute", "default_attributor", "to_sources"]
 
 SourceLike = Source | str
 """What `sources=` accepts: `Source` objects or plain strings (ids become their positions)."""
@@ -399,6 +399,20 @@ _default: Attributor | None = None
 _default_lock = threading.Lock()
 
 
+def default_attributor() -> Attributor:
+    """The process-wide `Attributor()` over the bundled model, created on first use.
+
+    `attribute()` and the integrations use it when given no attributor, so the model is
+    loaded once and its embedding cache is shared.
+    """
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Attributor()
+    return _default
+
+
 def attribute(
     answer: str,
     sources: Sequence[SourceLike],
@@ -410,9 +424,4 @@ def attribute(
         >>> from rag_attrib import attribute
         >>> result = attribute("Paris is the capital.", ["Paris is France's capital city."])
     """
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Attributor()
-    return _default.attribute(answer, sources, question)
+    return default_attributor().attribute(answer, sources, question)
