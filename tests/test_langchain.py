@@ -726,16 +726,65 @@ class RecordingEmbedder(HashingEmbedder):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[list[str]] = []
+        self._encoded = threading.Condition()
 
     def encode(self, texts):  # type: ignore[no-untyped-def]
-        self.batches.append(list(texts))
-        return super().encode(texts)
+        vectors = super().encode(texts)
+        with self._encoded:
+            self.batches.append(list(texts))
+            self._encoded.notify_all()
+        return vectors
+
+    def wait_for(self, text: str) -> None:
+        """Block until `text` is encoded (or 5 s pass: the test's assertions then fail)."""
+        with self._encoded:
+            self._encoded.wait_for(lambda: any(text in b for b in self.batches), timeout=5)
 
 
-def bridge_chain(shape: str = "message") -> Runnable[Any, Any]:
+class PacedChatModel(BaseChatModel):
+    """Streams BRIDGE_ANSWER word by word, at the pace of a real LLM.
+
+    From the second word of each sentence on it waits for `pace(previous sentence)`: at 20-100
+    tokens a second, a real LLM leaves far more time than encoding one sentence takes. With
+    `pace=None` the words come in one burst.
+    """
+
+    pace: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "paced"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=BRIDGE_ANSWER))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for j, sentence in enumerate(BRIDGE_SENTENCES):
+            words = sentence.split(" ")
+            for i, word in enumerate(words):
+                if j > 0 and i == 1 and self.pace is not None:
+                    self.pace(BRIDGE_SENTENCES[j - 1])
+                end = j == len(BRIDGE_SENTENCES) - 1 and i == len(words) - 1
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(content=word + ("" if end else " "))
+                )
+
+
+def bridge_chain(shape: str = "message", pace: Any = None) -> Runnable[Any, Any]:
     """retriever | prompt | a chat model streaming BRIDGE_ANSWER word by word, as `shape`."""
-    model = GenericFakeChatModel(messages=iter([AIMessage(content=BRIDGE_ANSWER)]))
-    chain = rag_chain(StaticRetriever(docs=BRIDGE_DOCS), model)
+    chain = rag_chain(StaticRetriever(docs=BRIDGE_DOCS), PacedChatModel(pace=pace))
     if shape == "text":
         return chain | StrOutputParser()
     if shape == "dict":
@@ -766,9 +815,8 @@ def one_shot_payload() -> dict[str, Any]:
 def test_with_attribution_stream_encodes_sentences_as_they_complete(shape):
     """stream(): only the last sentence is left when the stream ends; the result equals invoke's."""
     embedder = RecordingEmbedder()
-    chunks = list(
-        with_attribution(bridge_chain(shape), Attributor(embedder)).stream(BRIDGE_QUESTION)
-    )
+    cited = with_attribution(bridge_chain(shape, embedder.wait_for), Attributor(embedder))
+    chunks = list(cited.stream(BRIDGE_QUESTION))
     assert_only_last_sentence_left(embedder)
     if shape == "message":
         payload = chunks[-1].response_metadata["attribution"]
@@ -784,9 +832,19 @@ def test_with_attribution_stream_encodes_sentences_as_they_complete(shape):
 async def test_with_attribution_astream_encodes_sentences_as_they_complete():
     """astream(): the same, and the result equals the non-streaming one."""
     embedder = RecordingEmbedder()
-    cited = with_attribution(bridge_chain(), Attributor(embedder))
+    cited = with_attribution(bridge_chain(pace=embedder.wait_for), Attributor(embedder))
     chunks = [c async for c in cited.astream(BRIDGE_QUESTION)]
     assert_only_last_sentence_left(embedder)
+    assert without_timings(chunks[-1].response_metadata["attribution"]) == one_shot_payload()
+
+
+async def test_burst_stream_encodes_nothing_twice():
+    """Tokens faster than the encoder: queued text is left to one final batch, never repeated."""
+    embedder = RecordingEmbedder()
+    cited = with_attribution(bridge_chain(), Attributor(embedder))
+    chunks = [c async for c in cited.astream(BRIDGE_QUESTION)]
+    encoded = [t for batch in embedder.batches for t in batch]
+    assert sorted(encoded) == sorted(BRIDGE_SOURCE_SENTENCES + BRIDGE_SENTENCES)
     assert without_timings(chunks[-1].response_metadata["attribution"]) == one_shot_payload()
 
 
@@ -796,10 +854,11 @@ async def test_handler_stream_encodes_sentences_as_they_complete(mode):
     embedder = RecordingEmbedder()
     handler = AttributionCallbackHandler(Attributor(embedder))
     config = {"callbacks": [handler]}
+    chain = bridge_chain(pace=embedder.wait_for)
     if mode == "sync":
-        chunks = list(bridge_chain().stream(BRIDGE_QUESTION, config=config))
+        chunks = list(chain.stream(BRIDGE_QUESTION, config=config))
     else:
-        chunks = [c async for c in bridge_chain().astream(BRIDGE_QUESTION, config=config)]
+        chunks = [c async for c in chain.astream(BRIDGE_QUESTION, config=config)]
     assert "".join(str(c.content) for c in chunks) == BRIDGE_ANSWER
     assert_only_last_sentence_left(embedder)
     result = handler.last_result

@@ -7,6 +7,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -603,10 +604,14 @@ BRIDGE_SENTENCES = [
 BRIDGE_QUESTION = "When did the harbour bridge open to visitors?"
 
 
-class WordStreamLLM(CustomLLM):
-    """Always gives `answer`, streamed word by word."""
+class PacedLLM(CustomLLM):
+    """Gives the BRIDGE_SENTENCES answer, streamed word by word at the pace of a real LLM.
 
-    answer: str
+    From the second word of each sentence on it waits for `pace(previous sentence)`: at 20-100
+    tokens a second, a real LLM leaves far more time than encoding one sentence takes.
+    """
+
+    pace: Any = None
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -614,20 +619,21 @@ class WordStreamLLM(CustomLLM):
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self.answer)
+        return CompletionResponse(text=" ".join(BRIDGE_SENTENCES))
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        words = self.answer.split(" ")
-
         def gen() -> CompletionResponseGen:
             text = ""
-            for i, word in enumerate(words):
-                delta = word if i == 0 else " " + word
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
+            for j, sentence in enumerate(BRIDGE_SENTENCES):
+                for i, word in enumerate(sentence.split(" ")):
+                    if j > 0 and i == 1 and self.pace is not None:
+                        self.pace(BRIDGE_SENTENCES[j - 1])
+                    delta = word if not text else " " + word
+                    text += delta
+                    yield CompletionResponse(text=text, delta=delta)
 
         return gen()
 
@@ -638,10 +644,19 @@ class RecordingEmbedder(HashingEmbedder):
     def __init__(self) -> None:
         super().__init__()
         self.batches: list[list[str]] = []
+        self._encoded = threading.Condition()
 
     def encode(self, texts: Any) -> Any:
-        self.batches.append(list(texts))
-        return super().encode(texts)
+        vectors = super().encode(texts)
+        with self._encoded:
+            self.batches.append(list(texts))
+            self._encoded.notify_all()
+        return vectors
+
+    def wait_for(self, text: str) -> None:
+        """Block until `text` is encoded (or 5 s pass: the test's assertions then fail)."""
+        with self._encoded:
+            self._encoded.wait_for(lambda: any(text in b for b in self.batches), timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -649,11 +664,6 @@ def bridge_index() -> VectorStoreIndex:
     return VectorStoreIndex.from_documents(
         [Document(text=t) for t in BRIDGE_TEXTS], embed_model=MiniLMEmbedding(HashingEmbedder())
     )
-
-
-@pytest.fixture
-def bridge_llm() -> WordStreamLLM:
-    return WordStreamLLM(answer=" ".join(BRIDGE_SENTENCES))
 
 
 def _assert_only_last_sentence_left(embedder: RecordingEmbedder) -> None:
@@ -681,11 +691,12 @@ def _one_shot_payload(engine: Any, method: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_streaming_query_encodes_sentences_as_they_complete(
-    bridge_index: VectorStoreIndex, bridge_llm: WordStreamLLM, mode: str
+    bridge_index: VectorStoreIndex, mode: str
 ) -> None:
     """Streaming query: only the last sentence is left at the end; the result equals query()'s."""
     embedder = RecordingEmbedder()
-    engine = bridge_index.as_query_engine(llm=bridge_llm, similarity_top_k=2, streaming=True)
+    paced = PacedLLM(pace=embedder.wait_for)
+    engine = bridge_index.as_query_engine(llm=paced, similarity_top_k=2, streaming=True)
     instrument(Attributor(embedder))
     try:
         if mode == "sync":
@@ -698,20 +709,20 @@ async def test_streaming_query_encodes_sentences_as_they_complete(
         uninstrument()
     assert text == " ".join(BRIDGE_SENTENCES)
     _assert_only_last_sentence_left(embedder)
-    plain = bridge_index.as_query_engine(llm=bridge_llm, similarity_top_k=2)
+    plain = bridge_index.as_query_engine(llm=PacedLLM(), similarity_top_k=2)
     assert _without_timings(response.metadata["attribution"]) == _one_shot_payload(plain, "query")
     assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_streaming_chat_encodes_sentences_as_they_complete(
-    bridge_index: VectorStoreIndex, bridge_llm: WordStreamLLM, mode: str
+    bridge_index: VectorStoreIndex, mode: str
 ) -> None:
     """stream_chat / astream_chat: the same, fed from the chat's delta events."""
     embedder = RecordingEmbedder()
     instrument(Attributor(embedder))
     try:
-        chat_engine = _chat_engine(bridge_index, bridge_llm)
+        chat_engine = _chat_engine(bridge_index, PacedLLM(pace=embedder.wait_for))
         if mode == "sync":
             streamed: Any = chat_engine.stream_chat(BRIDGE_QUESTION)
             text = "".join(streamed.response_gen)
@@ -722,7 +733,7 @@ async def test_streaming_chat_encodes_sentences_as_they_complete(
         uninstrument()
     assert text == " ".join(BRIDGE_SENTENCES)
     _assert_only_last_sentence_left(embedder)
-    one_shot = _one_shot_payload(_chat_engine(bridge_index, bridge_llm), "chat")
+    one_shot = _one_shot_payload(_chat_engine(bridge_index, PacedLLM()), "chat")
     assert _without_timings(streamed.metadata["attribution"]) == one_shot
     assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
 

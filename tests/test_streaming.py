@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -132,6 +133,7 @@ def test_background_stream_equals_one_shot_and_leaves_only_the_last_sentence():
     stream = BackgroundAttributionStream(Attributor(embedder), SOURCES)
     for token in _tokens(ANSWER):
         stream.add(token)
+        assert stream.wait(timeout=5)  # tokens slower than the encoder, as from a real LLM
     result = stream.finish()
     first, *during, last = embedder.batches
     assert first == [
@@ -139,21 +141,22 @@ def test_background_stream_equals_one_shot_and_leaves_only_the_last_sentence():
         "It spans the harbour.",
         "Tourists climb the arch.",
     ]
-    assert [t for batch in during for t in batch] == ["Visitors can climb its arch."]
+    assert during == [["Visitors can climb its arch."]]
     assert last == ["It is grey."]
     direct = Attributor(HashingEmbedder()).attribute(stream.text, SOURCES)
     assert result.answer_sentences == direct.answer_sentences
     assert result.sources == direct.sources
 
 
-async def test_background_add_never_waits_for_the_encoder():
-    """add() returns while the encoder is busy; afinish() waits for it without blocking the loop."""
+async def test_background_add_never_waits_and_a_burst_is_encoded_once():
+    """add() returns while the encoder is busy; afinish() waits without blocking the loop and
+    leaves the queued text to one final batch."""
     gate = threading.Event()
     embedder = RecordingEmbedder(gate)
     stream = BackgroundAttributionStream(Attributor(embedder), SOURCES)
+    assert embedder.entered.wait(5)  # the worker is encoding the sources
     for token in _tokens(ANSWER):
-        stream.add(token)  # the worker is stuck on the sources: this would hang if add() waited
-    assert embedder.batches == []
+        stream.add(token)  # this would hang if add() waited for the worker
     assert not stream.wait(timeout=0.01)
     finishing = asyncio.create_task(stream.afinish())
     await asyncio.sleep(0.01)  # the loop keeps running while the worker is stuck
@@ -161,7 +164,10 @@ async def test_background_add_never_waits_for_the_encoder():
     gate.set()
     result = await finishing
     assert result.answer == ANSWER + " "
-    assert len(embedder.batches) == 3  # sources, the two sentences that completed, the last one
+    assert embedder.batches == [
+        ["The bridge opened in 1932.", "It spans the harbour.", "Tourists climb the arch."],
+        ["Visitors can climb its arch.", "It is grey."],
+    ]
 
 
 def test_background_close_drops_the_tokens_not_yet_encoded():
@@ -206,3 +212,26 @@ def test_background_streams_on_threads_stay_apart():
         assert list(pool.map(run, range(12))) == [
             (f"Item {k} weighs {k} kg. Done {k}. ", f"Item {k} weighs {k} kg.") for k in range(12)
         ]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_background_stream_works_in_a_forked_child():
+    """A child forked after the worker pool started still gets its streams warmed and finished."""
+    import os
+
+    warm = BackgroundAttributionStream(Attributor(HashingEmbedder()), SOURCES)
+    warm.add("Started. ")
+    warm.finish()  # the pool's threads exist now
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a stream finishes within the timeout
+        code = 1
+        try:
+            stream = BackgroundAttributionStream(Attributor(HashingEmbedder()), SOURCES)
+            stream.add(ANSWER)
+            code = 0 if stream.wait(timeout=5) and stream.finish().answer == ANSWER else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

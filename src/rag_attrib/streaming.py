@@ -113,6 +113,16 @@ def _worker_pool() -> ThreadPoolExecutor:
     return _pool
 
 
+def _forget_pool() -> None:
+    # A forked child inherits the pool but not its threads: work queued there would never run.
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _done_future() -> Future[None]:
     future: Future[None] = Future()
     future.set_result(None)
@@ -126,11 +136,15 @@ class BackgroundAttributionStream:
     without waiting for the sources to be encoded, and an event loop is never blocked by the
     model. Opening the stream and every `add()` run in order on a shared pool of threads;
     tokens that arrive while the worker is busy are added together (the result is the same,
-    since `AttributionStream` only ever looks at the text received). `finish()` waits for that
-    work, so it encodes only what was still open.
+    since `AttributionStream` only ever looks at the text received). `finish()` stops the
+    warming, waits for the encoding under way, and leaves what had not started to the final
+    `attribute()`, which encodes it in one batch: when tokens came slower than sentences are
+    encoded (the usual case), only the last sentence is left; when they came in a burst,
+    nothing is encoded twice and no call is wasted.
 
-    A failure while warming (a broken embedder, bad sources) is logged at debug level and
-    stops the warming; `finish()` then attributes the usual way and reports the error there.
+    A failure while warming (a broken embedder, bad sources) is kept in `error`, logged at
+    debug level, and stops the warming; `finish()` then attributes the usual way, raising
+    whatever `Attributor.attribute` raises.
 
     Args:
         attributor: the attributor whose cache is warmed and which computes the result.
@@ -187,7 +201,10 @@ class BackgroundAttributionStream:
             self._schedule()
 
     def close(self) -> None:
-        """Stop warming: tokens not processed yet are dropped (work under way finishes)."""
+        """Stop warming: tokens not processed yet are not encoded (work under way finishes).
+
+        Call `wait()` afterwards and then attribute: that is what `finish()` does.
+        """
         with self._lock:
             self._closed = True
             self._pending.clear()
@@ -210,16 +227,18 @@ class BackgroundAttributionStream:
         return True
 
     def finish(self, answer: str | None = None) -> AttributionResult:
-        """Wait for the warming, then attribute the whole answer (by default, the text received).
+        """Stop warming, then attribute the whole answer (by default, the text received).
 
         Args:
             answer: the final answer, when the caller has it assembled already.
         """
+        self.close()
         self.wait()
         return self._attribute(answer)
 
     async def afinish(self, answer: str | None = None) -> AttributionResult:
         """`finish` without blocking the event loop."""
+        self.close()
         await asyncio.wrap_future(self.idle())
         return await asyncio.to_thread(self._attribute, answer)
 

@@ -473,6 +473,7 @@ class AttributionCallbackHandler(_Collector):
     Where the chain returns the chat model's own `AIMessage`, that message gets
     `response_metadata["attribution"]`; the LLM cache's copy is left without it. Other outputs
     (parsers, dicts, streams) are not changed: read `results`, or use `with_attribution`.
+    When the LLM streams tokens, each answer sentence is encoded as soon as it is complete.
 
     Args:
         attributor: the `Attributor` to use; None uses a shared one over the bundled model.
@@ -664,11 +665,11 @@ class AttributionCallbackHandler(_Collector):
 
     def _finish(self, run_id: UUID, root: _Root, outputs: Any, inputs: Any) -> None:
         capture = root.capture
+        root.close_streams()  # text not encoded yet goes into the final attribution's batch
         if capture.open_llms or capture.generation is None:
             # An LLM that has not finished means the stream was closed early: the output is
             # partial, so nothing is attributed. No LLM at all: nothing to attribute.
             logger.debug("rag_attrib: run %s ended without a finished LLM answer", run_id)
-            root.close_streams()
             return
         for stream in root.streams.values():  # streamed sentences: only the last one is left
             stream.wait()
@@ -834,18 +835,23 @@ class _Warmer:
         return BackgroundAttributionStream(attributor, sources, question)
 
     def close(self) -> None:
-        """Stop warming (an early break or a failure)."""
+        """Stop warming (the end of the stream, an early break or a failure)."""
         self._off = True
         if self.stream is not None:
             self.stream.close()
 
-    def wait(self) -> None:
-        """Block until the text fed so far is encoded."""
+    def settle(self) -> None:
+        """Stop warming and wait for the encoding under way.
+
+        What had not started is left to the final attribution, which encodes it in one batch.
+        """
+        self.close()
         if self.stream is not None:
             self.stream.wait()
 
-    async def await_idle(self) -> None:
-        """`wait` without blocking the event loop."""
+    async def asettle(self) -> None:
+        """`settle` without blocking the event loop."""
+        self.close()
         if self.stream is not None:
             await asyncio.wrap_future(self.stream.idle())
 
@@ -994,7 +1000,8 @@ class AttributedRunnable(Runnable[Any, Any]):
 
         Message streams end with an empty `AIMessageChunk`, dict streams with
         `{"attribution": ...}` (both merge with `+`); text streams get no extra chunk. An early
-        break attaches nothing.
+        break attaches nothing. While chunks flow, the documents and each finished answer
+        sentence are encoded on a worker thread, so only the last sentence is left at the end.
         """
         yield from self.transform(iter([input]), config, **kwargs)
 
@@ -1045,7 +1052,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         # Only reached when the stream is exhausted: an early break closes this generator at
         # the `yield` above, so a partial answer is never attributed.
         try:
-            warmer.wait()
+            warmer.settle()
             job = _job(
                 _text_of(total) or handler.capture.llm_text,
                 handler.capture,
@@ -1085,7 +1092,7 @@ class AttributedRunnable(Runnable[Any, Any]):
             warmer.close()
             raise
         try:
-            await warmer.await_idle()
+            await warmer.asettle()
             job = _job(
                 _text_of(total) or handler.capture.llm_text,
                 handler.capture,
@@ -1200,7 +1207,9 @@ def with_attribution(
 
     Every call also dispatches the custom event "attribution" (seen by `astream_events` and
     custom handlers), and the wrapper run's outputs (or, for text streams, a child run named
-    "attribution") hold the payload for run-based tracers.
+    "attribution") hold the payload for run-based tracers. Streams encode the documents and
+    each answer sentence as soon as it is complete (on a worker thread), so the attribution
+    follows the last chunk after one sentence's encoding; the result is the one `invoke` gives.
 
     Args:
         chain: the Runnable to wrap (e.g. `retriever | prompt | model | parser`).

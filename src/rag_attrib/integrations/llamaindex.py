@@ -8,6 +8,10 @@ Two ways in:
   nodes that reached the LLM after postprocessors. `uninstrument()` removes it.
 - `attribute_response(response)` does the same for one response you already have.
 
+Streaming query and chat responses encode their nodes and each finished answer sentence on a
+worker thread while the answer streams, so when it ends only the last sentence is left to
+encode; the result is the one a non-streaming call gives.
+
 The attached value is `rag_attrib.convert.attribution_payload(result)`: `result.to_dict()`
 plus LangChain-shaped `"citations"`. Source ids are node ids, offsets index the node text
 (`node.get_content(MetadataMode.NONE)`), and each citation's `extras` also carry the node's
@@ -517,8 +521,9 @@ class _Tracker:
         if entry is None:
             return
         unit, response = entry.unit, entry.response
-        if entry.stream is not None:
-            entry.stream.wait()  # the finished sentences are encoded: only the last is left
+        if entry.stream is not None:  # the finished sentences are encoded: the last is left
+            entry.stream.close()
+            entry.stream.wait()
         # The writer sets `is_done` only after this event, so a caller consuming the stream
         # finishes after the attribution is attached.
         _, payload = _run(
@@ -554,6 +559,7 @@ def _wrap_stream(response: StreamingResponse, unit: _Unit) -> None:
         # only a fully consumed stream is attributed: an early break never gets here
         try:
             if stream is not None:
+                stream.close()
                 stream.wait()
             _, payload = _run(
                 "".join(parts),
@@ -590,6 +596,7 @@ def _wrap_async_stream(response: AsyncStreamingResponse, unit: _Unit) -> None:
             raise
         try:
             if stream is not None:
+                stream.close()
                 await asyncio.wrap_future(stream.idle())
             _, payload = await _arun(
                 "".join(parts),
