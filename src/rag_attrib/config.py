@@ -39,8 +39,9 @@ class AttributionConfig:
         paraphrase_margin: a paraphrase shares few words with its source, so a sentence is also
             supported when its best plain cosine minus this margin reaches the threshold
             (support = max(hybrid strength, cosine - margin)); None turns this off.
-        use_question: prepend the question to answer sentences that are too short to carry
-            meaning on their own ("Yes.", "Paris.").
+        use_question: embed answer sentences that mean little alone with their context: very
+            short ones ("Yes.", "Paris.") with the question, and ones opening with a pronoun
+            ("They are...") with the previous answer sentence (the question for the first).
         check_numbers: an answer sentence with a figure (year, amount, count) that none of the
             chunks of its best matches contains is unsupported, however similar it reads.
         batch_size: encoder batch size.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,14 @@ from .scoring import (
     windows_to_sentences,
 )
 
-__all__ = ["Attributor", "SourceLike", "attribute", "default_attributor", "to_sources"]
+__all__ = [
+    "Attributor",
+    "SourceLike",
+    "attribute",
+    "default_attributor",
+    "loaded_default_attributor",
+    "to_sources",
+]
 
 SourceLike = Source | str
 """What `sources=` accepts: `Source` objects or plain strings (ids become their positions)."""
@@ -44,6 +52,9 @@ Splitter = Callable[[str], list[Span]]
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
 # longer ones must stand alone, or an invented claim would borrow the question's support.
 _SHORT_ANSWER_WORDS = 4
+_LEADING_PRONOUN = re.compile(
+    r"(?:they|it|he|she|this|these|those|its|their|his|her|them)\b", re.IGNORECASE
+)
 
 
 class Attributor:
@@ -176,9 +187,19 @@ class Attributor:
         if units:
             self.embedder.encode(units)
 
-    def prewarm_answer(self, sentences: Sequence[str], question: str | None = None) -> None:
-        """Encode answer sentences into the cache ahead of `attribute` (streaming answers)."""
-        queries = [self._query_text(s, question) for s in sentences]
+    def prewarm_answer(
+        self,
+        sentences: Sequence[str],
+        question: str | None = None,
+        *,
+        previous: str | None = None,
+    ) -> None:
+        """Encode answer sentences into the cache ahead of `attribute` (streaming answers).
+
+        `previous` is the answer sentence before `sentences[0]`, if any: a sentence that opens
+        with a pronoun is embedded with it, exactly as `attribute` will.
+        """
+        queries = self._query_texts(sentences, question, previous)
         if queries:
             self.embedder.encode(queries)
 
@@ -196,7 +217,7 @@ class Attributor:
         if m == 0 or n_sentences == 0:
             empty = np.zeros((m, n_sentences), dtype=np.float32)
             return empty, empty, 0.0
-        queries = [self._query_text(span.text, question) for span in answer_spans]
+        queries = self._query_texts([span.text for span in answer_spans], question, None)
         counts = [len(s) for s in source_spans]
         windows = sliding_windows(counts, cfg.window) if cfg.window > 1 else None
         units = _unit_texts(sources, source_spans, windows)
@@ -218,9 +239,26 @@ class Attributor:
             strength = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
         return np.asarray(strength, dtype=np.float32), cosine, encode_ms
 
-    def _query_text(self, sentence: str, question: str | None) -> str:
-        if question and self.config.use_question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
+    def _query_texts(
+        self, sentences: Sequence[str], question: str | None, previous: str | None
+    ) -> list[str]:
+        """The texts embedded for answer sentences: some need their context to mean anything."""
+        out = []
+        for sentence in sentences:
+            out.append(self._query_text(sentence, question, previous))
+            previous = sentence
+        return out
+
+    def _query_text(self, sentence: str, question: str | None, previous: str | None) -> str:
+        if not self.config.use_question:
+            return sentence
+        if question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
             return f"{question} {sentence}"
+        # "They are flightless birds." says nothing about penguins without what "they" is
+        if _LEADING_PRONOUN.match(sentence):
+            context = previous if previous is not None else question
+            if context:
+                return f"{context} {sentence}"
         return sentence
 
     def _assemble(
@@ -327,7 +365,6 @@ class Attributor:
             question=question,
         )
 
-
     def _issues(
         self, sentence: str, row: FloatVector, owner: Any, sources: list[Source]
     ) -> tuple[str, ...]:
@@ -410,6 +447,14 @@ def default_attributor() -> Attributor:
         with _default_lock:
             if _default is None:
                 _default = Attributor()
+    return _default
+
+
+def loaded_default_attributor() -> Attributor | None:
+    """The shared default `Attributor` if something already created it, else None.
+
+    For callers that must not stall (a stream) on loading the model.
+    """
     return _default
 
 

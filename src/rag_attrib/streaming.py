@@ -52,6 +52,7 @@ class AttributionStream:
         self.question = question
         self._text = ""
         self._base = 0  # where the first sentence that may still grow starts
+        self._previous: str | None = None  # the last finished sentence (pronoun context)
         self._lock = threading.Lock()
         if prewarm:
             self.attributor.prewarm(self.sources)
@@ -82,9 +83,12 @@ class AttributionStream:
         done = spans[:-1]
         if not done:
             return 0
-        self.attributor.prewarm_answer([s.text for s in done], self.question)
+        with self._lock:
+            previous = self._previous
+        self.attributor.prewarm_answer([s.text for s in done], self.question, previous=previous)
         with self._lock:
             self._base = max(self._base, base + spans[-1].start)
+            self._previous = done[-1].text
         return len(done)
 
     def finish(self, answer: str | None = None) -> AttributionResult:

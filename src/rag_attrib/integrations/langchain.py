@@ -32,7 +32,7 @@ import numpy as np
 
 from ..convert import attribution_payload
 from ..embedders import Embedder
-from ..engine import Attributor
+from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..errors import ConfigError, MissingDependencyError
 from ..export.base import Exporter, capture_context, export_all
 from ..results import AttributionResult, Source
@@ -79,19 +79,6 @@ EVENT_NAME = "attribution"
 _ANSWER_KEYS = ("answer", "output", "result", "text", "content", "response")
 _QUESTION_KEYS = ("question", "input", "query")
 _ATTACH_FAILED = "rag_attrib: attaching the attribution failed; the chain output is unchanged"
-
-_default: Attributor | None = None
-_default_lock = threading.Lock()
-
-
-def _default_attributor() -> Attributor:
-    """The shared `Attributor()` over the bundled model, created on first use."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Attributor()
-    return _default
 
 
 # --- documents, answers, questions -------------------------------------------------------
@@ -258,7 +245,7 @@ def _engine_failed(job: _Job, exc: Exception) -> AttributionResult:
 
 
 def _resolve(attributor: Attributor | None) -> Attributor:
-    return attributor if attributor is not None else _default_attributor()
+    return attributor if attributor is not None else default_attributor()
 
 
 def _run(attributor: Attributor | None, job: _Job) -> AttributionResult:
@@ -623,7 +610,7 @@ class AttributionCallbackHandler(_Collector):
     def _open_stream(self, root: _Root) -> BackgroundAttributionStream | None:
         """A warming stream over the root's documents (call with the lock held)."""
         # Building the default attributor loads a model: never stall a token for it.
-        attributor = self.attributor if self.attributor is not None else _default
+        attributor = self.attributor if self.attributor is not None else loaded_default_attributor()
         sources = root.capture.sources()
         if attributor is None or not sources:
             return None
@@ -824,7 +811,9 @@ class _Warmer:
         self.stream.add(text[len(fed) :])
 
     def _open(self) -> BackgroundAttributionStream | None:
-        attributor = self._attributor if self._attributor is not None else _default
+        attributor = self._attributor
+        if attributor is None:
+            attributor = loaded_default_attributor()  # never load the model mid-stream
         if attributor is None:
             self._off = True
             return None
@@ -1250,7 +1239,7 @@ class MiniLMEmbeddings(Embeddings):
         """The embedder in use (the default one is created on first access)."""
         given = self._given
         if given is None:
-            return _default_attributor().embedder
+            return default_attributor().embedder
         if isinstance(given, Attributor):
             return given.embedder
         return given

@@ -36,7 +36,7 @@ from typing_extensions import override
 
 from ..convert import attribution_payload
 from ..embedders import Embedder, SentenceTransformerEmbedder
-from ..engine import Attributor
+from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..errors import MissingDependencyError
 from ..export.base import Exporter, capture_context, export_all
 from ..results import AttributionResult, Source
@@ -207,19 +207,6 @@ class _Unit:
         }
 
 
-_default_attributor: Attributor | None = None
-_default_lock = threading.Lock()
-
-
-def _get_default_attributor() -> Attributor:
-    global _default_attributor
-    if _default_attributor is None:
-        with _default_lock:
-            if _default_attributor is None:
-                _default_attributor = Attributor()
-    return _default_attributor
-
-
 def _sources(nodes: Iterable[NodeWithScore]) -> list[Source]:
     out = []
     for nws in nodes:
@@ -242,7 +229,7 @@ def _open_stream(
     None when there is nothing to warm, or when the default attributor does not exist yet
     (building it loads a model, which would stall the stream).
     """
-    attributor = settings.attributor or _default_attributor
+    attributor = settings.attributor or loaded_default_attributor()
     if attributor is None or not nodes:
         return None
     try:
@@ -306,7 +293,7 @@ def _run(
     context: dict[str, Any],
 ) -> tuple[AttributionResult, JSONDict]:
     try:
-        attributor = settings.attributor or _get_default_attributor()
+        attributor = settings.attributor or default_attributor()
         result = attributor.attribute(answer, _sources(nodes), question)
     except Exception as exc:  # attribution must never break the user's query
         result = _failed(answer, question, context, exc)
@@ -321,7 +308,7 @@ async def _arun(
     context: dict[str, Any],
 ) -> tuple[AttributionResult, JSONDict]:
     try:
-        attributor = settings.attributor or _get_default_attributor()
+        attributor = settings.attributor or default_attributor()
         result = await attributor.aattribute(answer, _sources(nodes), question)
     except Exception as exc:  # attribution must never break the user's query
         result = _failed(answer, question, context, exc)
