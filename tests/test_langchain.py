@@ -711,13 +711,9 @@ BRIDGE_SENTENCES = [
     "Its steel arch is painted grey.",
     "Nobody knows where the colour came from.",
 ]
-# What is embedded: a sentence opening with a pronoun ("Its ...") goes with the one before it.
-BRIDGE_EMBEDDED = [
-    BRIDGE_SENTENCES[0],
-    BRIDGE_SENTENCES[1],
-    f"{BRIDGE_SENTENCES[1]} {BRIDGE_SENTENCES[2]}",
-    BRIDGE_SENTENCES[3],
-]
+# What is embedded while streaming: a sentence opening with a pronoun ("Its ...") also
+# after the one before it.
+BRIDGE_EMBEDDED_DURING = [*BRIDGE_SENTENCES[:3], f"{BRIDGE_SENTENCES[1]} {BRIDGE_SENTENCES[2]}"]
 BRIDGE_SOURCE_SENTENCES = [
     "The bridge opened in 1932.",
     "It spans the harbour.",
@@ -805,7 +801,7 @@ def assert_only_last_sentence_left(embedder: RecordingEmbedder) -> None:
     first, *during, last = embedder.batches
     assert first == BRIDGE_SOURCE_SENTENCES
     assert last == BRIDGE_SENTENCES[-1:]
-    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_EMBEDDED[:-1])
+    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_EMBEDDED_DURING)
 
 
 def without_timings(payload: dict[str, Any]) -> dict[str, Any]:
@@ -851,7 +847,7 @@ async def test_burst_stream_encodes_nothing_twice():
     cited = with_attribution(bridge_chain(), Attributor(embedder))
     chunks = [c async for c in cited.astream(BRIDGE_QUESTION)]
     encoded = [t for batch in embedder.batches for t in batch]
-    assert sorted(encoded) == sorted(BRIDGE_SOURCE_SENTENCES + BRIDGE_EMBEDDED)
+    assert sorted(encoded) == sorted(BRIDGE_SOURCE_SENTENCES + BRIDGE_EMBEDDED_DURING + BRIDGE_SENTENCES[3:])
     assert without_timings(chunks[-1].response_metadata["attribution"]) == one_shot_payload()
 
 

@@ -601,13 +601,9 @@ BRIDGE_SENTENCES = [
     "Its steel arch is painted grey.",
     "Nobody knows where the colour came from.",
 ]
-# What is embedded: a sentence opening with a pronoun ("Its ...") goes with the one before it.
-BRIDGE_EMBEDDED = [
-    BRIDGE_SENTENCES[0],
-    BRIDGE_SENTENCES[1],
-    f"{BRIDGE_SENTENCES[1]} {BRIDGE_SENTENCES[2]}",
-    BRIDGE_SENTENCES[3],
-]
+# What is embedded while streaming: a sentence opening with a pronoun ("Its ...") also
+# after the one before it.
+BRIDGE_EMBEDDED_DURING = [*BRIDGE_SENTENCES[:3], f"{BRIDGE_SENTENCES[1]} {BRIDGE_SENTENCES[2]}"]
 BRIDGE_QUESTION = "When did the harbour bridge open to visitors?"
 
 
@@ -679,7 +675,7 @@ def _assert_only_last_sentence_left(embedder: RecordingEmbedder) -> None:
     first, *during, last = embedder.batches
     assert sorted(first) == sorted(BRIDGE_SOURCE_SENTENCES)
     assert last == BRIDGE_SENTENCES[-1:]
-    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_EMBEDDED[:-1])
+    assert sorted(t for batch in during for t in batch) == sorted(BRIDGE_EMBEDDED_DURING)
 
 
 def _without_timings(payload: dict[str, Any]) -> dict[str, Any]:

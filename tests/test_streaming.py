@@ -17,8 +17,8 @@ from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 SOURCES = ["The bridge opened in 1932. It spans the harbour.", "Tourists climb the arch."]
 ANSWER = "The bridge opened in 1932. Visitors can climb its arch. It is grey."
-# "It is grey." opens with a pronoun, so it is embedded after the sentence before it
-LAST_EMBEDDED = "Visitors can climb its arch. It is grey."
+# "It is grey." opens with a pronoun, so it is embedded alone and after the sentence before it
+LAST_EMBEDDED = ["It is grey.", "Visitors can climb its arch. It is grey."]
 
 
 def _tokens(text: str) -> list[str]:
@@ -45,7 +45,7 @@ def test_only_the_last_sentence_is_left_to_encode() -> None:
     assert added == 2  # "The bridge opened in 1932." is a cached source sentence
     before = embedder.texts_encoded
     stream.finish()
-    assert embedder.texts_encoded - before == 1  # only "It is grey."
+    assert embedder.texts_encoded - before == 2  # only "It is grey.", alone and in context
 
 
 def test_finish_accepts_the_final_answer_and_rejects_non_text() -> None:
@@ -144,7 +144,7 @@ def test_background_stream_equals_one_shot_and_leaves_only_the_last_sentence():
         "Tourists climb the arch.",
     ]
     assert during == [["Visitors can climb its arch."]]
-    assert last == [LAST_EMBEDDED]
+    assert last == LAST_EMBEDDED
     direct = Attributor(HashingEmbedder()).attribute(stream.text, SOURCES)
     assert result.answer_sentences == direct.answer_sentences
     assert result.sources == direct.sources
@@ -168,7 +168,7 @@ async def test_background_add_never_waits_and_a_burst_is_encoded_once():
     assert result.answer == ANSWER + " "
     assert embedder.batches == [
         ["The bridge opened in 1932.", "It spans the harbour.", "Tourists climb the arch."],
-        ["Visitors can climb its arch.", LAST_EMBEDDED],
+        ["Visitors can climb its arch.", *LAST_EMBEDDED],
     ]
 
 

@@ -199,9 +199,10 @@ class Attributor:
         `previous` is the answer sentence before `sentences[0]`, if any: a sentence that opens
         with a pronoun is embedded with it, exactly as `attribute` will.
         """
-        queries = self._query_texts(sentences, question, previous)
-        if queries:
-            self.embedder.encode(queries)
+        queries, extra = self._query_texts(sentences, question, previous)
+        texts = [*queries, *(text for _, text in extra)]
+        if texts:
+            self.embedder.encode(texts)
 
     def _strength(
         self,
@@ -217,15 +218,21 @@ class Attributor:
         if m == 0 or n_sentences == 0:
             empty = np.zeros((m, n_sentences), dtype=np.float32)
             return empty, empty, 0.0
-        queries = self._query_texts([span.text for span in answer_spans], question, None)
+        queries, extra = self._query_texts([span.text for span in answer_spans], question, None)
         counts = [len(s) for s in source_spans]
         windows = sliding_windows(counts, cfg.window) if cfg.window > 1 else None
         units = _unit_texts(sources, source_spans, windows)
 
         t = time.perf_counter()
-        vectors = self.embedder.encode([*queries, *units])  # one batched encode: the floor
+        # one batched encode: the floor
+        vectors = self.embedder.encode([*queries, *(text for _, text in extra), *units])
         encode_ms = _ms(t)
-        cosine = cosine_matrix(vectors[:m], vectors[m:])
+        k = m + len(extra)
+        cosine = cosine_matrix(vectors[:m], vectors[k:])
+        if extra:  # context may only help: keep the better of plain and in-context
+            rows = np.array([i for i, _ in extra])
+            in_context = cosine_matrix(vectors[m:k], vectors[k:])
+            cosine[rows] = np.maximum(cosine[rows], in_context)
         strength = cosine
         if cfg.lexical_weight > 0:
             lex = lexical_matrix(queries, units)
@@ -241,25 +248,27 @@ class Attributor:
 
     def _query_texts(
         self, sentences: Sequence[str], question: str | None, previous: str | None
-    ) -> list[str]:
-        """The texts embedded for answer sentences: some need their context to mean anything."""
-        out = []
-        for sentence in sentences:
-            out.append(self._query_text(sentence, question, previous))
-            previous = sentence
-        return out
+    ) -> tuple[list[str], list[tuple[int, str]]]:
+        """The texts embedded for answer sentences, and (row, text) in-context variants.
 
-    def _query_text(self, sentence: str, question: str | None, previous: str | None) -> str:
-        if not self.config.use_question:
-            return sentence
-        if question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
-            return f"{question} {sentence}"
-        # "They are flightless birds." says nothing about penguins without what "they" is
-        if _LEADING_PRONOUN.match(sentence):
-            context = previous if previous is not None else question
-            if context:
-                return f"{context} {sentence}"
-        return sentence
+        A very short answer ("Yes.", "1912.") means nothing without its question, so it is
+        embedded with it. "They are flightless birds." says nothing about penguins without
+        what "they" is, so a sentence opening with a pronoun is also embedded after the
+        previous answer sentence (the question for the first) and keeps the better match.
+        """
+        queries: list[str] = []
+        extra: list[tuple[int, str]] = []
+        use = self.config.use_question
+        for i, sentence in enumerate(sentences):
+            if use and question and len(sentence.split()) < _SHORT_ANSWER_WORDS:
+                queries.append(f"{question} {sentence}")
+            else:
+                queries.append(sentence)
+                context = previous if previous is not None else question
+                if use and context and _LEADING_PRONOUN.match(sentence):
+                    extra.append((i, f"{context} {sentence}"))
+            previous = sentence
+        return queries, extra
 
     def _assemble(
         self,
