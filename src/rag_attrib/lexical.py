@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -46,13 +47,20 @@ def _stem(token: str) -> str:
 
 def content_tokens(text: str) -> list[str]:
     """Lower-cased, stemmed content words and numbers of `text`, in order."""
+    return list(_content_tokens(text))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _content_tokens(text: str) -> tuple[str, ...]:
+    # source sentences recur across calls (re-retrieved chunks); tokenising them is most of
+    # the lexical cost
     out = []
     for match in _TOKEN.finditer(text.lower()):
         token = match.group()
         if token in _STOPWORDS:
             continue
         out.append(token if token[0].isdigit() else _stem(token))
-    return out
+    return tuple(out)
 
 
 def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
@@ -65,13 +73,13 @@ def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
     out = np.zeros((m, n), dtype=np.float32)
     if m == 0 or n == 0:
         return out
-    answer_sets = [set(content_tokens(a)) for a in answers]
+    answer_sets = [set(_content_tokens(a)) for a in answers]
     vocab = {t: k for k, t in enumerate(sorted(set().union(*answer_sets)))}
     if not vocab:
         return out
     present = np.zeros((n, len(vocab)), dtype=np.float32)
     for j, unit in enumerate(units):
-        hits = sorted({vocab[t] for t in content_tokens(unit) if t in vocab})
+        hits = sorted({vocab[t] for t in _content_tokens(unit) if t in vocab})
         if hits:
             present[j, hits] = 1.0
     df = present.sum(axis=0)
@@ -93,6 +101,11 @@ _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,:]\d+)*")
 
 def numbers(text: str) -> set[str]:
     """The figures in `text`, normalised so "13,200" and "13200" compare equal."""
+    return set(_numbers(text))
+
+
+@functools.lru_cache(maxsize=10_000)
+def _numbers(text: str) -> frozenset[str]:
     out = set()
     for match in _NUMBER.finditer(text):
         value = match.group()
@@ -100,7 +113,7 @@ def numbers(text: str) -> set[str]:
         if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", value):
             value = value.replace(",", "")
         out.add(value.rstrip(".,:"))
-    return out
+    return frozenset(out)
 
 
 def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
@@ -110,5 +123,5 @@ def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
         return []
     found: set[str] = set()
     for text in evidence:
-        found |= numbers(text)
+        found |= _numbers(text)
     return sorted(wanted - found)

@@ -678,4 +678,10 @@ def split_sentences(text: str, *, language: str = "english") -> list[Span]:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
-    return _default_splitter(_canonical_language(language))(text)
+    return list(_cached_split(text, _canonical_language(language)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_split(text: str, language: str) -> tuple[Span, ...]:
+    # Retrieved chunks come back call after call; Spans are frozen, so sharing them is safe.
+    return tuple(_default_splitter(language)(text))
