@@ -456,9 +456,10 @@ def _table(result: AttributionResult, width: int) -> str:
         if not s.citations:
             lines.append(f"{indent}(no citation above the score threshold)")
             continue
-        lines.append(f"{indent}{'score':>5}  {'cos':>4}  {'source':<{id_width}}  {'#':>3}  text")
+        header = f"{'score':>5}  {'strength':>8}  {'source':<{id_width}}  {'#':>3}  text"
+        lines.append(indent + header)
         for c in s.citations:
-            prefix = f"{indent}{c.score:5.2f}  {c.similarity:4.2f}  "
+            prefix = f"{indent}{c.score:5.2f}  {c.similarity:8.2f}  "
             prefix += f"{_clip(c.source_id, id_width):<{id_width}}  {c.sentence_index + 1:>3}  "
             lines.append(prefix + _clip(" ".join(c.text.split()), max(10, width - len(prefix))))
     if not result.answer_sentences:
