@@ -1,0 +1,55 @@
+"""Lexical strength and figure extraction, checked against hand-worked values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rag_attrib.lexical import content_tokens, lexical_matrix, missing_numbers, numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("The cats were sleeping in the garden.", ["cat", "sleep", "garden"]),
+        ("It cost 3.5 million in 1,200 shops.", ["cost", "3.5", "million", "1,200", "shop"]),
+        ("Der Hund und die Katze.", ["hund", "katze"]),
+    ],
+)
+def test_content_tokens(text: str, tokens: list[str]) -> None:
+    """Stopwords go, plurals and -ing fold, figures stay whole."""
+    assert content_tokens(text) == tokens
+
+
+def test_lexical_matrix_is_idf_weighted_recall() -> None:
+    """res[i][j] = sum of idf of answer words found in unit j / sum of idf of answer words."""
+    units = ["red apple", "green apple", "blue sky"]
+    out = lexical_matrix(["red apple pie"], units)
+    n = len(units)
+    idf = {"red": math.log((n + 1) / 1.5), "apple": math.log((n + 1) / 2.5), "pie": math.log((n + 1) / 0.5)}
+    total = sum(idf.values())
+    np.testing.assert_allclose(
+        out[0], [(idf["red"] + idf["apple"]) / total, idf["apple"] / total, 0.0], rtol=1e-5
+    )
+    assert lexical_matrix([], units).shape == (0, 3) and lexical_matrix(["x"], []).shape == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "evidence", "missing"),
+    [
+        ("Built in 1667 for 13200 pounds.", ["In 1666 it cost 13,200 pounds."], ["1667"]),
+        ("It opened at 12:30 on 3.5 acres.", ["Doors at 12:30.", "A 3.5 acre site."], []),
+        ("No figures here.", ["1900"], []),
+        ("Item 7 and item 8.", [], ["7", "8"]),
+    ],
+)
+def test_missing_numbers(sentence: str, evidence: list[str], missing: list[str]) -> None:
+    """A figure is missing when no evidence text states it, however it is written."""
+    assert missing_numbers(sentence, evidence) == missing
+
+
+def test_numbers_normalise_thousands_separators() -> None:
+    """13,200 and 13200 are the same figure; 2,5 (a decimal comma) is kept as written."""
+    assert numbers("13,200 and 13200 and 2,5") == {"13200", "2,5"}
