@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -157,16 +158,7 @@ class Attributor:
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
-        return AttributionResult(
-            answer=result.answer,
-            answer_sentences=result.answer_sentences,
-            sources=result.sources,
-            similarity=result.similarity,
-            question=question,
-            config=self.config.to_dict(),
-            model=self.model_id,
-            timings=timings,
-        )
+        return replace(result, config=self.config.to_dict(), model=self.model_id, timings=timings)
 
     async def aattribute(
         self,
@@ -180,10 +172,7 @@ class Attributor:
     def prewarm(self, sources: Sequence[SourceLike]) -> None:
         """Encode the sentences (or windows) of `sources` into the cache ahead of `attribute`."""
         resolved = to_sources(sources)
-        source_spans = [self.splitter(s.text) for s in resolved]
-        counts = [len(s) for s in source_spans]
-        windows = sliding_windows(counts, self.config.window) if self.config.window > 1 else None
-        units = _unit_texts(resolved, source_spans, windows)
+        units, _ = self._units(resolved, [self.splitter(s.text) for s in resolved])
         if units:
             self.embedder.encode(units)
 
@@ -219,9 +208,7 @@ class Attributor:
             empty = np.zeros((m, n_sentences), dtype=np.float32)
             return empty, empty, 0.0
         queries, extra = self._query_texts([span.text for span in answer_spans], question, None)
-        counts = [len(s) for s in source_spans]
-        windows = sliding_windows(counts, cfg.window) if cfg.window > 1 else None
-        units = _unit_texts(sources, source_spans, windows)
+        units, windows = self._units(sources, source_spans)
 
         t = time.perf_counter()
         # one batched encode: the floor
@@ -238,13 +225,22 @@ class Attributor:
             lex = lexical_matrix(queries, units)
             strength = (1.0 - cfg.lexical_weight) * cosine + cfg.lexical_weight * lex
         if windows is not None:
-            strength = windows_to_sentences(strength, windows, n_sentences)
+            mixed = strength is not cosine
             cosine = windows_to_sentences(cosine, windows, n_sentences)
+            strength = windows_to_sentences(strength, windows, n_sentences) if mixed else cosine
         if self.reranker is not None:
             sentences = [span.text for spans in source_spans for span in spans]
             top_n = int(getattr(self.reranker, "top_n", 5))
             strength = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
         return np.asarray(strength, dtype=np.float32), cosine, encode_ms
+
+    def _units(
+        self, sources: list[Source], source_spans: list[list[Span]]
+    ) -> tuple[list[str], list[tuple[int, int]] | None]:
+        """The texts compared with answer sentences (sentences, or windows) and the windows."""
+        k = self.config.window
+        windows = sliding_windows([len(s) for s in source_spans], k) if k > 1 else None
+        return _unit_texts(sources, source_spans, windows), windows
 
     def _query_texts(
         self, sentences: Sequence[str], question: str | None, previous: str | None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,7 +151,7 @@ class AttributionResult:
 
     def with_error(self, error: str) -> AttributionResult:
         """Return a copy that records an error (integrations use this instead of raising)."""
-        return _replace(self, error=error)
+        return replace(self, error=error)
 
     def to_dict(self) -> JSONDict:
         """Return a JSON-safe dict with `"schema": "rag_attrib.attribution/1"`."""
@@ -212,7 +212,7 @@ class AttributionResult:
             rows = [[np.nan if x is None else x for x in row] for row in raw]
             similarity = np.asarray(rows, dtype=np.float32).reshape(shape)
         else:
-            similarity = _matrix_from_citations(sentences, sources, shape)
+            similarity = matrix_from_citations(sentences, sources, shape)
         return cls(
             answer=data["answer"],
             answer_sentences=sentences,
@@ -240,7 +240,7 @@ class AttributionResult:
         return self.to_html()
 
 
-def _matrix_from_citations(
+def matrix_from_citations(
     sentences: tuple[SentenceAttribution, ...],
     sources: tuple[SourceAttribution, ...],
     shape: tuple[int, int],
@@ -252,12 +252,6 @@ def _matrix_from_citations(
         for c in sentence.citations:
             out[i, starts[c.source_index] + c.sentence_index] = c.similarity
     return out
-
-
-def _replace(result: AttributionResult, **changes: Any) -> AttributionResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
 
 
 def _f(x: float) -> float | None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import ConfigError, import_optional
-from ..results import AttributionResult
+from ..results import AttributionResult, matrix_from_citations
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
@@ -205,11 +205,12 @@ def sankey_html(
 
 def _unit_strength(result: AttributionResult, level: Level) -> np.ndarray[Any, Any]:
     """Raw strength, answer sentences x source units (sentences, or chunks by their best)."""
-    sim = np.nan_to_num(np.asarray(result.similarity, dtype=np.float64), nan=0.0)
     m = len(result.answer_sentences)
     n = sum(len(s.sentences) for s in result.sources)
-    if sim.shape != (m, n):  # a result rebuilt without its matrix: fall back to citations
-        sim = _from_citations(result, m, n)
+    raw = result.similarity
+    if raw.shape != (m, n):  # a result built without its matrix: fall back to citations
+        raw = matrix_from_citations(result.answer_sentences, result.sources, (m, n))
+    sim = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0)
     if level == "sentence" or m == 0:
         return sim
     out = np.zeros((m, len(result.sources)))
@@ -220,15 +221,6 @@ def _unit_strength(result: AttributionResult, level: Level) -> np.ndarray[Any, A
             out[:, c] = sim[:, offset : offset + k].max(axis=1)
         offset += k
     return out
-
-
-def _from_citations(result: AttributionResult, m: int, n: int) -> np.ndarray[Any, Any]:
-    starts = np.cumsum([0, *(len(s.sentences) for s in result.sources)])
-    sim = np.zeros((m, n))
-    for i, sentence in enumerate(result.answer_sentences):
-        for c in sentence.citations:
-            sim[i, starts[c.source_index] + c.sentence_index] = c.similarity
-    return sim
 
 
 def _source_nodes(
