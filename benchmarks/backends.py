@@ -28,6 +28,7 @@ from latency import sentence, workload_a
 from rag_attrib import Attributor
 from rag_attrib.backends import StaticEmbedder, distill_static_model
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder
+from rag_attrib.onnx_backend import OnnxEmbedder
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     measure("MiniLM (sentence-transf.)", minilm, build, args.runs)
 
     with tempfile.TemporaryDirectory() as tmp:
+        for name, quantize in [("MiniLM ONNX fp32 (default)", False), ("MiniLM ONNX int8", True)]:
+            onnx = OnnxEmbedder(folder=Path(tmp) / "onnx", quantize=quantize)
+            build = timed(lambda onnx=onnx: onnx.encode(["warm up"]))  # type: ignore[misc]
+            measure(name, onnx, build, args.runs)
+
         path = args.static_path or Path(tmp) / "static-minilm"
         build = 0.0
         if not (path / "model.safetensors").is_file():
@@ -92,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             import quality
 
             sets = ["--sets", "hotpotqa", "wice", "begin", "--methods", "default"]
-            for extra in ([], ["--backend", "static", "--static-path", str(path)]):
+            for extra in (
+                [],
+                ["--backend", "onnx-int8"],
+                ["--backend", "static", "--static-path", str(path)],
+            ):
                 print(f"\nquality.py {' '.join(extra) or '(MiniLM)'}")
                 quality.main([*sets, *extra])
     return 0

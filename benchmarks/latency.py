@@ -16,7 +16,9 @@ next to two references measured in the same run:
   seed    the seed article's recipe as written: encode both sides, a Python double loop of
           cosines, mean aggregation
   floor   one batched encode of exactly the sentences that must be encoded (cold: all unique
-          sentences; warm: the answer sentences)
+          sentences; warm: the answer sentences), with the encoder rag_attrib uses
+  torch   the same floor with the bundled model on sentence-transformers (torch): rag_attrib's
+          default encoder is the same model on ONNX Runtime (same vectors), see --encoder
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from rag_attrib import Attributor, Source, split_sentences
-from rag_attrib.embedders import SentenceTransformerEmbedder
+from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
 from rag_attrib.streaming import AttributionStream
 
 WORDS = (
@@ -86,6 +88,19 @@ def timed(fn: Callable[[int], object], runs: int) -> list[float]:
     return out
 
 
+def interleaved(fns: dict[str, Callable[[int], object]], runs: int) -> dict[str, list[float]]:
+    """Time each function once per round, round after round, so drift on a shared machine
+    (other tenants, clock changes) hits every row alike and the ratios stay honest."""
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for k in range(runs):
+        for name, fn in fns.items():
+            gc.collect()
+            t = time.perf_counter()
+            fn(k)
+            out[name].append((time.perf_counter() - t) * 1000)
+    return out
+
+
 def p50_p95(ms: list[float]) -> tuple[float, float]:
     ordered = sorted(ms)
     return statistics.median(ordered), ordered[
@@ -102,12 +117,13 @@ def report(name: str, rows: dict[str, list[float]]) -> None:
 
 
 def engine_rows(
-    base: SentenceTransformerEmbedder,
+    base: Embedder,
+    torch_base: SentenceTransformerEmbedder,
     sources: list[Source],
     answer_of: Callable[[int], str],
     runs: int,
 ) -> dict[str, list[float]]:
-    model = base.model
+    model = torch_base.model
     unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
 
     def cold(k: int) -> None:
@@ -126,16 +142,20 @@ def engine_rows(
     def floor_warm(k: int) -> None:
         base.encode([s.text for s in split_sentences(answer_of(1000 + k))])
 
-    rows = {
-        "rag_attrib cold": timed(cold, runs),
-        "encoder floor, cold": timed(floor_cold, runs),
-        "rag_attrib warm": timed(warm, runs),
-        "encoder floor, warm": timed(floor_warm, runs),
-        "seed recipe (as written)": timed(
-            lambda k: seed_recipe(model, answer_of(k), sources), runs
-        ),
-    }
-    return rows
+    def torch_warm(k: int) -> None:
+        torch_base.encode([s.text for s in split_sentences(answer_of(2000 + k))])
+
+    return interleaved(
+        {
+            "rag_attrib cold": cold,
+            "encoder floor, cold": floor_cold,
+            "rag_attrib warm": warm,
+            "encoder floor, warm": floor_warm,
+            "torch encoder floor, warm": torch_warm,
+            "seed recipe (as written)": lambda k: seed_recipe(model, answer_of(k), sources),
+        },
+        runs,
+    )
 
 
 def ratios(rows: dict[str, list[float]]) -> None:
@@ -147,7 +167,7 @@ def ratios(rows: dict[str, list[float]]) -> None:
     )
 
 
-def chain_rows(base: SentenceTransformerEmbedder, runs: int) -> dict[str, list[float]] | None:
+def chain_rows(base: Embedder, runs: int) -> dict[str, list[float]] | None:
     try:
         from langchain_core.documents import Document
         from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -200,9 +220,7 @@ def answer_tokens(answer: str) -> list[str]:
     return re.findall(r"\S+\s*", answer)
 
 
-def streaming_rows(
-    base: SentenceTransformerEmbedder, runs: int, token_ms: float
-) -> dict[str, list[float]] | None:
+def streaming_rows(base: Embedder, runs: int, token_ms: float) -> dict[str, list[float]] | None:
     try:
         from langchain_core.callbacks import CallbackManagerForLLMRun
         from langchain_core.documents import Document
@@ -355,14 +373,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token-ms", type=float, default=10.0, help="D: pause between streamed tokens"
     )
+    parser.add_argument(
+        "--encoder",
+        choices=["default", "torch"],
+        default="default",
+        help="rag_attrib's encoder: the default (ONNX Runtime when installed) or torch",
+    )
     args = parser.parse_args(argv)
 
+    torch_base = SentenceTransformerEmbedder()
     t = time.perf_counter()
-    base = SentenceTransformerEmbedder()
+    base: Embedder = default_embedder() if args.encoder == "default" else torch_base
     base.encode(["load the model"])
+    load_ms = (time.perf_counter() - t) * 1000
+    torch_base.encode(["load the model"])
     print(
-        f"model load (first use): {(time.perf_counter() - t) * 1000:.0f} ms; torch threads: "
-        f"{__import__('torch').get_num_threads()}; runs per row: {args.runs}"
+        f"encoder: {base!r} ({getattr(base, 'backend', 'torch')}); load (first use): "
+        f"{load_ms:.0f} ms; torch threads: {__import__('torch').get_num_threads()}; "
+        f"runs per row: {args.runs}"
     )
     rng = random.Random(0)
     for name, make in [
@@ -370,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         ("B  300-sentence document, 6-sentence summary", workload_b),
     ]:
         sources, answer_of = make(rng)
-        rows = engine_rows(base, sources, answer_of, args.runs)
+        rows = engine_rows(base, torch_base, sources, answer_of, args.runs)
         report(name, rows)
         ratios(rows)
     rows_c = chain_rows(base, args.runs)

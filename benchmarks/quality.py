@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evaldata import Case, cases
 
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder
-from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder
+from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
 
 SETS = [
     "hotpotqa",
@@ -57,7 +57,9 @@ LABEL_NEG = {"begin": {"Not fully attributable"}, "expertqa": {"Missing", "Incom
 
 DEFAULT = AttributionConfig()
 # the seed article's recipe: plain cosine, mean aggregation, nothing else
-SEED = AttributionConfig(lexical_weight=0.0, aggregation="mean", use_question=False, check_numbers=False)
+SEED = AttributionConfig(
+    lexical_weight=0.0, aggregation="mean", use_question=False, check_numbers=False
+)
 
 
 @dataclass
@@ -191,9 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--backend",
-        choices=["st", "static"],
-        default="st",
-        help="st: sentence-transformers (--model); static: rag_attrib.backends.StaticEmbedder",
+        choices=["default", "st", "onnx-int8", "static"],
+        default="default",
+        help="default: rag_attrib's default encoder (MiniLM on ONNX Runtime when installed); "
+        "st: sentence-transformers/torch (--model); onnx-int8: the int8 ONNX graph; "
+        "static: rag_attrib.backends.StaticEmbedder",
     )
     parser.add_argument(
         "--static-path", default=None, help="static model folder (default: the cache folder)"
@@ -211,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         from rag_attrib.backends import StaticEmbedder
 
         base: Embedder = StaticEmbedder(args.static_path)
+    elif args.backend == "onnx-int8":
+        from rag_attrib.onnx_backend import OnnxEmbedder
+
+        base = OnnxEmbedder(args.model, quantize=True)
+    elif args.backend == "default" and args.model is None:
+        base = default_embedder()
     else:
         base = SentenceTransformerEmbedder(args.model)
     embedder = CachedEmbedder(base, maxsize=5_000_000)

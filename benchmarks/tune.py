@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--sets", nargs="*", default=SETS, choices=SETS)
-    parser.add_argument("--weights", nargs="*", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0])
+    parser.add_argument(
+        "--weights", nargs="*", type=float, default=[0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
+    )
     parser.add_argument("--windows", nargs="*", type=int, default=[1])
     parser.add_argument("--check-numbers", nargs="*", type=int, default=[1], choices=[0, 1])
     parser.add_argument("--limit", type=int, default=None)
@@ -39,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     with args.cache.open("rb") as f:
         embedder._cache.update(pickle.load(f))
     data = {n: list(cases(n, args.limit or SUBSET[n])) for n in args.sets}
-    print(f"{'weight':>7}{'window':>7}{'nums':>5}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets))
+    print(
+        f"{'weight':>7}{'window':>7}{'nums':>5}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets)
+    )
     for w, k, nums in itertools.product(args.weights, args.windows, args.check_numbers):
         config = replace(DEFAULT, lexical_weight=w, window=k, check_numbers=bool(nums))
         method = engine_method(embedder, config)

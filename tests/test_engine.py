@@ -91,7 +91,8 @@ def test_a_strong_paraphrase_is_supported_despite_few_shared_words() -> None:
     lexical_only = AttributionConfig(lexical_weight=1.0, support_threshold=0.6)
     strict = Attributor(HashingEmbedder(), config=lexical_only).attribute(answer, sources)
     lenient = Attributor(
-        HashingEmbedder(), config=AttributionConfig(lexical_weight=1.0, support_threshold=0.6, paraphrase_margin=0.0)
+        HashingEmbedder(),
+        config=AttributionConfig(lexical_weight=1.0, support_threshold=0.6, paraphrase_margin=0.0),
     ).attribute(answer, sources)
     assert strict.answer_sentences[0].support < lenient.answer_sentences[0].support
 
@@ -292,10 +293,14 @@ def test_huge_document_is_handled(hashing_attributor: Attributor) -> None:
         ("The tower cost 9,800,000 francs.", False, "9800000"),
     ],
 )
-def test_a_wrong_figure_makes_a_similar_sentence_unsupported(answer: str, supported: bool, issue: str | None) -> None:
+def test_a_wrong_figure_makes_a_similar_sentence_unsupported(
+    answer: str, supported: bool, issue: str | None
+) -> None:
     """A year or amount that no best-matching source contains flips the verdict and says why."""
     sources = ["The tower opened in 1889. It is 330 metres tall. It cost 7800000 francs to build."]
-    result = Attributor(HashingEmbedder(), config=AttributionConfig(support_threshold=0.3)).attribute(answer, sources)
+    result = Attributor(
+        HashingEmbedder(), config=AttributionConfig(support_threshold=0.3)
+    ).attribute(answer, sources)
     sentence = result.answer_sentences[0]
     assert sentence.support > 0.3  # it reads like the source either way
     assert sentence.supported is supported

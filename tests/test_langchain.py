@@ -847,7 +847,9 @@ async def test_burst_stream_encodes_nothing_twice():
     cited = with_attribution(bridge_chain(), Attributor(embedder))
     chunks = [c async for c in cited.astream(BRIDGE_QUESTION)]
     encoded = [t for batch in embedder.batches for t in batch]
-    assert sorted(encoded) == sorted(BRIDGE_SOURCE_SENTENCES + BRIDGE_EMBEDDED_DURING + BRIDGE_SENTENCES[3:])
+    assert sorted(encoded) == sorted(
+        BRIDGE_SOURCE_SENTENCES + BRIDGE_EMBEDDED_DURING + BRIDGE_SENTENCES[3:]
+    )
     assert without_timings(chunks[-1].response_metadata["attribution"]) == one_shot_payload()
 
 

@@ -28,7 +28,11 @@ def test_lexical_matrix_is_idf_weighted_recall() -> None:
     units = ["red apple", "green apple", "blue sky"]
     out = lexical_matrix(["red apple pie"], units)
     n = len(units)
-    idf = {"red": math.log((n + 1) / 1.5), "apple": math.log((n + 1) / 2.5), "pie": math.log((n + 1) / 0.5)}
+    idf = {
+        "red": math.log((n + 1) / 1.5),
+        "apple": math.log((n + 1) / 2.5),
+        "pie": math.log((n + 1) / 0.5),
+    }
     total = sum(idf.values())
     np.testing.assert_allclose(
         out[0], [(idf["red"] + idf["apple"]) / total, idf["apple"] / total, 0.0], rtol=1e-5

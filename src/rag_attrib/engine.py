@@ -14,7 +14,7 @@ import numpy as np
 
 from ._types import FloatMatrix, FloatVector
 from .config import AttributionConfig
-from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import lexical_matrix, missing_numbers
 from .rerankers import Reranker, rerank
 from .results import (
@@ -64,7 +64,8 @@ class Attributor:
     Holds no per-call state, so one instance may serve many threads and tasks at once.
 
     Args:
-        embedder: any `Embedder`; None loads the bundled all-MiniLM-L6-v2 on first use.
+        embedder: any `Embedder`; None loads the bundled all-MiniLM-L6-v2 on first use
+            (`embedders.default_embedder()`: ONNX Runtime when installed, else torch).
         config: an `AttributionConfig`; None uses the defaults.
         reranker: an optional cross-encoder (`CrossEncoderReranker`) that re-scores the best
             candidates of each answer sentence; set `support_threshold` for its scale.
@@ -91,7 +92,7 @@ class Attributor:
         if config is not None and not isinstance(config, AttributionConfig):
             msg = f"config must be an AttributionConfig; got {type(config).__name__}"
             raise TypeError(msg)
-        base = embedder if embedder is not None else SentenceTransformerEmbedder()
+        base = embedder if embedder is not None else default_embedder()
         if not callable(getattr(base, "encode", None)):
             msg = f"embedder must have an encode(texts) method; got {type(base).__name__}"
             raise TypeError(msg)

@@ -35,7 +35,7 @@ import numpy as np
 from typing_extensions import override
 
 from ..convert import attribution_payload
-from ..embedders import Embedder, SentenceTransformerEmbedder
+from ..embedders import Embedder, default_embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..errors import MissingDependencyError
 from ..export.base import Exporter, capture_context, export_all
@@ -137,7 +137,7 @@ class MiniLMEmbedding(BaseEmbedding):
     _embedder: Embedder = PrivateAttr()
 
     def __init__(self, embedder: Embedder | None = None, **kwargs: Any) -> None:
-        chosen: Embedder = embedder if embedder is not None else SentenceTransformerEmbedder()
+        chosen: Embedder = embedder if embedder is not None else default_embedder()
         kwargs.setdefault("model_name", str(getattr(chosen, "model_id", type(chosen).__name__)))
         super().__init__(**kwargs)
         self._embedder = chosen
