@@ -357,7 +357,8 @@ doc = " ".join(sentence(rng) for _ in range({n_sentences}))
 import gc; gc.collect()
 before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() / 2**20
 r = a.attribute(" ".join(sentence(rng) for _ in range(6)), [doc])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would report this parent's size
+peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
 print(f"{{r.similarity.shape}} rss before {{before:.0f}} MB, peak {{peak:.0f}} MB, growth {{peak - before:.0f}} MB, {{r.timings['total_ms']:.0f}} ms")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

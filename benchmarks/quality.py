@@ -58,7 +58,11 @@ LABEL_NEG = {"begin": {"Not fully attributable"}, "expertqa": {"Missing", "Incom
 DEFAULT = AttributionConfig()
 # the seed article's recipe: plain cosine, mean aggregation, nothing else
 SEED = AttributionConfig(
-    lexical_weight=0.0, aggregation="mean", use_question=False, check_numbers=False
+    lexical_weight=0.0,
+    aggregation="mean",
+    use_question=False,
+    check_numbers=False,
+    check_claims=False,
 )
 
 

@@ -317,3 +317,55 @@ def test_number_check_can_be_disabled() -> None:
         "The tower opened in 1899.", ["The tower opened in 1889."]
     )
     assert result.answer_sentences[0].supported and result.answer_sentences[0].issues == ()
+
+
+@pytest.mark.parametrize(
+    ("answer", "sources", "issue"),
+    [
+        # shares the film's name with the source, but it is the speaker's own taste
+        (
+            "I liked Batman Begins with Michael Caine.",
+            ["Batman Begins stars Michael Caine."],
+            "'i'",
+        ),
+        (
+            "We recommend Batman Begins with Michael Caine.",
+            ["Batman Begins stars Michael Caine."],
+            "'we'",
+        ),
+        (
+            "Did Michael Caine star in Batman Begins?",
+            ["Batman Begins stars Michael Caine."],
+            "question",
+        ),
+        # the source speaks in the first person too: quoting it is fine
+        (
+            "I liked Batman Begins with Michael Caine.",
+            ["I liked Batman Begins with Michael Caine a lot."],
+            None,
+        ),
+        # a Roman numeral is not the speaker
+        (
+            "World War I ended in 1918 with an armistice.",
+            ["World War I ended in 1918 with an armistice."],
+            None,
+        ),
+    ],
+)
+def test_questions_and_the_speakers_own_voice_are_not_supported(
+    answer: str, sources: list[str], issue: str | None
+) -> None:
+    """check_claims: a question, or first person that no best source uses, is unsupported."""
+    config = AttributionConfig(support_threshold=0.3)
+    sentence = (
+        Attributor(HashingEmbedder(), config=config).attribute(answer, sources).answer_sentences[0]
+    )
+    assert sentence.support > 0.3  # it shares most of its words with the source
+    if issue is None:
+        assert sentence.supported and not sentence.issues
+    else:
+        assert not sentence.supported and not sentence.citations
+        assert any(issue in text for text in sentence.issues), sentence.issues
+        lenient = AttributionConfig(support_threshold=0.3, check_claims=False)
+        again = Attributor(HashingEmbedder(), config=lenient).attribute(answer, sources)
+        assert again.answer_sentences[0].supported and not again.answer_sentences[0].issues

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from rag_attrib.lexical import content_tokens, lexical_matrix, missing_numbers, numbers
+from rag_attrib.lexical import (
+    content_tokens,
+    first_person,
+    is_question,
+    lexical_matrix,
+    missing_numbers,
+    numbers,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +64,30 @@ def test_missing_numbers(sentence: str, evidence: list[str], missing: list[str])
 def test_numbers_normalise_thousands_separators() -> None:
     """13,200 and 13200 are the same figure; 2,5 (a decimal comma) is kept as written."""
     assert numbers("13,200 and 13200 and 2,5") == {"13200", "2,5"}
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("i like michael caine too", {"i"}),
+        ("Then I went home, and my dog came.", {"i", "my"}),
+        ("Honestly I am not sure.", {"i"}),
+        ("World War I ended in 1918.", set()),
+        ("Henry I was king; J. K. Rowling wrote (i) this.", set()),
+        ("The US and our partners agreed.", {"our"}),
+        ("Ich glaube, wir haben recht.", {"ich", "wir"}),
+        ("J'ai vu le film avec moi.", {"j'", "moi"}),
+        ("Yo creo que sí.", {"yo"}),
+    ],
+)
+def test_first_person_finds_the_speaker_not_numerals(text: str, words: set[str]) -> None:
+    """First-person words in en/de/es/fr; Roman numeral I, initials and "(i)" are not."""
+    assert first_person(text) == words
+
+
+def test_is_question() -> None:
+    """A trailing question mark, before closing quotes or brackets, makes a question."""
+    assert (
+        is_question("Is it true?") and is_question('He asked "why?"') and is_question("(Really?)")
+    )
+    assert not is_question("Yes.") and not is_question("Why? Because it rained.")

@@ -44,6 +44,9 @@ class AttributionConfig:
             ("They are...") with the previous answer sentence (the question for the first).
         check_numbers: an answer sentence with a figure (year, amount, count) that none of the
             chunks of its best matches contains is unsupported, however similar it reads.
+        check_claims: a question, or a sentence in the speaker's own voice ("I loved it", "we
+            recommend") when none of its best-matching chunks speaks so, states nothing a source
+            backs; it is unsupported, however many words it shares with one.
         batch_size: encoder batch size.
     """
 
@@ -59,6 +62,7 @@ class AttributionConfig:
     paraphrase_margin: float | None = 0.2
     use_question: bool = True
     check_numbers: bool = True
+    check_claims: bool = True
     batch_size: int = 32
 
     def __post_init__(self) -> None:
@@ -79,7 +83,7 @@ class AttributionConfig:
         _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
         if self.paraphrase_margin is not None:
             _check_number("paraphrase_margin", self.paraphrase_margin, low=0.0, high=2.0)
-        for name in ("use_question", "check_numbers"):
+        for name in ("use_question", "check_numbers", "check_claims"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 msg = f"{name} must be True or False; got {value!r}"

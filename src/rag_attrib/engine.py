@@ -15,7 +15,7 @@ import numpy as np
 from ._types import FloatMatrix, FloatVector
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
-from .lexical import lexical_matrix, missing_numbers
+from .lexical import first_person, is_question, lexical_matrix, missing_numbers
 from .rerankers import Reranker, rerank
 from .results import (
     AttributionResult,
@@ -374,14 +374,26 @@ class Attributor:
     def _issues(
         self, sentence: str, row: FloatVector, owner: Any, sources: list[Source]
     ) -> tuple[str, ...]:
-        """Reasons a similar-looking sentence is still unsupported (a figure no source has)."""
-        if not self.config.check_numbers or row.size == 0:
+        """Reasons a similar-looking sentence is still unsupported (see `check_numbers`,
+        `check_claims`)."""
+        cfg = self.config
+        if not (cfg.check_numbers or cfg.check_claims) or row.size == 0:
             return ()
-        best = np.argsort(-row, kind="stable")[: self.config.top_k]
+        out: list[str] = []
+        if cfg.check_claims and is_question(sentence):
+            out.append("it is a question, not a statement a source can back")
+        best = np.argsort(-row, kind="stable")[: cfg.top_k]
         # the whole chunk: a figure often sits in the sentence next to the best match
-        chunks = sorted({int(owner[j]) for j in best})
-        missing = missing_numbers(sentence, [sources[c].text for c in chunks])
-        return tuple(f"{value} is in none of the best-matching sources" for value in missing)
+        chunks = [sources[c].text for c in sorted({int(owner[j]) for j in best})]
+        if cfg.check_claims:
+            voice = first_person(sentence).difference(*(first_person(t) for t in chunks))
+            if voice:
+                words = ", ".join(repr(w) for w in sorted(voice))
+                out.append(f"it speaks in the first person ({words}); its best sources do not")
+        if cfg.check_numbers:
+            missing = missing_numbers(sentence, chunks)
+            out.extend(f"{value} is in none of the best-matching sources" for value in missing)
+        return tuple(out)
 
 
 def _ms(since: float) -> float:

@@ -11,7 +11,14 @@ import numpy as np
 
 from ._types import FloatMatrix
 
-__all__ = ["content_tokens", "lexical_matrix", "missing_numbers", "numbers"]
+__all__ = [
+    "content_tokens",
+    "first_person",
+    "is_question",
+    "lexical_matrix",
+    "missing_numbers",
+    "numbers",
+]
 
 # Numbers keep their inner separators ("3.5", "1,200") so a changed figure is a changed token.
 _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|[^\W\d_]+", re.UNICODE)
@@ -125,3 +132,46 @@ def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
     for text in evidence:
         found |= _numbers(text)
     return sorted(wanted - found)
+
+
+# The speaker's own voice in en/de/es/fr. Left out on purpose, as mostly other words: "us"
+# (the country), "mine", "im" (German "in the"), "mes"/"mon"/"ma"/"notre"/"nos" (month, names,
+# Notre-Dame, "Nos. 3-4").
+_FIRST_PERSON = re.compile(
+    r"(?<![\w(])(?:i|i'm|i've|i'd|i'll|me|my|myself|we|we're|we've|our|ours|ourselves|"
+    r"ich|mich|mir|mein|meine|meinen|meiner|wir|uns|unser|unsere|"
+    r"yo|conmigo|nosotros|nosotras|"
+    r"je|j(?=['\u2019])|moi|nous)(?![\w)])",
+    re.IGNORECASE,
+)
+# "World War I", "Henry I": a capitalised word right before I makes it a numeral, unless that
+# word is one that starts a sentence ("Then I went", "Yes I did")
+_BEFORE_I = re.compile(r"\b([A-Z][a-z]+) I\b(?!')")
+_LEADS = frozenset(
+    """
+    then so and but when if yes no now today here there maybe also sometimes actually well oh
+    because since as after before while although though hi hello sure ok okay thanks honestly
+    personally yesterday tomorrow once first finally still yet unfortunately luckily what where
+    why how who which that where whenever wherever
+    """.split()
+)
+
+
+def _drop_roman_one(text: str) -> str:
+    return _BEFORE_I.sub(lambda m: m.group() if m.group(1).lower() in _LEADS else m.group(1), text)
+
+
+def first_person(text: str) -> frozenset[str]:
+    """The first-person words of `text`, lower-cased ("i", "my", "we", "ich", "je", ...)."""
+    return _first_person(text)
+
+
+@functools.lru_cache(maxsize=10_000)
+def _first_person(text: str) -> frozenset[str]:
+    found = {m.group().lower() for m in _FIRST_PERSON.finditer(_drop_roman_one(text))}
+    return frozenset("j'" if w == "j" else w for w in found)
+
+
+def is_question(text: str) -> bool:
+    """True when `text` ends with a question mark (closing quotes and brackets aside)."""
+    return text.rstrip().rstrip("\"')]}\u201d\u2019\u00bb").endswith(("?", "\uff1f"))
