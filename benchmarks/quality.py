@@ -59,6 +59,7 @@ DEFAULT = AttributionConfig()
 # the seed article's recipe: plain cosine, mean aggregation, nothing else
 SEED = AttributionConfig(
     lexical_weight=0.0,
+    context_weight=0.0,
     aggregation="mean",
     use_question=False,
     check_numbers=False,
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 "  agg=weighted": engine_method(embedder, replace(DEFAULT, aggregation="weighted")),
                 "  window=2": engine_method(embedder, replace(DEFAULT, window=2)),
                 "  window=3": engine_method(embedder, replace(DEFAULT, window=3)),
+                "  context=0": engine_method(embedder, replace(DEFAULT, context_weight=0.0)),
                 "  lexical=0 (cosine)": engine_method(
                     embedder, replace(DEFAULT, lexical_weight=0.0)
                 ),

@@ -21,6 +21,7 @@ from rag_attrib import AttributionConfig, ConfigError
         ({"top_k": True}, "top_k must be an integer"),
         ({"min_score": 2}, "min_score must be a number >= 0.0 and <= 1.0"),
         ({"lexical_weight": -0.1}, "lexical_weight"),
+        ({"context_weight": 1.5}, "context_weight must be a number >= 0.0 and <= 1.0"),
         ({"use_question": "yes"}, "use_question must be True or False"),
     ],
 )

@@ -72,12 +72,17 @@ def test_chunk_shares_sum_to_one_and_empty_source_scores_zero(
 
 
 def test_similarity_matrix_shape_and_support(hashing_attributor: Attributor) -> None:
-    """similarity is answer sentences x source sentences; support is at least each row's max."""
+    """similarity is answer sentences x source sentences; without neighbour context, support is
+    at least each row's max, and exactly it without the paraphrase margin."""
     result = hashing_attributor.attribute(ANSWER, CHUNKS)
     assert result.similarity.shape == (3, 4)
+    own = Attributor(HashingEmbedder(), config=AttributionConfig(context_weight=0.0))
+    result = own.attribute(ANSWER, CHUNKS)
     support = np.array([a.support for a in result.answer_sentences])
     assert (support >= result.similarity.max(axis=1) - 1e-6).all()
-    strict = Attributor(HashingEmbedder(), config=AttributionConfig(paraphrase_margin=None))
+    strict = Attributor(
+        HashingEmbedder(), config=AttributionConfig(paraphrase_margin=None, context_weight=0.0)
+    )
     result = strict.attribute(ANSWER, CHUNKS)
     np.testing.assert_allclose(
         [a.support for a in result.answer_sentences], result.similarity.max(axis=1), rtol=1e-6
@@ -176,6 +181,25 @@ def test_window_scores_map_back_to_sentences() -> None:
     # a single window covers all three sentences, so they share one strength
     assert len(set(np.round(three.similarity[0], 6))) == 1
     assert one.similarity[0, 0] > one.similarity[0, 1]
+
+
+def test_neighbour_context_reorders_citations_but_not_support() -> None:
+    """A sentence beside the best match outranks an equally weak one elsewhere; the verdict and
+    support come from the sentences' own strength."""
+    sources = [
+        "Ada Lovelace wrote notes on the engine. She published them in London. Rain fell.",
+        "She published them in London.",
+    ]
+    answer = "Ada Lovelace wrote notes on the engine."
+    plain = Attributor(HashingEmbedder(), config=AttributionConfig(context_weight=0.0))
+    near = Attributor(HashingEmbedder(), config=AttributionConfig(context_weight=0.5))
+    a, b = plain.attribute(answer, sources), near.attribute(answer, sources)
+    # the same sentence text in both chunks: equal own strength, but only one sits beside the match
+    assert a.similarity[0, 1] == pytest.approx(a.similarity[0, 3])
+    assert b.similarity[0, 1] > b.similarity[0, 3]
+    assert b.similarity[0, 0] >= a.similarity[0, 0]
+    assert [x.support for x in b.answer_sentences] == [x.support for x in a.answer_sentences]
+    assert [x.supported for x in b.answer_sentences] == [x.supported for x in a.answer_sentences]
 
 
 def test_lexical_weight_mixes_in_word_overlap() -> None:

@@ -13,6 +13,7 @@ from rag_attrib.scoring import (
     chunk_shares,
     cosine_matrix,
     minmax,
+    neighbour_context,
     normalize,
     select_citations,
     sliding_windows,
@@ -148,3 +149,18 @@ def test_select_citations_orders_and_filters() -> None:
     assert select_citations(scores, strength, top_k=3, min_score=0.0, ratio=0.9).tolist() == [1, 2]
     assert select_citations(scores, strength, top_k=1, min_score=0.0, ratio=0.0).tolist() == [1]
     assert select_citations(scores, strength, top_k=4, min_score=0.2, ratio=0.0).tolist() == [1, 2]
+
+
+def test_neighbour_context_matches_loop_and_stops_at_chunk_borders() -> None:
+    """Each sentence gains weight x its stronger neighbour within its own chunk, as a loop does."""
+    strength = rng.uniform(-0.2, 1.0, size=(3, 7)).astype(np.float32)
+    chunk = np.array([0, 0, 0, 1, 1, 2, 2])
+    expected = strength.copy()
+    for i in range(3):
+        for j in range(7):
+            near = [strength[i, k] for k in (j - 1, j + 1) if 0 <= k < 7 and chunk[k] == chunk[j]]
+            expected[i, j] += 0.25 * max([0.0, *near])
+    np.testing.assert_allclose(neighbour_context(strength, chunk, 0.25), expected, atol=1e-6)
+    np.testing.assert_array_equal(neighbour_context(strength, chunk, 0.0), strength)
+    single = np.array([[0.9]], dtype=np.float32)
+    np.testing.assert_array_equal(neighbour_context(single, np.array([0]), 0.5), single)

@@ -36,6 +36,10 @@ class AttributionConfig:
             one, so a sentence backed by one source is not padded with near-misses.
         lexical_weight: weight of the lexical (token overlap) strength mixed into the dense cosine
             strength; 0 gives the plain-cosine recipe.
+        context_weight: a source sentence's strength also gets this fraction of its stronger
+            neighbour's (same chunk), so the sentence beside a strong match, which often holds
+            the rest of the claim, ranks above an unrelated one. It orders citations and scores
+            only: `support` and the verdict come from each sentence's own strength. 0 turns it off.
         paraphrase_margin: a paraphrase shares few words with its source, so a sentence is also
             supported when its best plain cosine minus this margin reaches the threshold
             (support = max(hybrid strength, cosine - margin)); None turns this off.
@@ -59,6 +63,7 @@ class AttributionConfig:
     support_threshold: float = 0.40
     citation_ratio: float = 0.85
     lexical_weight: float = 0.7
+    context_weight: float = 0.2
     paraphrase_margin: float | None = 0.2
     use_question: bool = True
     check_numbers: bool = True
@@ -81,6 +86,7 @@ class AttributionConfig:
         _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
         _check_number("citation_ratio", self.citation_ratio, low=0.0, high=1.0)
         _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
+        _check_number("context_weight", self.context_weight, low=0.0, high=1.0)
         if self.paraphrase_margin is not None:
             _check_number("paraphrase_margin", self.paraphrase_margin, low=0.0, high=2.0)
         for name in ("use_question", "check_numbers", "check_claims"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._types import FloatMatrix, FloatVector
+from ._types import FloatMatrix, FloatVector, IntVector
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import first_person, is_question, lexical_matrix, missing_numbers
@@ -30,6 +30,7 @@ from .scoring import (
     aggregate,
     chunk_shares,
     cosine_matrix,
+    neighbour_context,
     normalize,
     select_citations,
     sliding_windows,
@@ -149,13 +150,15 @@ class Attributor:
         timings["split_ms"] = _ms(t)
 
         t = time.perf_counter()
-        strength, cosine, encode_ms = self._strength(answer_spans, resolved, source_spans, question)
+        strength, own, cosine, encode_ms = self._strength(
+            answer_spans, resolved, source_spans, question
+        )
         timings["encode_ms"] = encode_ms
         timings["score_ms"] = _ms(t) - encode_ms
 
         t = time.perf_counter()
         result = self._assemble(
-            answer, question, answer_spans, resolved, source_spans, strength, cosine
+            answer, question, answer_spans, resolved, source_spans, strength, own, cosine
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
@@ -200,14 +203,19 @@ class Attributor:
         sources: list[Source],
         source_spans: list[list[Span]],
         question: str | None,
-    ) -> tuple[FloatMatrix, FloatMatrix, float]:
-        """Strength and plain cosine, answer sentences x source sentences, and encode ms."""
+    ) -> tuple[FloatMatrix, FloatMatrix, FloatMatrix, float]:
+        """Strength, the strength support is read from, plain cosine, and encode ms.
+
+        Each matrix is answer sentences x source sentences. The first orders citations and
+        includes neighbour context; the second is each sentence's own match (or the reranker's
+        scores), so a near-miss beside a near-miss is still a miss.
+        """
         cfg = self.config
         n_sentences = sum(len(s) for s in source_spans)
         m = len(answer_spans)
         if m == 0 or n_sentences == 0:
             empty = np.zeros((m, n_sentences), dtype=np.float32)
-            return empty, empty, 0.0
+            return empty, empty, empty, 0.0
         queries, extra = self._query_texts([span.text for span in answer_spans], question, None)
         units, windows = self._units(sources, source_spans)
 
@@ -229,11 +237,14 @@ class Attributor:
             mixed = strength is not cosine
             cosine = windows_to_sentences(cosine, windows, n_sentences)
             strength = windows_to_sentences(strength, windows, n_sentences) if mixed else cosine
+        strength = own = np.asarray(strength, dtype=np.float32)
+        # before the reranker, so neighbours also help choose the candidates it re-scores
+        strength = neighbour_context(strength, _owners(source_spans), cfg.context_weight)
         if self.reranker is not None:
             sentences = [span.text for spans in source_spans for span in spans]
             top_n = int(getattr(self.reranker, "top_n", 5))
-            strength = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
-        return np.asarray(strength, dtype=np.float32), cosine, encode_ms
+            strength = own = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
+        return strength, own, cosine, encode_ms
 
     def _units(
         self, sources: list[Source], source_spans: list[list[Span]]
@@ -275,19 +286,20 @@ class Attributor:
         sources: list[Source],
         source_spans: list[list[Span]],
         strength: FloatMatrix,
+        own: FloatMatrix,
         cosine: FloatMatrix,
     ) -> AttributionResult:
         cfg = self.config
         m, n = strength.shape
-        owner = np.repeat(np.arange(len(sources)), [len(s) for s in source_spans]).astype(np.int64)
+        owner = _owners(source_spans)
         local = np.concatenate(
             [np.arange(len(s), dtype=np.int64) for s in source_spans] or [np.zeros(0, np.int64)]
         )
         flat_spans = [span for spans in source_spans for span in spans]
 
         support: FloatVector = (
-            strength.max(axis=1) if n else np.zeros(m, dtype=np.float32)
-        ).astype(np.float32)
+            own.max(axis=1).astype(np.float32) if n else np.zeros(m, dtype=np.float32)
+        )
         if n and cfg.paraphrase_margin is not None and cfg.lexical_weight > 0:
             support = np.maximum(support, cosine.max(axis=1) - cfg.paraphrase_margin)
         supported = (support >= cfg.support_threshold) & (n > 0)
@@ -398,6 +410,12 @@ class Attributor:
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
+
+
+def _owners(source_spans: list[list[Span]]) -> IntVector:
+    """The source index of every source sentence, in order -> (n,)."""
+    counts = [len(s) for s in source_spans]
+    return np.repeat(np.arange(len(counts)), counts).astype(np.int64)
 
 
 def _check_text(name: str, value: object) -> None:

@@ -57,7 +57,8 @@ class Citation:
     """One source sentence cited by an answer sentence.
 
     `start`/`end` are offsets into the cited source's text; `score` is the normalised score,
-    `similarity` the raw strength (cosine, or the hybrid strength) before normalisation.
+    `similarity` the strength before normalisation (cosine, or the hybrid strength, with the
+    neighbour context of `AttributionConfig.context_weight`).
     """
 
     source_id: str
@@ -74,8 +75,9 @@ class Citation:
 class SentenceAttribution:
     """One answer sentence: offsets in the answer, its citations (best first) and support.
 
-    `support` is the raw strength of the best match; `issues` says why a sentence whose
-    strength passed the threshold is still unsupported (e.g. a figure no source contains).
+    `support` is the strength of the best match on its own (no neighbour context); `issues`
+    says why a sentence whose strength passed the threshold is still unsupported (e.g. a figure
+    no source contains).
     """
 
     index: int
@@ -116,8 +118,9 @@ class SourceAttribution:
 class AttributionResult:
     """Everything `Attributor.attribute` found.
 
-    `similarity` is the raw strength matrix, answer sentences x source sentences (all sources'
-    sentences concatenated in order); it is excluded from equality and hashing.
+    `similarity` is the strength matrix before normalisation, answer sentences x source
+    sentences (all sources' sentences concatenated in order), neighbour context included; it is
+    excluded from equality and hashing.
     """
 
     answer: str

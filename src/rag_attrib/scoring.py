@@ -17,6 +17,7 @@ __all__ = [
     "chunk_shares",
     "cosine_matrix",
     "minmax",
+    "neighbour_context",
     "normalize",
     "select_citations",
     "sliding_windows",
@@ -177,6 +178,28 @@ def windows_to_sentences(
         np.maximum(out[:, lo:hi], window_strength[:, w : w + 1], out=out[:, lo:hi])
     out[np.isneginf(out)] = 0.0
     return out
+
+
+def neighbour_context(
+    strength: FloatMatrix, sentence_chunk: IntVector, weight: float
+) -> FloatMatrix:
+    """Add `weight` x the stronger neighbour of each source sentence; shape (m, n) -> (m, n).
+
+    res[i][j] = strength[i][j] + weight * max(strength[i][j-1], strength[i][j+1], 0), where
+    a neighbour counts only inside the same chunk (`sentence_chunk` (n,) gives each sentence's
+    chunk). The sentence beside a strong match often carries the rest of a claim (its subject,
+    the figure), so it should rank above an unrelated sentence with the same own strength.
+    """
+    strength = np.asarray(strength, dtype=np.float32)
+    if weight == 0 or strength.shape[1] < 2:
+        return strength
+    chunk = np.asarray(sentence_chunk)
+    same = (chunk[1:] == chunk[:-1])[None, :]
+    neighbour = np.zeros_like(strength)
+    # the left neighbour of j is j-1, the right one j+1; chunk borders give 0
+    np.maximum(neighbour[:, 1:], np.where(same, strength[:, :-1], 0.0), out=neighbour[:, 1:])
+    np.maximum(neighbour[:, :-1], np.where(same, strength[:, 1:], 0.0), out=neighbour[:, :-1])
+    return np.asarray(strength + np.float32(weight) * neighbour, dtype=np.float32)
 
 
 def select_citations(
