@@ -85,6 +85,23 @@ def test_first_person_finds_the_speaker_not_numerals(text: str, words: set[str])
     assert first_person(text) == words
 
 
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("I think the capital is Paris.", set()),
+        ("yes, I heard that the team with the most points wins.", set()),
+        ("I 'm not sure but the story concerns Harry.", set()),
+        ("I don't know, but Cobain was a singer.", set()),
+        ("I don't like cats.", {"i"}),
+        ("I think I will go with my sister.", {"i", "my"}),
+        ("They think I am right.", {"i"}),
+    ],
+)
+def test_a_leading_hedge_is_not_the_speakers_voice(text: str, words: set[str]) -> None:
+    """A leading "I think", "I heard that" or "I am not sure but" reports what follows."""
+    assert first_person(text) == words
+
+
 def test_is_question() -> None:
     """A trailing question mark, before closing quotes or brackets, makes a question."""
     assert (

@@ -157,17 +157,33 @@ _LEADS = frozenset(
 )
 
 
+# "I think", "I heard", "I'm not sure but" in front of a statement report it; they do not make
+# it the speaker's own experience (BEGIN full-set label AUC 0.933 -> 0.936).
+_HEDGE = re.compile(
+    r"^\W*(?:(?:yes|no|yeah|well|oh|so|and|but|also|actually)\W+)*"
+    r"(?:i\s+(?:also\s+)?(?:think|know|believe|guess|heard|read|learned|agree|remember|suppose"
+    r"|understand|found\s+out)|i\s*(?:'m|am)\s+not\s+sure|i\s+do\s*n'?t\s+(?:know|think)"
+    r"|i\s+do\s*n'?t(?=\W*but\b))"
+    r"(?:\s+(?:that|but|so))?\b\W*(?:but\b)?",
+    re.IGNORECASE,
+)
+
+
 def _drop_roman_one(text: str) -> str:
     return _BEFORE_I.sub(lambda m: m.group() if m.group(1).lower() in _LEADS else m.group(1), text)
 
 
 def first_person(text: str) -> frozenset[str]:
-    """The first-person words of `text`, lower-cased ("i", "my", "we", "ich", "je", ...)."""
+    """The first-person words of `text`, lower-cased ("i", "my", "we", "ich", "je", ...).
+
+    A leading hedge ("I think", "I heard that", "I'm not sure, but") is not counted.
+    """
     return _first_person(text)
 
 
 @functools.lru_cache(maxsize=10_000)
 def _first_person(text: str) -> frozenset[str]:
+    text = _HEDGE.sub("", text, count=1)
     found = {m.group().lower() for m in _FIRST_PERSON.finditer(_drop_roman_one(text))}
     return frozenset("j'" if w == "j" else w for w in found)
 
