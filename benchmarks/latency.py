@@ -38,6 +38,7 @@ import numpy as np
 
 from rag_attrib import Attributor, Source, split_sentences
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
+from rag_attrib.onnx_backend import OnnxEmbedder
 from rag_attrib.streaming import AttributionStream
 
 WORDS = (
@@ -376,15 +377,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--encoder",
-        choices=["default", "torch"],
+        choices=["default", "torch", "onnx-fp32", "onnx-int8"],
         default="default",
-        help="rag_attrib's encoder: the default (ONNX Runtime when installed) or torch",
+        help="rag_attrib's encoder: the default, torch, or the fp32 / int8 ONNX graph",
     )
     args = parser.parse_args(argv)
 
     torch_base = SentenceTransformerEmbedder()
     t = time.perf_counter()
-    base: Embedder = default_embedder() if args.encoder == "default" else torch_base
+    encoders: dict[str, Callable[[], Embedder]] = {
+        "default": default_embedder,
+        "torch": lambda: torch_base,
+        "onnx-fp32": lambda: OnnxEmbedder(),
+        "onnx-int8": lambda: OnnxEmbedder(quantize=True),
+    }
+    base = encoders[args.encoder]()
     base.encode(["load the model"])
     load_ms = (time.perf_counter() - t) * 1000
     torch_base.encode(["load the model"])

@@ -596,10 +596,10 @@ def test_real_model_end_to_end(
     )  # fmt: skip
     assert code == 0, err
     result = AttributionResult.from_dict(json.loads(out_json.read_text("utf-8")))
-    assert result.model == "all-MiniLM-L6-v2"
+    assert result.model == "all-MiniLM-L6-v2+onnx-int8"
     first, second, third = result.answer_sentences
     assert (first.citations[0].source_id, first.citations[0].sentence_index) == (str(files["a"]), 1)
     assert second.citations[0].source_id == str(files["b"])
     assert not third.supported
-    assert "UNSUPPORTED" in out and "model all-MiniLM-L6-v2" in out
+    assert "UNSUPPORTED" in out and "model all-MiniLM-L6-v2+onnx-int8" in out
     assert out_html.stat().st_size > 5000

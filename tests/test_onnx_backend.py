@@ -82,6 +82,26 @@ def test_int8_is_close_and_keyed_apart(onnx_folder: Path) -> None:
     assert int8.model_id.endswith("+onnx-int8") and int8.backend == "onnx-int8"
 
 
+def test_quantising_leaves_the_root_logger_alone(onnx_folder: Path, tmp_path: Path) -> None:
+    """First-use quantisation prints no advice and adds no handler to the user's root logger."""
+    for name in ("model.onnx", "tokenizer.json", "rag_attrib_onnx.json"):
+        (tmp_path / name).write_bytes((onnx_folder / name).read_bytes())
+    code = (
+        "import logging\n"
+        "from rag_attrib.onnx_backend import OnnxEmbedder\n"
+        f"v = OnnxEmbedder(folder={str(tmp_path)!r}, quantize=True).encode(['A cat sat.'])\n"
+        "print(v.shape, logging.getLogger().handlers)\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "model.int8.onnx").is_file()
+    assert out.stdout.split() == ["(1,", "384)", "[]"]
+    assert "pre-processing" not in out.stderr
+
+
 def test_concurrent_calls_do_not_mix(onnx_folder: Path) -> None:
     """One embedder shared by threads returns each caller its own rows."""
     onnx = OnnxEmbedder(folder=onnx_folder)
@@ -107,14 +127,17 @@ def test_broken_export_falls_back_to_torch(
     assert "encoding with torch instead" in caplog.text
     assert safe.backend == "torch" and safe.dimension == 384
     np.testing.assert_allclose(got, torch_embedder.encode(TEXTS[:1]), atol=1e-6)
-    with pytest.raises(ConfigError, match="quantize=False"):
-        OnnxEmbedder(quantize=True, fallback=True)
+    int8 = OnnxEmbedder(folder=tmp_path, quantize=True, fallback=True)
+    np.testing.assert_allclose(int8.encode(TEXTS[:1]), got, atol=1e-6)
+    assert int8.backend == "torch"
 
 
-def test_default_embedder_is_onnx() -> None:
-    """With onnxruntime installed the default encoder is the ONNX one, falling back to torch."""
+def test_default_embedder_is_int8_onnx() -> None:
+    """With onnxruntime installed the default encoder is the int8 ONNX graph, falling back to
+    torch."""
     embedder = default_embedder()
     assert isinstance(embedder, OnnxEmbedder) and embedder._may_fall_back
+    assert embedder.quantize and embedder.model_id.endswith("+onnx-int8")
 
 
 @pytest.mark.parametrize("pooling", ["cls", "max"])

@@ -13,6 +13,7 @@ Nothing is downloaded. fp32 gives the torch model's vectors to within float roun
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,10 +188,34 @@ def _quantize(folder: Path) -> None:
         msg = f"int8 quantisation needs onnxruntime: {_INSTALL}"
         raise MissingDependencyError(msg, name="onnxruntime") from None
     tmp = folder / f".model.int8.{os.getpid()}.{threading.get_ident()}.onnx"
-    quantize_dynamic(
-        str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True
-    )
+    with _quiet_root_logger():
+        quantize_dynamic(
+            str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True
+        )
     os.replace(tmp, folder / "model.int8.onnx")
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """Keep the quantiser's advice off the user's root logger.
+
+    onnxruntime's quantiser calls `logging.warning(...)`, which would run `basicConfig()` on a
+    root logger without handlers (leaving a handler the user never asked for) and print advice
+    about pre-processing that is not theirs to act on.
+    """
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)  # a root with a handler is left alone by basicConfig()
+
+    def advice(record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and "pre-processing" in str(record.msg))
+
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
+        root.removeHandler(guard)
 
 
 class OnnxEmbedder:
@@ -203,7 +228,7 @@ class OnnxEmbedder:
         threads: ONNX Runtime intra-op threads; None for its default (the physical cores).
         batch_size: texts per run; texts are sorted by length so padding stays small.
         fallback: if the export or the session cannot be made, log a warning and encode with
-            `SentenceTransformerEmbedder` (same vectors, slower) instead of raising; fp32 only.
+            `SentenceTransformerEmbedder` (the fp32 vectors, slower) instead of raising.
 
     Raises:
         MissingDependencyError: (on first encode) onnxruntime or tokenizers is missing, or the
@@ -220,9 +245,6 @@ class OnnxEmbedder:
         batch_size: int = 32,
         fallback: bool = False,
     ) -> None:
-        if fallback and quantize:
-            msg = "fallback=True needs quantize=False (the torch model gives the fp32 vectors)"
-            raise ConfigError(msg)
         self._fallback: SentenceTransformerEmbedder | None = None
         self._may_fall_back = fallback
         self._source = str(model) if model is not None else None
