@@ -18,7 +18,7 @@ next to two references measured in the same run:
   floor   one batched encode of exactly the sentences that must be encoded (cold: all unique
           sentences; warm: the answer sentences), with the encoder rag_attrib uses
   torch   the same floor with the bundled model on sentence-transformers (torch): rag_attrib's
-          default encoder is the same model on ONNX Runtime (same vectors), see --encoder
+          default encoder is the same model, int8, on ONNX Runtime; see --encoder
 """
 
 from __future__ import annotations

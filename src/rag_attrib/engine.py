@@ -66,7 +66,7 @@ class Attributor:
 
     Args:
         embedder: any `Embedder`; None loads the bundled all-MiniLM-L6-v2 on first use
-            (`embedders.default_embedder()`: ONNX Runtime when installed, else torch).
+            (`embedders.default_embedder()`: int8 on ONNX Runtime when installed, else torch).
         config: an `AttributionConfig`; None uses the defaults.
         reranker: an optional cross-encoder (`CrossEncoderReranker`) that re-scores the best
             candidates of each answer sentence; set `support_threshold` for its scale.

@@ -4,7 +4,8 @@ A sentence-transformers model (Transformer + Pooling + optional Normalize) is ex
 locally, to an ONNX graph kept in the cache folder beside its tokenizer and pooling settings.
 Later processes load only ONNX Runtime and the Rust tokenizer: no torch import, no export.
 Nothing is downloaded. fp32 gives the torch model's vectors to within float rounding; with
-`quantize=True` the linear layers are int8 (faster again, cosine ~0.99 to the fp32 vectors).
+`quantize=True` the linear layers are int8 (faster again, cosine ~0.97-0.99 to the fp32
+vectors); that is rag_attrib's default encoder (`embedders.default_embedder()`).
 
     >>> from rag_attrib import Attributor
     >>> from rag_attrib.onnx_backend import OnnxEmbedder
