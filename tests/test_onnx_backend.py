@@ -31,6 +31,16 @@ TEXTS = [
 ]
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh offline interpreter; it must succeed."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
 @pytest.fixture(scope="module")
 def torch_embedder() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
@@ -63,11 +73,7 @@ def test_export_is_reused_and_needs_no_torch(onnx_folder: Path) -> None:
         f"v = OnnxEmbedder(folder={str(onnx_folder)!r}).encode(['A cat sat.'])\n"
         "print(v.shape, 'torch' in sys.modules)\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code)
     assert out.stdout.split() == ["(1,", "384)", "False"]
     assert (onnx_folder / "model.onnx").stat().st_mtime_ns == stamp
 
@@ -92,11 +98,7 @@ def test_quantising_leaves_the_root_logger_alone(onnx_folder: Path, tmp_path: Pa
         f"v = OnnxEmbedder(folder={str(tmp_path)!r}, quantize=True).encode(['A cat sat.'])\n"
         "print(v.shape, logging.getLogger().handlers)\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _python(code)
     assert (tmp_path / "model.int8.onnx").is_file()
     assert out.stdout.split() == ["(1,", "384)", "[]"]
     assert "pre-processing" not in out.stderr
