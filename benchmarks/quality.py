@@ -9,6 +9,8 @@ Per set, the metrics its gold supports, for each method side by side:
   P@gold   precision of the top-|gold| source sentences (R-precision)
   chunk    accuracy of the top-scored chunk against the gold chunks
   label    ROC-AUC of the support score against the human supported/unsupported label
+           (ExpertQA: each claim's verdict against only the sources it cites; an issue such as
+           a missing figure ranks it below every clean claim)
   aggAUC   ROC-AUC of the aggregated per-source-sentence scores against the record's gold union
            (the summary view: which input sentences the whole answer used)
 """
@@ -27,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evaldata import Case, cases
+from _evaldata import Case, GoldSplitter, cases
 
-from rag_attrib import AttributionConfig, Attributor, CachedEmbedder
+from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, Span
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
 from rag_attrib.onnx_backend import OnnxEmbedder, onnx_available
 
@@ -74,6 +76,8 @@ class Scores:
     support: np.ndarray  # per answer sentence (the label score)
     aggregated: np.ndarray | None  # per unit, over the whole answer
     flagged: np.ndarray | None = None  # per answer sentence: an explicit issue (missing figure)
+    # per answer sentence, the verdict against only the sources it cites (NaN: cites none)
+    cited: np.ndarray | None = None
 
 
 Method = Callable[[Case], Scores]
@@ -109,9 +113,29 @@ def engine_method(embedder: CachedEmbedder, config: AttributionConfig) -> Method
         aggregated = np.array([x.score for s in result.sources for x in s.sentences])
         support = np.array([a.support for a in result.answer_sentences])
         flagged = np.array([bool(a.issues) for a in result.answer_sentences])
-        return Scores(result.similarity, support, aggregated, flagged)
+        cited = _cited_verdicts(attributor, case) if case.dataset == "expertqa" else None
+        return Scores(result.similarity, support, aggregated, flagged, cited)
 
     return run
+
+
+def _cited_verdicts(attributor: Attributor, case: Case) -> np.ndarray:
+    """Each claim attributed to only the sources it cites, as a user checking those citations
+    would call it: its support, less 1 when an issue (a missing figure) makes it unsupported."""
+    out = np.full(len(case.claims), np.nan)
+    table = case.splitter().table
+    for i, (span, claim) in enumerate(zip(case.claims, case.raw["answer_sentences"], strict=True)):
+        cited = set(claim.get("cited_source_ids") or [])
+        sources = [s for s in case.sources if s.id in cited]
+        if not sources:
+            continue
+        whole = {span.text: [Span(span.text, 0, len(span.text))]}  # the claim is one sentence
+        one = Attributor(
+            attributor.embedder, config=attributor.config, splitter=GoldSplitter(table | whole)
+        )
+        (verdict,) = one.attribute(span.text, sources).answer_sentences
+        out[i] = verdict.support - (1.0 if verdict.issues else 0.0)
+    return out
 
 
 @dataclass
@@ -154,16 +178,21 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
             tally.chunk_hits.append(float(source_ids[int(np.argmax(best))] in gold_src))
         label = claim.get("label")
         if case.dataset in LABEL_POS and label:
-            if case.dataset == "expertqa":
-                cited = set(claim.get("cited_source_ids") or [])
-                mask = np.array([source_ids[c] in cited for c in owner], dtype=bool)
-                if not cited or not mask.any():
+            if case.dataset == "expertqa" and scores.cited is not None:
+                if np.isnan(scores.cited[i]):
                     continue
-                value_ = float(row[mask].max())
+                value_ = float(scores.cited[i])
             else:
-                value_ = float(scores.support[i]) if n else 0.0
-            if scores.flagged is not None and scores.flagged[i]:
-                value_ -= 1.0  # an explicit issue ranks below every clean sentence
+                if case.dataset == "expertqa":
+                    cited = set(claim.get("cited_source_ids") or [])
+                    mask = np.array([source_ids[c] in cited for c in owner], dtype=bool)
+                    if not cited or not mask.any():
+                        continue
+                    value_ = float(row[mask].max())
+                else:
+                    value_ = float(scores.support[i]) if n else 0.0
+                if scores.flagged is not None and scores.flagged[i]:
+                    value_ -= 1.0  # an explicit issue ranks below every clean sentence
             if label in LABEL_POS[case.dataset]:
                 tally.label_pos.append(value_)
             elif label in LABEL_NEG[case.dataset]:
