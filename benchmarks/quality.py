@@ -7,6 +7,8 @@
 Per set, the metrics its gold supports, for each method side by side:
   sentAUC  mean ROC-AUC of one answer sentence's scores over all source sentences of the record
   P@gold   precision of the top-|gold| source sentences (R-precision)
+  citeF1   F1 of the answer sentence's citations against its gold sentences (0 when a sentence
+           with gold support gets none)
   chunk    accuracy of the top-scored chunk against the gold chunks
   label    ROC-AUC of the support score against the human supported/unsupported label
            (ExpertQA: each claim's verdict against only the sources it cites; an issue such as
@@ -78,6 +80,7 @@ class Scores:
     flagged: np.ndarray | None = None  # per answer sentence: an explicit issue (missing figure)
     # per answer sentence, the verdict against only the sources it cites (NaN: cites none)
     cited: np.ndarray | None = None
+    citations: list[list[int]] | None = None  # per answer sentence: the cited units, best first
 
 
 Method = Callable[[Case], Scores]
@@ -114,7 +117,12 @@ def engine_method(embedder: CachedEmbedder, config: AttributionConfig) -> Method
         support = np.array([a.support for a in result.answer_sentences])
         flagged = np.array([bool(a.issues) for a in result.answer_sentences])
         cited = _cited_verdicts(attributor, case) if case.dataset == "expertqa" else None
-        return Scores(result.similarity, support, aggregated, flagged, cited)
+        offsets = np.cumsum([0, *(len(s.sentences) for s in result.sources)])
+        citations = [
+            [int(offsets[c.source_index]) + c.sentence_index for c in a.citations]
+            for a in result.answer_sentences
+        ]
+        return Scores(result.similarity, support, aggregated, flagged, cited, citations)
 
     return run
 
@@ -146,12 +154,13 @@ class Tally:
     agg_auc: list[float]
     label_pos: list[float]
     label_neg: list[float]
+    cite_f1: list[float]
     seconds: float = 0.0
     records: int = 0
 
     @classmethod
     def new(cls) -> Tally:
-        return cls([], [], [], [], [], [])
+        return cls([], [], [], [], [], [], [])
 
 
 def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
@@ -171,6 +180,11 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
                 tally.sent_auc.append(value)
                 top = np.argsort(-row, kind="stable")[: len(gold)]
                 tally.p_at_gold.append(float(is_gold[top].sum()) / len(gold))
+            if scores.citations is not None:
+                hits = sum(is_gold[j] for j in scores.citations[i])
+                cited = len(scores.citations[i])
+                # an uncited (unsupported) sentence with gold support scores 0
+                tally.cite_f1.append(2.0 * hits / (cited + int(is_gold.sum())))
         gold_src = set(claim.get("gold_source_ids") or [])
         if gold_src and n and len(case.sources) > 1 and case.dataset != "expertqa":
             best = np.full(len(case.sources), -np.inf)
@@ -300,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.methods:
         methods = {k: v for k, v in methods.items() if any(m in k for m in args.methods)}
 
-    header = f"{'set':<19}{'method':<24}{'n':>6}{'sentAUC':>9}{'P@gold':>8}{'chunk':>7}{'label':>7}{'aggAUC':>8}{'ms/rec':>8}"
+    header = f"{'set':<19}{'method':<24}{'n':>6}{'sentAUC':>9}{'P@gold':>8}{'citeF1':>8}{'chunk':>7}{'label':>7}{'aggAUC':>8}{'ms/rec':>8}"
     print(header)
     print("-" * len(header))
     started = time.perf_counter()
@@ -315,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             tally.seconds = time.perf_counter() - t
             label_auc = auc(np.array(tally.label_pos), np.array(tally.label_neg))
             print(
-                f"{name:<19}{label:<24}{len(data):>6}{_fmt(tally.sent_auc):>9}{_fmt(tally.p_at_gold):>8}"
+                f"{name:<19}{label:<24}{len(data):>6}{_fmt(tally.sent_auc):>9}{_fmt(tally.p_at_gold):>8}{_fmt(tally.cite_f1):>8}"
                 f"{_fmt(tally.chunk_hits):>7}{(f'{label_auc:.3f}' if label_auc is not None else '  -  '):>7}"
                 f"{_fmt(tally.agg_auc):>8}{1000 * tally.seconds / max(1, len(data)):>8.1f}",
                 flush=True,

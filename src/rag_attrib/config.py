@@ -61,7 +61,7 @@ class AttributionConfig:
     top_k: int = 3
     min_score: float = 0.0
     support_threshold: float = 0.40
-    citation_ratio: float = 0.85
+    citation_ratio: float = 0.65
     lexical_weight: float = 0.7
     context_weight: float = 0.2
     paraphrase_margin: float | None = 0.2
