@@ -176,7 +176,10 @@ def test_markup_in_any_text_is_escaped(hashing_attributor: Attributor) -> None:
     cited = r.answer_sentences[0].citations
     assert cited, "the answer shares words with the source and should cite it"
     titles = [e.attrs["title"] for e in tree.find("ra-cite")]
-    assert titles == [c.text for c in cited]
+    assert [t.split(": ", 1)[1] for t in titles] == [c.text for c in cited]
+    # the chip's number is the strength, the tooltip gives the score too
+    assert [e.text for e in tree.find("ra-cite-score")] == [f"{c.similarity:.2f}" for c in cited]
+    assert titles[0].startswith(f"strength {cited[0].similarity:.2f}, score {cited[0].score:.2f}")
     assert any("<script>" in t for t in titles)
     assert all(
         set(e.attrs) <= {"class", "data-sid", "data-score", "title", "style"}

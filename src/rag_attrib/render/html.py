@@ -177,11 +177,14 @@ def _answer_card(
         for c in sentence.citations:
             key = sentence_key(c.source_index, c.sentence_index)
             label = labels.get(c.source_index, c.source_id)
+            # the chip shows the strength: with a sharp softmax a second citation that holds
+            # half the claim would read as a near-zero score
+            tip = f"strength {_num(c.similarity)}, score {_num(c.score)}: {c.text}"
             parts.append(
-                f'<li class="ra-cite" data-sid="{key}" title="{escape(c.text)}">'
+                f'<li class="ra-cite" data-sid="{key}" title="{escape(tip)}">'
                 f'<span class="ra-cite-src">{escape(label)}</span>'
                 f'<span class="ra-cite-sn">sentence {c.sentence_index + 1}</span>'
-                f'<span class="ra-cite-score">{_num(c.score)}</span></li>'
+                f'<span class="ra-cite-score">{_num(c.similarity)}</span></li>'
             )
         parts.append("</ul>")
     else:
