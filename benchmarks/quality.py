@@ -182,9 +182,8 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
                 tally.p_at_gold.append(float(is_gold[top].sum()) / len(gold))
             if scores.citations is not None:
                 hits = sum(is_gold[j] for j in scores.citations[i])
-                cited = len(scores.citations[i])
                 # an uncited (unsupported) sentence with gold support scores 0
-                tally.cite_f1.append(2.0 * hits / (cited + int(is_gold.sum())))
+                tally.cite_f1.append(2.0 * hits / (len(scores.citations[i]) + int(is_gold.sum())))
         gold_src = set(claim.get("gold_source_ids") or [])
         if gold_src and n and len(case.sources) > 1 and case.dataset != "expertqa":
             best = np.full(len(case.sources), -np.inf)
