@@ -19,10 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evaldata import cases
-from quality import DEFAULT, SETS, SUBSET, Tally, auc, engine_method, evaluate
+from quality import DEFAULT, SETS, SUBSET, Tally, _cached, auc, engine_method, evaluate
 
-from rag_attrib import CachedEmbedder
-from rag_attrib.embedders import SentenceTransformerEmbedder
+from rag_attrib.embedders import default_embedder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
 
-    embedder = CachedEmbedder(SentenceTransformerEmbedder(), maxsize=5_000_000)
     with args.cache.open("rb") as f:
-        embedder._cache.update(pickle.load(f))
+        embedder = _cached(default_embedder(), pickle.load(f))  # the default encoder's vectors
     data = {n: list(cases(n, args.limit or SUBSET[n])) for n in args.sets}
     print(
         f"{'weight':>7}{'window':>7}{'nums':>5}  " + "  ".join(f"{n[:10]:>10}" for n in args.sets)
