@@ -99,3 +99,61 @@ def test_hotpotqa_offsets_hold(real_attributor: Attributor, model: str) -> None:
                 assert sources[c.source_index].text[c.start : c.end] == c.text
                 checked += 1
     assert checked > len(records) / 2
+
+
+# German, Spanish and French, end to end with the bundled model and the matching splitter: two
+# sources, an answer whose first sentence restates one of them (after an abbreviation the
+# splitter must not break at) and whose second states a figure that neither source holds.
+LANGUAGES = [
+    (
+        "german",
+        [
+            "Das Feuer brach am 2. Sept. 1666 in einer Bäckerei in der Pudding Lane aus. Es zerstörte rund 13.200 Häuser.",
+            "Nach dem Brand wurden neue Häuser aus Ziegel und Stein gebaut. Die Versicherungen entstanden später.",
+        ],
+        "Das Feuer zerstörte etwa 13.200 Häuser in London. Es brannte genau 45 Tage lang.",
+        (0, 1),
+    ),
+    (
+        "spanish",
+        [
+            "El incendio empezó en una panadería de Pudding Lane, según el Sr. Farriner. Destruyó unas 13.200 casas.",
+            "Después del incendio, las casas nuevas se construyeron de ladrillo y piedra. Los seguros llegaron más tarde.",
+        ],
+        "Las casas nuevas se construyeron de ladrillo y piedra después del incendio. El fuego duró 45 días.",
+        (1, 0),
+    ),
+    (
+        "french",
+        [
+            "L'incendie a commencé dans une boulangerie de Pudding Lane, selon M. Farriner. Il a détruit environ 13 200 maisons.",
+            "Après l'incendie, les nouvelles maisons ont été construites en brique et en pierre. Les assurances sont venues plus tard.",
+        ],
+        "L'incendie a commencé dans une boulangerie de Pudding Lane. Il a duré 45 jours.",
+        (0, 0),
+    ),
+]
+
+
+@pytest.mark.parametrize(("language", "sources", "answer", "expected"), LANGUAGES)
+def test_other_languages_end_to_end(
+    real_attributor: Attributor,
+    language: str,
+    sources: list[str],
+    answer: str,
+    expected: tuple[int, int],
+) -> None:
+    """With a language's splitter, sentences keep exact offsets, the restated sentence cites its
+    source, and a figure no source holds makes the other one unsupported."""
+    from rag_attrib.splitting import PunktSplitter
+
+    attributor = Attributor(real_attributor.embedder, splitter=PunktSplitter(language))
+    result = attributor.attribute(answer, sources)
+    first, second = result.answer_sentences
+    assert answer[first.start : first.end] == first.text
+    assert [len(s.sentences) for s in result.sources] == [2, 2]  # "2. Sept.", "Sr.", "M." kept
+    assert first.supported and first.citations
+    cited = first.citations[0]
+    assert (cited.source_index, cited.sentence_index) == expected
+    assert sources[cited.source_index][cited.start : cited.end] == cited.text
+    assert not second.supported and any("45" in issue for issue in second.issues)
