@@ -36,6 +36,7 @@ from _evaldata import Case, GoldSplitter, cases
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, Span
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
 from rag_attrib.onnx_backend import OnnxEmbedder, onnx_available
+from rag_attrib.rerankers import CrossEncoderReranker, Reranker
 
 SETS = [
     "hotpotqa",
@@ -109,9 +110,13 @@ def bm25_method(case: Case) -> Scores:
     return Scores(strength, strength.max(axis=1), None)
 
 
-def engine_method(embedder: CachedEmbedder, config: AttributionConfig) -> Method:
+def engine_method(
+    embedder: CachedEmbedder, config: AttributionConfig, reranker: Reranker | None = None
+) -> Method:
     def run(case: Case) -> Scores:
-        attributor = Attributor(embedder, config=config, splitter=case.splitter())
+        attributor = Attributor(
+            embedder, config=config, splitter=case.splitter(), reranker=reranker
+        )
         result = attributor.attribute(case.answer, case.sources)
         aggregated = np.array([x.score for s in result.sources for x in s.sentences])
         support = np.array([a.support for a in result.answer_sentences])
@@ -139,7 +144,10 @@ def _cited_verdicts(attributor: Attributor, case: Case) -> np.ndarray:
             continue
         whole = {span.text: [Span(span.text, 0, len(span.text))]}  # the claim is one sentence
         one = Attributor(
-            attributor.embedder, config=attributor.config, splitter=GoldSplitter(table | whole)
+            attributor.embedder,
+            config=attributor.config,
+            splitter=GoldSplitter(table | whole),
+            reranker=attributor.reranker,
         )
         (verdict,) = one.attribute(span.text, sources).answer_sentences
         out[i] = verdict.support - (1.0 if verdict.issues else 0.0)
@@ -259,6 +267,18 @@ def main(argv: list[str] | None = None) -> int:
         "--static-path", default=None, help="static model folder (default: the cache folder)"
     )
     parser.add_argument(
+        "--reranker",
+        default=None,
+        help="with --options, a cross-encoder row: a local model folder or name that "
+        "sentence-transformers' CrossEncoder loads (e.g. BAAI/bge-reranker-v2-m3)",
+    )
+    parser.add_argument(
+        "--reranker-threshold",
+        type=float,
+        default=0.5,
+        help="support_threshold for the cross-encoder row (its scores are probabilities)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 helps on a busy machine)"
     )
     args = parser.parse_args(argv)
@@ -302,6 +322,17 @@ def main(argv: list[str] | None = None) -> int:
                 "  window=2": engine_method(embedder, replace(DEFAULT, window=2)),
                 "  window=3": engine_method(embedder, replace(DEFAULT, window=3)),
                 "  context=0": engine_method(embedder, replace(DEFAULT, context_weight=0.0)),
+                **(
+                    {
+                        "  cross-encoder": engine_method(
+                            embedder,
+                            replace(DEFAULT, support_threshold=args.reranker_threshold),
+                            CrossEncoderReranker(args.reranker, local_files_only=True),
+                        )
+                    }
+                    if args.reranker
+                    else {}
+                ),
                 "  lexical=0 (cosine)": engine_method(
                     embedder, replace(DEFAULT, lexical_weight=0.0)
                 ),
