@@ -168,7 +168,9 @@ def ratios(rows: dict[str, list[float]]) -> None:
     )
 
 
-def chain_rows(base: Embedder, runs: int) -> dict[str, list[float]] | None:
+def chain_rows(
+    base: Embedder, torch_base: SentenceTransformerEmbedder, runs: int
+) -> dict[str, list[float]] | None:
     try:
         from langchain_core.documents import Document
         from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -185,6 +187,8 @@ def chain_rows(base: Embedder, runs: int) -> dict[str, list[float]] | None:
         Document(page_content=" ".join(sentence(rng) for _ in range(8)), id=f"d{i}")
         for i in range(5)
     ]
+    sources = [Source(str(d.id), d.page_content) for d in docs]
+    unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
 
     class FixedRetriever(BaseRetriever):
         def _get_relevant_documents(self, query: str, *, run_manager: object) -> list[Document]:
@@ -193,27 +197,48 @@ def chain_rows(base: Embedder, runs: int) -> dict[str, list[float]] | None:
     prompt = ChatPromptTemplate.from_messages(
         [("system", "Context:\n{context}"), ("human", "{question}")]
     )
-    answers = [
-        AIMessage(content=" ".join(sentence(random.Random(k * 31 + i)) for i in range(4)))
-        for k in range(runs * 3)
-    ]
-    handler = AttributionCallbackHandler(Attributor(base))
+    answers = [" ".join(sentence(random.Random(k * 31 + i)) for i in range(4)) for k in range(runs)]
+    warm_handler = AttributionCallbackHandler(Attributor(base))
 
-    def make_chain(with_handler: bool) -> Callable[[int], object]:
-        llm = GenericFakeChatModel(messages=iter(list(answers)))
+    def make_chain(
+        handler_of: Callable[[], AttributionCallbackHandler] | None,
+    ) -> Callable[[int], object]:
+        # call k answers answers[k]: each chain replays its own copy, one message per call
+        llm = GenericFakeChatModel(messages=iter([AIMessage(a) for a in answers]))
         chain = {"context": FixedRetriever(), "question": lambda q: q} | prompt | llm
 
         def call(k: int) -> object:
-            config = {"callbacks": [handler]} if with_handler else {}
+            config = {"callbacks": [handler_of()]} if handler_of else {}
             return chain.invoke(f"question {k}", config=config)
 
         return call
 
-    make_chain(True)(0)
-    return {
-        "chain without attribution": timed(make_chain(False), runs),
-        "chain with handler (warm)": timed(make_chain(True), runs),
-    }
+    model = torch_base.model
+    plain = make_chain(None)
+
+    def with_seed(k: int) -> None:
+        plain(k)
+        seed_recipe(model, answers[k], sources)
+
+    Attributor(base).attribute(answers[0], sources)  # code paths warm, caches untouched
+    warm_handler.attributor.prewarm(sources)  # warm: the documents were retrieved before
+    return interleaved(
+        {
+            "chain without attribution": make_chain(None),
+            "chain with handler, cold": make_chain(
+                lambda: AttributionCallbackHandler(Attributor(base))  # a fresh cache each call
+            ),
+            "chain with handler, warm": make_chain(lambda: warm_handler),
+            "encoder floor, cold": lambda k: base.encode(
+                [*(s.text for s in split_sentences(answers[k])), *unique_sources]
+            ),
+            "encoder floor, warm": lambda k: base.encode(
+                [s.text for s in split_sentences(answers[k])]
+            ),
+            "chain + seed recipe (as written)": with_seed,
+        },
+        runs,
+    )
 
 
 def answer_tokens(answer: str) -> list[str]:
@@ -409,9 +434,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = engine_rows(base, torch_base, sources, answer_of, args.runs)
         report(name, rows)
         ratios(rows)
-    rows_c = chain_rows(base, args.runs)
+    rows_c = chain_rows(base, torch_base, args.runs)
     if rows_c:
         report("C  LCEL chain, fake LLM, callback handler", rows_c)
+        med = {k: statistics.median(v) for k, v in rows_c.items()}
+        bare = med["chain without attribution"]
+        print(
+            f"  added by attribution: cold {med['chain with handler, cold'] - bare:.1f} ms "
+            f"({(med['chain with handler, cold'] - bare) / med['encoder floor, cold']:.2f}x floor), "
+            f"warm {med['chain with handler, warm'] - bare:.1f} ms "
+            f"({(med['chain with handler, warm'] - bare) / med['encoder floor, warm']:.2f}x floor); "
+            f"seed / warm chain: {med['chain + seed recipe (as written)'] / med['chain with handler, warm']:.1f}x"
+        )
     rows_d = streaming_rows(base, args.runs, args.token_ms)
     if rows_d:
         report("D  streaming: last answer token -> whole-answer attribution", rows_d)
