@@ -56,8 +56,9 @@ def default_embedder() -> Embedder:
     """The bundled all-MiniLM-L6-v2, int8 on ONNX Runtime when it is installed, else torch.
 
     The int8 graph encodes about 1.5x faster than fp32 ONNX Runtime and 2.5x faster than
-    torch on a CPU, and attributes as well: every set of `benchmarks/quality.py` scores within
-    0.003 of fp32 (measured on an AVX2 CPU without VNNI, where int8 rounds most). It is exported
+    torch on a CPU, and attributes as well: on every set of `benchmarks/quality.py` its
+    sentence and label AUCs are within 0.003 of fp32 (measured on an AVX2 CPU without VNNI,
+    where int8 rounds most). It is exported
     and quantised locally on first use and cached (see `onnx_backend`); if that fails, a
     warning is logged and torch encodes (fp32). `OnnxEmbedder()` is the fp32 graph.
     """
