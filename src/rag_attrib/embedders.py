@@ -58,9 +58,9 @@ def default_embedder() -> Embedder:
     The int8 graph encodes about 1.5x faster than fp32 ONNX Runtime and 2.5x faster than
     torch on a CPU, and attributes as well: on every set of `benchmarks/quality.py` its
     sentence and label AUCs are within 0.003 of fp32 (measured on an AVX2 CPU without VNNI,
-    where int8 rounds most). It is exported
-    and quantised locally on first use and cached (see `onnx_backend`); if that fails, a
-    warning is logged and torch encodes (fp32). `OnnxEmbedder()` is the fp32 graph.
+    where int8 rounds most). It is exported and quantised locally on first use and cached
+    (see `onnx_backend`); if that fails, a warning is logged and torch encodes (fp32).
+    `OnnxEmbedder()` is the fp32 graph.
     """
     from .onnx_backend import OnnxEmbedder, onnx_available
 
