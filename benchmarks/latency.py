@@ -79,16 +79,6 @@ def seed_recipe(model: object, answer: str, sources: list[Source]) -> list[float
     return list(np.mean(similarity_matrix, axis=0))
 
 
-def timed(fn: Callable[[int], object], runs: int) -> list[float]:
-    out = []
-    for k in range(runs):
-        gc.collect()
-        t = time.perf_counter()
-        fn(k)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
 def interleaved(fns: dict[str, Callable[[int], object]], runs: int) -> dict[str, list[float]]:
     """Time each function once per round, round after round, so drift on a shared machine
     (other tenants, clock changes) hits every row alike and the ratios stay honest."""
@@ -117,6 +107,25 @@ def report(name: str, rows: dict[str, list[float]]) -> None:
         print(f"  {label:<34}{p50:>9.1f}{p95:>9.1f}")
 
 
+def encoder_floors(
+    base: Embedder,
+    sources: list[Source],
+    cold_answer: Callable[[int], str],
+    warm_answer: Callable[[int], str],
+) -> tuple[Callable[[int], object], Callable[[int], object]]:
+    """The floors: cold encodes the answer's and every unique source sentence, warm the
+    answer's alone."""
+    unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
+
+    def sentences(answer: str) -> list[str]:
+        return [s.text for s in split_sentences(answer)]
+
+    return (
+        lambda k: base.encode([*sentences(cold_answer(k)), *unique_sources]),
+        lambda k: base.encode(sentences(warm_answer(k))),
+    )
+
+
 def engine_rows(
     base: Embedder,
     torch_base: SentenceTransformerEmbedder,
@@ -125,7 +134,7 @@ def engine_rows(
     runs: int,
 ) -> dict[str, list[float]]:
     model = torch_base.model
-    unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
+    floor_cold, floor_warm = encoder_floors(base, sources, answer_of, lambda k: answer_of(1000 + k))
 
     def cold(k: int) -> None:
         Attributor(base).attribute(answer_of(k), sources)  # a fresh cache each call
@@ -135,13 +144,6 @@ def engine_rows(
 
     def warm(k: int) -> None:
         warm_attributor.attribute(answer_of(1000 + k), sources)
-
-    def floor_cold(k: int) -> None:
-        answer = [s.text for s in split_sentences(answer_of(k))]
-        base.encode([*answer, *unique_sources])
-
-    def floor_warm(k: int) -> None:
-        base.encode([s.text for s in split_sentences(answer_of(1000 + k))])
 
     def torch_warm(k: int) -> None:
         torch_base.encode([s.text for s in split_sentences(answer_of(2000 + k))])
@@ -168,6 +170,19 @@ def ratios(rows: dict[str, list[float]]) -> None:
     )
 
 
+def chain_ratios(rows: dict[str, list[float]]) -> None:
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    cold = med["chain with handler, cold"] - med["chain without attribution"]
+    warm = med["chain with handler, warm"] - med["chain without attribution"]
+    print(
+        f"  added by attribution: cold {cold:.1f} ms "
+        f"({cold / med['encoder floor, cold']:.2f}x floor), "
+        f"warm {warm:.1f} ms ({warm / med['encoder floor, warm']:.2f}x floor); "
+        f"seed / warm chain: "
+        f"{med['chain + seed recipe (as written)'] / med['chain with handler, warm']:.1f}x"
+    )
+
+
 def chain_rows(
     base: Embedder, torch_base: SentenceTransformerEmbedder, runs: int
 ) -> dict[str, list[float]] | None:
@@ -188,7 +203,6 @@ def chain_rows(
         for i in range(5)
     ]
     sources = [Source(str(d.id), d.page_content) for d in docs]
-    unique_sources = sorted({s.text for src in sources for s in split_sentences(src.text)})
 
     class FixedRetriever(BaseRetriever):
         def _get_relevant_documents(self, query: str, *, run_manager: object) -> list[Document]:
@@ -220,6 +234,7 @@ def chain_rows(
         plain(k)
         seed_recipe(model, answers[k], sources)
 
+    floor_cold, floor_warm = encoder_floors(base, sources, answers.__getitem__, answers.__getitem__)
     Attributor(base).attribute(answers[0], sources)  # code paths warm, caches untouched
     warm_handler.attributor.prewarm(sources)  # warm: the documents were retrieved before
     return interleaved(
@@ -229,12 +244,8 @@ def chain_rows(
                 lambda: AttributionCallbackHandler(Attributor(base))  # a fresh cache each call
             ),
             "chain with handler, warm": make_chain(lambda: warm_handler),
-            "encoder floor, cold": lambda k: base.encode(
-                [*(s.text for s in split_sentences(answers[k])), *unique_sources]
-            ),
-            "encoder floor, warm": lambda k: base.encode(
-                [s.text for s in split_sentences(answers[k])]
-            ),
+            "encoder floor, cold": floor_cold,
+            "encoder floor, warm": floor_warm,
             "chain + seed recipe (as written)": with_seed,
         },
         runs,
@@ -437,15 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_c = chain_rows(base, torch_base, args.runs)
     if rows_c:
         report("C  LCEL chain, fake LLM, callback handler", rows_c)
-        med = {k: statistics.median(v) for k, v in rows_c.items()}
-        bare = med["chain without attribution"]
-        print(
-            f"  added by attribution: cold {med['chain with handler, cold'] - bare:.1f} ms "
-            f"({(med['chain with handler, cold'] - bare) / med['encoder floor, cold']:.2f}x floor), "
-            f"warm {med['chain with handler, warm'] - bare:.1f} ms "
-            f"({(med['chain with handler, warm'] - bare) / med['encoder floor, warm']:.2f}x floor); "
-            f"seed / warm chain: {med['chain + seed recipe (as written)'] / med['chain with handler, warm']:.1f}x"
-        )
+        chain_ratios(rows_c)
     rows_d = streaming_rows(base, args.runs, args.token_ms)
     if rows_d:
         report("D  streaming: last answer token -> whole-answer attribution", rows_d)
