@@ -150,15 +150,16 @@ class Attributor:
         timings["split_ms"] = _ms(t)
 
         t = time.perf_counter()
+        owner = _owners(source_spans)
         strength, own, cosine, encode_ms = self._strength(
-            answer_spans, resolved, source_spans, question
+            answer_spans, resolved, source_spans, owner, question
         )
         timings["encode_ms"] = encode_ms
         timings["score_ms"] = _ms(t) - encode_ms
 
         t = time.perf_counter()
         result = self._assemble(
-            answer, question, answer_spans, resolved, source_spans, strength, own, cosine
+            answer, question, answer_spans, resolved, source_spans, owner, strength, own, cosine
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
@@ -202,6 +203,7 @@ class Attributor:
         answer_spans: list[Span],
         sources: list[Source],
         source_spans: list[list[Span]],
+        owner: IntVector,
         question: str | None,
     ) -> tuple[FloatMatrix, FloatMatrix, FloatMatrix, float]:
         """Strength, the strength support is read from, plain cosine, and encode ms.
@@ -239,7 +241,7 @@ class Attributor:
             strength = windows_to_sentences(strength, windows, n_sentences) if mixed else cosine
         strength = own = np.asarray(strength, dtype=np.float32)
         # before the reranker, so neighbours also help choose the candidates it re-scores
-        strength = neighbour_context(strength, _owners(source_spans), cfg.context_weight)
+        strength = neighbour_context(strength, owner, cfg.context_weight)
         if self.reranker is not None:
             sentences = [span.text for spans in source_spans for span in spans]
             top_n = int(getattr(self.reranker, "top_n", 5))
@@ -285,13 +287,13 @@ class Attributor:
         answer_spans: list[Span],
         sources: list[Source],
         source_spans: list[list[Span]],
+        owner: IntVector,
         strength: FloatMatrix,
         own: FloatMatrix,
         cosine: FloatMatrix,
     ) -> AttributionResult:
         cfg = self.config
         m, n = strength.shape
-        owner = _owners(source_spans)
         local = np.concatenate(
             [np.arange(len(s), dtype=np.int64) for s in source_spans] or [np.zeros(0, np.int64)]
         )
