@@ -139,10 +139,9 @@ def _split_span_id(span_id: str) -> tuple[str, str]:
 
 
 def _agent_output(result: object) -> AgentOutput | None:
-    """The `AgentOutput` a step or a run ends with (inside its `StopEvent`)."""
-    if isinstance(result, StopEvent):
-        result = result.result
-    return result if isinstance(result, AgentOutput) else None
+    """The `AgentOutput` a step or a run ends with: inside its `StopEvent`, not a step's own."""
+    answer = result.result if isinstance(result, StopEvent) else None
+    return answer if isinstance(answer, AgentOutput) else None
 
 
 def _has_writer(response: StreamingAgentChatResponse) -> bool:
