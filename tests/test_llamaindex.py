@@ -36,7 +36,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from pydantic import Field
 
-from rag_attrib import AttributionResult, Attributor
+from rag_attrib import AttributionResult, Attributor, engine
+from rag_attrib.embedders import CachedEmbedder
 from rag_attrib.integrations.llamaindex import (
     AttributionEvent,
     MiniLMEmbedding,
@@ -581,6 +582,23 @@ def test_mini_lm_embedding_matches_its_embedder() -> None:
     )
     batch = model.get_text_embedding_batch(["a b", "c d"])
     assert [len(v) for v in batch] == [64, 64]
+
+
+def test_mini_lm_embedding_shares_the_attributors_embedder(
+    hashing_attributor: Attributor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an Attributor, or nothing (the shared default), it encodes with that embedder and
+    cache: the model is not loaded a second time."""
+    assert MiniLMEmbedding(hashing_attributor).embedder is hashing_attributor.embedder
+    monkeypatch.setattr(engine, "_default", hashing_attributor)  # the default, already built
+    model = MiniLMEmbedding()
+    assert model.embedder is hashing_attributor.embedder
+    cache = hashing_attributor.embedder
+    assert isinstance(cache, CachedEmbedder)
+    model.get_text_embedding("Honey never spoils.")
+    hits = cache.hits
+    hashing_attributor.attribute("Honey never spoils.", ["Bees make honey."])
+    assert cache.hits == hits + 1  # the answer sentence retrieval already encoded
 
 
 # --- streamed answers: each sentence is encoded as soon as it is complete -----------------

@@ -482,3 +482,21 @@ def test_custom_engine_without_nodes_reports_and_warns_once(
         assert payload["sources"] == [] and payload["citations"] == []
     warnings = [r for r in caplog.records if r.name.startswith("rag_attrib")]
     assert len(warnings) == 1 and "no source nodes" in warnings[0].getMessage()
+
+
+async def test_agent_over_a_sub_question_tool_cites_documents(
+    index: VectorStoreIndex, recorder: Recorder
+) -> None:
+    """An agent whose tool is a SubQuestionQueryEngine cites the documents under the
+    sub-answers, never the sub-answers themselves."""
+    question = "Why is copper used in wiring and how fast does bamboo grow"
+    engine = _sub_question_engine(index, invent="")
+    tool = QueryEngineTool.from_defaults(engine, name="research", description="Splits questions.")
+    llm = MockFunctionCallingLLM(response_generator=_tool_caller("research"))
+    output = await FunctionAgent(tools=[tool], llm=llm).run(user_msg=question)
+    (call,) = output.tool_calls
+    nodes = call.tool_output.raw_output.source_nodes
+    documents = {n.node.node_id for n in nodes if n.node.ref_doc_id is not None}
+    assert len(documents) < len(nodes), "the tool's response holds generated nodes too"
+    _check(output["attribution"], ["copper", "bamboo"], reached=documents)
+    assert len(recorder.calls) == 1

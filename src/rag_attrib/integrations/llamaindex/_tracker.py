@@ -10,6 +10,7 @@ history writer, the only place its whole answer is known.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     import inspect
 
 __all__ = ["Settings", "Tracker"]
+
+logger = logging.getLogger("rag_attrib.integrations.llamaindex")
 
 Kind = Literal["engine", "synth", "agent"]
 
@@ -156,7 +159,7 @@ class Tracker:
 
     def __init__(self) -> None:
         self.settings = Settings()
-        self.reporter = Reporter()
+        self.reporter = Reporter(logger)
         # Re-entrant: a finalizer (`_release`) may run on this thread while the lock is held.
         self._lock = threading.RLock()
         self._units: dict[str, _Unit] = {}

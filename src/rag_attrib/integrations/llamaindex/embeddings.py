@@ -10,7 +10,8 @@ from llama_index.core.embeddings import BaseEmbedding
 from typing_extensions import override
 
 from ...embedders import DEFAULT_MODEL, Embedder
-from ...engine import Attributor, default_attributor
+from ...engine import Attributor
+from .._pipeline import shared_embedder
 
 __all__ = ["MiniLMEmbedding"]
 
@@ -48,10 +49,7 @@ class MiniLMEmbedding(BaseEmbedding):
     @property
     def embedder(self) -> Embedder:
         """The embedder in use (the shared default is created on first access)."""
-        given = self._given
-        if given is None:
-            return default_attributor().embedder
-        return given.embedder if isinstance(given, Attributor) else given
+        return shared_embedder(self._given)
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         vectors = np.asarray(self.embedder.encode(texts), dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from llama_index.core.agent.workflow import AgentOutput
@@ -23,7 +24,7 @@ from ._attach import deliver
 
 __all__ = ["attribute_response"]
 
-_reporter = Reporter()
+_reporter = Reporter(logging.getLogger("rag_attrib.integrations.llamaindex"))
 
 _AnyResponse = (
     Response
