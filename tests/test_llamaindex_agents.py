@@ -18,20 +18,16 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, FunctionAgent, ReActAgent
 from llama_index.core.base.llms.types import (
     ChatMessage,
-    CompletionResponse,
-    CompletionResponseGen,
-    LLMMetadata,
     MessageRole,
     ToolCallBlock,
 )
 from llama_index.core.base.response.schema import Response
 from llama_index.core.chat_engine import CondenseQuestionChatEngine
 from llama_index.core.llms import CustomLLM
-from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.postprocessor import LLMRerank
 from llama_index.core.query_engine import CustomQueryEngine, SubQuestionQueryEngine
@@ -40,7 +36,7 @@ from llama_index.core.response_synthesizers import CompactAndRefine, get_respons
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import QueryEngineTool
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
-from test_llamaindex import QUESTIONS, TOPICS, Recorder
+from test_llamaindex import QUESTIONS, TOPICS, EchoContextLLM, Recorder, _documents
 
 from rag_attrib import Attributor
 from rag_attrib.integrations.llamaindex import (
@@ -98,14 +94,10 @@ def _sub_questions(prompt: str) -> str:
     return "```json\n" + json.dumps({"items": items}) + "\n```"
 
 
-class ReadingLLM(CustomLLM):
+class ReadingLLM(EchoContextLLM):
     """Answers from the context in its prompt: the facts there, then `invent` if set."""
 
     invent: str = ""
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata()
 
     def _answer(self, prompt: str) -> str:
         if prompt.startswith("A list of documents is shown below"):
@@ -116,25 +108,6 @@ class ReadingLLM(CustomLLM):
             return prompt.rpartition("<Follow Up Message>\n")[2].split("\n\n", 1)[0]
         parts = [*_context_facts(prompt), *([self.invent] if self.invent else [])]
         return " ".join(parts) or "I do not know."
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self._answer(prompt))
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        words = self._answer(prompt).split(" ")
-
-        def gen() -> CompletionResponseGen:
-            text = ""
-            for i, word in enumerate(words):
-                delta = word if i == 0 else " " + word
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
-
-        return gen()
 
 
 def _tool_caller(tool: str) -> Any:
@@ -153,14 +126,10 @@ def _tool_caller(tool: str) -> Any:
     return respond
 
 
-class ReActLLM(CustomLLM):
+class ReActLLM(EchoContextLLM):
     """A ReAct agent's LLM: one Action with the question, then an Answer from the Observation."""
 
     tool: str = "facts"
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata(is_chat_model=False)
 
     def _answer(self, prompt: str) -> str:
         prompt = prompt.rpartition("## Current Conversation")[2]  # past the format examples
@@ -175,33 +144,15 @@ class ReActLLM(CustomLLM):
             f"Thought: I can answer without using any more tools.\nAnswer: {observation} {INVENTED}"
         )
 
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self._answer(prompt))
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        text = self._answer(prompt)
-
-        def gen() -> CompletionResponseGen:
-            yield CompletionResponse(text=text, delta=text)
-
-        return gen()
-
 
 # --- fixtures and checks ---------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def index() -> VectorStoreIndex:
-    """A real vector index, one document per topic, embedded with the hashing embedder."""
-    documents = [
-        Document(text=text, metadata={"file_name": f"{topic}.txt"}) for topic, text in TOPICS
-    ]
+    """The topic documents' index (as in test_llamaindex), embedded with the hashing embedder."""
     return VectorStoreIndex.from_documents(
-        documents, embed_model=MiniLMEmbedding(HashingEmbedder())
+        _documents(), embed_model=MiniLMEmbedding(HashingEmbedder())
     )
 
 

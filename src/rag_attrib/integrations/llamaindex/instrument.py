@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -35,8 +34,12 @@ __all__ = ["instrument", "uninstrument"]
 logger = logging.getLogger("rag_attrib.integrations.llamaindex")
 
 
-class _SpanHandler(BaseSpanHandler[SimpleSpan]):
-    """Feeds span starts and ends to the tracker; keeps no spans of its own."""
+class _Handler(BaseSpanHandler[SimpleSpan], BaseEventHandler):
+    """Feeds spans, retrievals, LLM outputs and chat streams to the tracker.
+
+    One object registered twice on the root dispatcher: as a span handler (it keeps no spans
+    of its own) and as an event handler.
+    """
 
     _tracker: Tracker = PrivateAttr()
 
@@ -44,11 +47,16 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
         super().__init__()
         self._tracker = tracker
 
+    @property
+    def tracker(self) -> Tracker:
+        """The tracker this handler feeds."""
+        return self._tracker
+
     @classmethod
     @override
     def class_name(cls) -> str:
         """Return the handler's name."""
-        return "RagAttribSpanHandler"
+        return "RagAttribHandler"
 
     @override
     def new_span(
@@ -97,22 +105,6 @@ class _SpanHandler(BaseSpanHandler[SimpleSpan]):
             logger.warning("rag_attrib span handler failed on span drop", exc_info=True)
         return None
 
-
-class _EventHandler(BaseEventHandler):
-    """Feeds retrievals, LLM outputs and streaming chats' text to the tracker."""
-
-    _tracker: Tracker = PrivateAttr()
-
-    def __init__(self, tracker: Tracker) -> None:
-        super().__init__()
-        self._tracker = tracker
-
-    @classmethod
-    @override
-    def class_name(cls) -> str:
-        """Return the handler's name."""
-        return "RagAttribEventHandler"
-
     @override
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         tracker = self._tracker
@@ -133,14 +125,7 @@ class _EventHandler(BaseEventHandler):
             )
 
 
-@dataclass(slots=True)
-class _Installed:
-    tracker: Tracker
-    span_handler: _SpanHandler
-    event_handler: _EventHandler = field(repr=False)
-
-
-_installed: _Installed | None = None
+_installed: _Handler | None = None
 _install_lock = threading.Lock()
 
 
@@ -178,13 +163,12 @@ def instrument(
     settings = Settings(attributor, tuple(exporters), check_timeout(timeout))
     with _install_lock:
         if _installed is None:
-            tracker = Tracker()
-            installed = _Installed(tracker, _SpanHandler(tracker), _EventHandler(tracker))
+            handler = _Handler(Tracker())
             root = get_dispatcher()
             # First in line, so at span exit a tracer's span is still open when we export.
-            root.span_handlers = [installed.span_handler, *root.span_handlers]
-            root.event_handlers = [*root.event_handlers, installed.event_handler]
-            _installed = installed
+            root.span_handlers = [handler, *root.span_handlers]
+            root.event_handlers = [*root.event_handlers, handler]
+            _installed = handler
         _installed.tracker.settings = settings
 
 
@@ -195,8 +179,8 @@ def uninstrument() -> None:
         if _installed is None:
             return
         root = get_dispatcher()
-        root.span_handlers = [h for h in root.span_handlers if h is not _installed.span_handler]
-        root.event_handlers = [h for h in root.event_handlers if h is not _installed.event_handler]
+        root.span_handlers = [h for h in root.span_handlers if h is not _installed]
+        root.event_handlers = [h for h in root.event_handlers if h is not _installed]
         _installed = None
 
 
