@@ -46,7 +46,7 @@ from rag_attrib.integrations.llamaindex import (
     uninstrument,
 )
 from rag_attrib.integrations.llamaindex.instrument import open_records
-from rag_attrib.testing import HashingEmbedder
+from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 FACT = dict(TOPICS)
 INVENTED = "Purple unicorns quietly govern the lunar parliament."
@@ -451,3 +451,26 @@ async def test_agent_over_a_sub_question_tool_cites_documents(
     assert len(documents) < len(nodes), "the tool's response holds generated nodes too"
     _check(output["attribution"], ["copper", "bamboo"], reached=documents)
     assert len(recorder.calls) == 1
+
+
+async def test_attribution_failure_never_breaks_an_agent_or_a_workflow(
+    index: VectorStoreIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing engine leaves the agent's and the workflow's answers intact, with error set."""
+    instrument(Attributor(FailingEmbedder()))
+    try:
+        with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+            llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
+            output = await FunctionAgent(tools=[_facts_tool(index)], llm=llm).run(
+                user_msg=QUESTIONS["sahara"]
+            )
+            result = await RAGWorkflow(index, ReadingLLM(), streaming=False).run(
+                query=QUESTIONS["sahara"]
+            )
+    finally:
+        uninstrument()
+    assert str(output).startswith(FACT["sahara"]) and result.response.startswith(FACT["sahara"])
+    for payload in (output["attribution"], result.metadata["attribution"]):
+        assert "embedder failed on purpose" in payload["error"]
+        assert payload["citations"] == []
+    assert len([r for r in caplog.records if r.name.startswith("rag_attrib")]) == 2

@@ -338,7 +338,9 @@ class Tracker:
 
     def _finish_agent(self, unit: _Unit, output: AgentOutput) -> None:
         unit.attributed = True
-        nodes = [*_read.agent_nodes(output), *unit.nodes]
+        with self._lock:
+            inner = list(unit.nodes)
+        nodes = [*_read.agent_nodes(output), *inner]
         if unit.parent is not None:
             self._hand_up(unit, nodes)
             return
