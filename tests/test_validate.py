@@ -278,7 +278,7 @@ _DELETE = object()
         ("answer_sentences.0.support", None, "answer_sentences[0].support must be a finite"),
         ("answer_sentences.0.support", "NaN", "answer_sentences[0].support must be a finite"),
         ("answer_sentences.0.start", -1, "answer_sentences[0].start must be an integer"),
-        ("answer_sentences.0.end", 10**9, "answer_sentences[0].end must be an integer"),
+        ("answer_sentences.0.end", -1, "answer_sentences[0].end must be an integer >= 0"),
         ("answer_sentences.0.citations.0.source_index", '1" onmouseover="x', "source_index"),
         ("answer_sentences.0.citations.0.source_index", 99, "source_index must be an integer"),
         ("answer_sentences.0.citations.0.sentence_index", 99, "sentence_index must be"),

@@ -84,9 +84,11 @@ def _get(data: Mapping[str, Any], key: str, where: str = "attribution") -> Any:
     return data[key]
 
 
-def _offsets(item: Mapping[str, Any], where: str, text: str) -> tuple[int, int]:
-    start = read_int(_get(item, "start", where), f"{where}.start", high=len(text))
-    end = read_int(_get(item, "end", where), f"{where}.end", low=start, high=len(text))
+def _offsets(item: Mapping[str, Any], where: str) -> tuple[int, int]:
+    # No upper bound: a hand-edited file with stale offsets still renders (the view searches
+    # for the sentence), and slicing past the end of a str is safe.
+    start = read_int(_get(item, "start", where), f"{where}.start")
+    end = read_int(_get(item, "end", where), f"{where}.end", low=start)
     return start, end
 
 
@@ -97,7 +99,7 @@ def _source(value: object, where: str) -> SourceAttribution:
     for k, raw in enumerate(read_list(_get(item, "sentences", where), f"{where}.sentences")):
         at = f"{where}.sentences[{k}]"
         x = read_mapping(raw, at)
-        start, end = _offsets(x, at, text)
+        start, end = _offsets(x, at)
         sentences.append(
             SourceSentence(
                 index=read_int(_get(x, "index", at), f"{at}.index"),
@@ -123,7 +125,7 @@ def _sentence(
     value: object, where: str, answer: str, sources: tuple[SourceAttribution, ...]
 ) -> SentenceAttribution:
     item = read_mapping(value, where)
-    start, end = _offsets(item, where, answer)
+    start, end = _offsets(item, where)
     citations = []
     for k, raw in enumerate(read_list(_get(item, "citations", where), f"{where}.citations")):
         citations.append(_citation(raw, f"{where}.citations[{k}]", sources))
@@ -152,7 +154,7 @@ def _citation(value: object, where: str, sources: tuple[SourceAttribution, ...])
         raise ValueError(msg)
     high = len(source.sentences) - 1
     k = read_int(_get(item, "sentence_index", where), f"{where}.sentence_index", high=high)
-    start, end = _offsets(item, where, source.text)
+    start, end = _offsets(item, where)
     return Citation(
         source_id=read_str(_get(item, "source_id", where), f"{where}.source_id"),
         source_index=c,
