@@ -561,7 +561,7 @@ def test_hostile_source_renders_as_text(
     assert page.js("typeof window.__xss") == "undefined"
     assert page.js("document.title") == "<i>title</i>"
     assert page.js("document.querySelectorAll('img').length") == 0
-    markup = ".ra-src-text *:not(.ra-sent):not(.ra-mark), .ra-src-id *, .ra-src-title *, h1 *, .ra-ans-text *"
+    markup = ".ra-src-text *:not(.ra-sent):not(.ra-mark):not(.ra-tail), .ra-src-id *, .ra-src-title *, h1 *, .ra-ans-text *"
     assert page.js(f"document.querySelectorAll('{markup}').length") == 0
     assert page.js("document.querySelectorAll('script').length") == 1  # the view's own script
     assert page.js("document.querySelector('.ra-src-text').textContent") == XSS_SOURCE
@@ -798,22 +798,44 @@ def test_broken_text_saves_and_renders(
     assert page.js("document.querySelectorAll('.ra-sent.ra-cited').length") >= 1
 
 
-def save_readme_screenshot(path: Path) -> None:
-    """Render the quickstart with the bundled model, pin answer sentence 2, save a PNG."""
+def save_screenshots(docs: Path) -> None:
+    """Render the quickstart with the bundled model and the Sankey, unhovered, and save what a
+    reader sees: docs/screenshot.png (1280 px wide), docs/screenshot-600.png, docs/sankey.png."""
     quickstart = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/quickstart.py"))
     r = Attributor().attribute(quickstart["ANSWER"], quickstart["CHUNKS"], quickstart["QUESTION"])
-    with tempfile.TemporaryDirectory() as tmp, launch(1400, 800) as tab:
+    with tempfile.TemporaryDirectory() as tmp:
         view = Path(tmp, "quickstart.html")
-        view.write_text(render_html(r), encoding="utf-8")
-        tab.open(view.as_uri())
-        tab.click(".ra-ans[data-index='1']")
-        tab.call("Input.dispatchMouseEvent", type="mouseMoved", x=0, y=0)
-        tab.js("document.activeElement.blur()")
-        time.sleep(0.8)  # let the smooth scroll and transitions settle
-        tab.js("window.scrollTo(0, 0)")
-        path.write_bytes(tab.screenshot(full_page=True))
+        view.write_text(render_html(r, sankey=True), encoding="utf-8")
+        for width, name in ((1280, "screenshot.png"), (600, "screenshot-600.png")):
+            with launch(width, 900) as tab:
+                tab.open(view.as_uri())
+                time.sleep(1.0)  # let plotly lay out the flow
+                shot = tab.screenshot(full_page=True)
+                flow = tab.js(
+                    "(function(){var r=document.querySelector('.ra-flow')"
+                    ".getBoundingClientRect();return [r.top+scrollY, r.height];})()"
+                )
+                if width == 1280:
+                    params = {"x": 0, "y": flow[0] - 12, "width": width, "height": flow[1] + 24}
+                    sankey = tab.call(
+                        "Page.captureScreenshot",
+                        format="png",
+                        captureBeyondViewport=True,
+                        clip={**params, "scale": 1},
+                    )
+                    (docs / "sankey.png").write_bytes(base64.b64decode(sankey["data"]))
+                    # the README's view ends above the flow, which has its own picture
+                    height = int(flow[0] - 12)
+                    full = tab.call(
+                        "Page.captureScreenshot",
+                        format="png",
+                        captureBeyondViewport=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                    )
+                    shot = base64.b64decode(full["data"])
+                (docs / name).write_bytes(shot)
 
 
-if __name__ == "__main__":  # regenerate docs/screenshot.png: python tests/test_browser.py
+if __name__ == "__main__":  # regenerate the screenshots in docs/: python tests/test_browser.py
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    save_readme_screenshot(Path(__file__).resolve().parents[1] / "docs" / "screenshot.png")
+    save_screenshots(Path(__file__).resolve().parents[1] / "docs")

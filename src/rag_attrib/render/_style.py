@@ -59,6 +59,7 @@ def css(root: str, n_colours: int = len(PALETTE)) -> str:
         "line-height:1;padding:0 4px;margin:0 1px 0 3px;vertical-align:2px;"
         "font-variant-numeric:tabular-nums;user-select:none}",
         f"{r} .ra-mark::after{{content:attr(data-n)}}",
+        f"{r} .ra-tail{{white-space:nowrap}}",
         f"{r} .ra-mark.ra-main{{background:var(--c);color:#fff;border:1.5px solid var(--c)}}",
         f"{r} .ra-mark.ra-more{{background:#fff;color:var(--c);border:1.5px solid var(--c)}}",
         f"{r} .ra-mark.ra-closest{{background:#fff;color:var(--grey);"
@@ -115,7 +116,7 @@ def css(root: str, n_colours: int = len(PALETTE)) -> str:
         "color:var(--muted)}",
         f"{r} .ra-bar{{display:inline-block;width:90px;height:8px;border-radius:4px;"
         "background:#e5e7eb;overflow:hidden}",
-        f"{r} .ra-bar-fill{{display:block;height:100%;background:#64748b;border-radius:4px}}",
+        f"{r} .ra-bar-fill{{display:block;height:100%;background:#64748b}}",
         f"{r} .ra-share-num{{font-weight:650;min-width:34px;text-align:right;color:var(--fg);"
         "font-variant-numeric:tabular-nums}",
         f"{r} .ra-src-text{{white-space:pre-wrap;overflow-wrap:anywhere;font-size:14px;"

@@ -402,7 +402,7 @@ def _source_card(source: _Source, marks: _Marks) -> str:
             f'<span class="ra-src-id">{escape(source.label)}</span>{subtitle}</div>',
             f'<div class="ra-share" title="share of the answer\'s attribution: '
             f'{source.share:.1%}">',
-            f'<span class="ra-bar"><span class="ra-bar-fill" style="width:'
+            f'share<span class="ra-bar"><span class="ra-bar-fill" style="width:'
             f'{source.share * 100:.1f}%"></span></span>',
             f'<span class="ra-share-num">{source.share:.0%}</span></div></div>',
             f'<div class="ra-src-text">{_source_text(source, marks)}</div>',
@@ -455,8 +455,19 @@ def _sentence_span(sentence: _SourceSentence, users: list[tuple[int, str]]) -> s
         )
     return (
         f'<span class="{classes}" data-sid="{sentence.key}" title="{escape(tip)}">'
-        f"{escape(sentence.text)}</span>{marks}"
+        f"{_glue(sentence.text, marks)}</span>"
     )
+
+
+def _glue(text: str, marks: str) -> str:
+    """The sentence with its marks after the last word, kept on one line with it, so a mark
+    never starts the next line beside the next sentence."""
+    if not marks:
+        return escape(text)
+    cut = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+    if len(text) - cut > 30:  # a long URL-like tail may wrap; the marks then follow it
+        return escape(text) + marks
+    return f'{escape(text[:cut])}<span class="ra-tail">{escape(text[cut:])}{marks}</span>'
 
 
 def _user_note(pos: int, kind: str) -> str:

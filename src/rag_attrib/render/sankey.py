@@ -256,7 +256,7 @@ def flow_fragment(result: AttributionResult) -> tuple[str, list[str]]:
     plot: str = sankey_figure(result).to_html(
         full_html=False,
         include_plotlyjs=False,
-        config={"displaylogo": False, "responsive": True},
+        config={"displaylogo": False, "displayModeBar": False, "responsive": True},
     )
     # plotly JSON-escapes "<" in the figure data, so the only script here is its own
     found = re.search(r"<script>(.*?)</script>", plot, re.S)
