@@ -839,3 +839,32 @@ def test_missing_llama_index_names_the_extra() -> None:
     ).stdout
     assert out.startswith("MissingDependencyError")
     assert "pip install 'rag-attrib[llamaindex]'" in out
+
+
+def test_public_names_and_paths_are_pinned() -> None:
+    """The package keeps the names and import paths of the former single module."""
+    import inspect
+
+    import rag_attrib.integrations.llamaindex as li
+
+    assert li.__all__ == [
+        "ATTRIBUTION_KEY",
+        "AttributionEvent",
+        "MiniLMEmbedding",
+        "attribute_response",
+        "instrument",
+        "uninstrument",
+    ]
+    assert li.ATTRIBUTION_KEY == "attribution"
+    assert list(inspect.signature(li.instrument).parameters) == [
+        "attributor",
+        "exporters",
+        "timeout",
+    ]
+    assert list(inspect.signature(li.attribute_response).parameters) == [
+        "response",
+        "attributor",
+        "exporters",
+        "question",
+        "timeout",
+    ]

@@ -474,3 +474,21 @@ async def test_attribution_failure_never_breaks_an_agent_or_a_workflow(
         assert "embedder failed on purpose" in payload["error"]
         assert payload["citations"] == []
     assert len([r for r in caplog.records if r.name.startswith("rag_attrib")]) == 2
+
+
+@pytest.mark.slow
+async def test_real_model_agent_cites_its_tool_nodes(real_attributor: Attributor) -> None:
+    """With MiniLM for retrieval and attribution, an agent's fact cites its own node first and
+    its invented sentence is flagged."""
+    real_index = VectorStoreIndex.from_documents(
+        _documents(), embed_model=MiniLMEmbedding(real_attributor)
+    )
+    instrument(real_attributor)
+    try:
+        llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
+        output = await FunctionAgent(tools=[_facts_tool(real_index)], llm=llm).run(
+            user_msg=QUESTIONS["penguins"]
+        )
+    finally:
+        uninstrument()
+    _check(output["attribution"], ["penguins"], reached=_tool_nodes(output))
