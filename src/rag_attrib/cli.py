@@ -3,6 +3,7 @@
     rag-attrib explain --answer answer.txt --source a.txt b.txt [--html view.html] [--json out.json]
     rag-attrib explain --jsonl records.jsonl --out results.jsonl
     rag-attrib render results.jsonl --line 3 --html view.html
+    rag-attrib batch traffic.jsonl --out attributed/ [--format parquet] [--engine ray]
 
 A thin shell over the public API: bad input gives a one-line message and exit code 2.
 """
@@ -129,6 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_view_options(render)
     render.add_argument("-q", "--quiet", action="store_true", help="print no table")
     render.set_defaults(run=_render)
+
+    from .batch.cli import add_batch_command
+
+    add_batch_command(commands)
     return parser
 
 
