@@ -115,6 +115,7 @@ def test_clean_metadata_keeps_json_values_and_names_what_it_drops() -> None:
         7: "int key",
         "deep": deep,
         "vec": np.array([1.0, 2.0]),
+        "huge": 10**5000,
     }
     clean, dropped = clean_metadata(meta)
     json.dumps(clean, allow_nan=False)
@@ -124,7 +125,7 @@ def test_clean_metadata_keeps_json_values_and_names_what_it_drops() -> None:
     assert "bad" not in clean and "obj" not in clean
     joined = " ".join(dropped)
     assert "metadata['bad']" in joined and "metadata['obj']" in joined
-    assert "(1, 2)" in joined and "nested deeper than" in joined
+    assert "(1, 2)" in joined and "nested deeper than" in joined and "metadata['huge']" in joined
     assert clean_metadata("a str") == ({}, ["metadata (a str, not a mapping)"])
     assert clean_metadata(None) == ({}, [])
 
@@ -140,6 +141,16 @@ def test_unreadable_metadata_is_dropped_reported_and_logged_once(
     assert result.error is not None and "sources[0].metadata" in result.error
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     assert result.answer_sentences[0].supported  # attribution itself went ahead
+    from rag_attrib.streaming import AttributionStream, BackgroundAttributionStream
+
+    for kind in (AttributionStream, BackgroundAttributionStream):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+            stream = kind(attributor, [Source("a", SOURCES[0].text, metadata)])
+            stream.add(ANSWER)
+            streamed = stream.finish()
+        assert streamed.error == result.error and streamed == result
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     back = AttributionResult.from_dict(json.loads(json.dumps(result.to_dict(), allow_nan=False)))
     assert back == result
 
