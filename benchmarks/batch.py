@@ -123,19 +123,21 @@ def differences(a: dict[str, Any], b: dict[str, Any]) -> tuple[int, float]:
             p["supported"] == q["supported"]
             and [(c["source_id"], c["sentence_index"]) for c in p["citations"]]
             == [(c["source_id"], c["sentence_index"]) for c in q["citations"]]
-            for p, q in zip(sx, sy)
+            for p, q in zip(sx, sy, strict=False)
         )
         mismatched += not same
-        for p, q in zip(sx, sy):
+        for p, q in zip(sx, sy, strict=False):
             worst = max(worst, abs(p["support"] - q["support"]))
-            for c, d in zip(p["citations"], q["citations"]):
+            for c, d in zip(p["citations"], q["citations"], strict=False):
                 worst = max(worst, abs(c["score"] - d["score"]))
-        for s, t in zip(x["sources"], y["sources"]):
+        for s, t in zip(x["sources"], y["sources"], strict=False):
             worst = max(worst, abs(s["score"] - t["score"]))
     return mismatched + len(set(a) - set(b)), worst
 
 
-def run_config(name: str, source: Path, work: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+def run_config(
+    name: str, source: Path, work: Path, records: list[dict[str, Any]]
+) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     out = work / name
     load = os.getloadavg()[0]
@@ -203,7 +205,11 @@ def main() -> None:
         else:
             bad, worst = differences(r["found"], reference)
             same = f"{len(r['found'])} ids, {bad} differ, max |d score| {worst:.1e}"
-            same += " (ok)" if bad == 0 and worst <= TOL and len(r["found"]) == len(reference) else " (DIFFERS)"
+            same += (
+                " (ok)"
+                if bad == 0 and worst <= TOL and len(r["found"]) == len(reference)
+                else " (DIFFERS)"
+            )
         per_cpu = len(records) / r["cpu_s"] if r["cpu_s"] else 0.0
         print(
             f"{r['name']:<8} {r['rps']:>9.1f} {ratio:>9} {per_cpu:>9.1f} {r['peak_mb']:>8.0f} "
