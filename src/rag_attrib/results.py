@@ -58,7 +58,8 @@ class Citation:
 
     `start`/`end` are offsets into the cited source's text; `score` is the normalised score,
     `similarity` the strength before normalisation (cosine, or the hybrid strength, with the
-    neighbour context of `AttributionConfig.context_weight`).
+    neighbour context of `AttributionConfig.context_weight`). `also_in` lists the ids of the
+    other sources that hold the same sentence (overlapping chunks): it is cited once.
     """
 
     source_id: str
@@ -69,6 +70,7 @@ class Citation:
     end: int
     score: float
     similarity: float
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,10 @@ class AttributionResult:
                 text=a["text"],
                 start=a["start"],
                 end=a["end"],
-                citations=tuple(Citation(**c) for c in a["citations"]),
+                citations=tuple(
+                    Citation(**{**c, "also_in": tuple(c.get("also_in") or ())})
+                    for c in a["citations"]
+                ),
                 supported=a["supported"],
                 support=a["support"],
                 issues=tuple(a.get("issues") or ()),
@@ -281,6 +286,7 @@ def _answer_sentence_dict(s: SentenceAttribution) -> JSONDict:
                 "end": c.end,
                 "score": _f(c.score),
                 "similarity": _f(c.similarity),
+                "also_in": list(c.also_in),
             }
             for c in s.citations
         ],
