@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any, TypedDict
 
 import numpy as np
@@ -501,3 +502,39 @@ def test_overlapping_chunks_cite_each_source_sentence_once(attributor):
         assert first.source_id == holders[0] and list(first.also_in) == holders[1:]
     assert not result.answer_sentences[2].supported
     assert any(c.also_in for s in result.answer_sentences for c in s.citations)
+
+
+# --- what the answer is, and faults ---------------------------------------------------------------
+
+
+def test_empty_answer_while_the_output_holds_text_is_an_error(store, attributor):
+    """A graph whose "answer" is empty but whose state holds text reports it in `error`."""
+
+    def generate(state: RagState) -> dict[str, Any]:
+        ReaderChatModel().invoke(RAG_PROMPT.invoke({"question": state["question"], "context": ""}))
+        return {"answer": ""}
+
+    builder = StateGraph(RagState).add_sequence(
+        [("retrieve", lambda s: {"context": store.similarity_search(s["question"])}), generate]
+    )
+    builder.add_edge(START, "retrieve")
+    state = with_attribution(builder.compile(), attributor).invoke({"question": QUESTION})
+    assert state["answer"] == ""
+    assert "the answer text is empty while the output holds text" in state["attribution"]["error"]
+
+
+def test_timeout_returns_the_output_with_timed_out(store):
+    """A slow encoder past `timeout=`: the graph's output is intact, the error says timed out."""
+
+    class Slow(HashingEmbedder):
+        def encode(self, texts: Any) -> Any:
+            time.sleep(0.5)
+            return super().encode(texts)
+
+    cited = with_attribution(
+        tutorial_graph(store, ReaderChatModel()), Attributor(Slow()), timeout=0.05
+    )
+    started = time.perf_counter()
+    state = cited.invoke({"question": QUESTION})
+    assert time.perf_counter() - started < 0.45
+    assert state["answer"].endswith(INVENTED) and state["attribution"]["error"] == "timed out"

@@ -8,7 +8,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from langchain_core.documents import Document
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    BaseMessageChunk,
+    HumanMessage,
+    ToolMessage,
+)
+from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 
@@ -204,8 +211,9 @@ def token_text(token: Any) -> str:
 
 
 def add_chunks(total: Any, chunk: Any) -> Any:
-    """Aggregate stream chunks the way LangChain does (`+`, else keep the last one)."""
-    if total is None:
+    """Aggregate stream chunks: text, message chunks and `AddableDict`s add up with `+`; any
+    other chunk (a graph's state, a `(message, metadata)` tuple) replaces the total."""
+    if total is None or not isinstance(total, (str, BaseMessageChunk, AddableDict)):
         return chunk
     try:
         return total + chunk
