@@ -321,6 +321,11 @@ class CaptureHandler(Collector):
             queries = self.capture.queries
             return self.capture.sources(), (queries[0] if queries else None)
 
+    def job(self, output: Any, question: str | None) -> Job:
+        """The job for the call's `output` (see `build_job`)."""
+        with self._lock:
+            return build_job(self.capture, output, question)
+
     @override
     def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> Capture | None:
         return self.capture

@@ -21,7 +21,7 @@ from ...convert import attribution_payload
 from ...engine import Attributor
 from ...errors import ConfigError
 from ...export.base import Exporter, capture_context
-from ...results import AttributionResult
+from ...results import AttributionResult, Source
 from .._pipeline import Reporter, check_timeout, export_context, run_job
 from .._streams import Warmer
 from ._capture import Capture, Collector, build_job
@@ -215,10 +215,13 @@ class AttributionCallbackHandler(Collector):
                 return
             warmer = root.warmers.get(run_id)
             if warmer is None:
-                capture, question = root.capture, question_of(root.inputs)
-                warmer = Warmer(self.attributor, lambda: (capture.sources(), question))
+                warmer = Warmer(self.attributor, lambda: self._sources(root))
                 root.warmers[run_id] = warmer
         warmer.add(text)
+
+    def _sources(self, root: _Root) -> tuple[list[Source], str | None]:
+        with self._lock:
+            return root.capture.sources(), question_of(root.inputs)
 
     @override
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:

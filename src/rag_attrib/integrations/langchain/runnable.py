@@ -27,7 +27,7 @@ from ...export.base import Exporter, capture_context
 from ...results import AttributionResult, Source
 from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
 from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
-from ._capture import CaptureHandler, build_job
+from ._capture import CaptureHandler
 from ._read import add_chunks, answer_of, combine, question_of
 from .handler import EVENT_NAME, run_context
 
@@ -99,8 +99,7 @@ class AttributedRunnable(Runnable[Any, Any]):
     # -- shared steps
 
     def _job(self, output: Any, handler: CaptureHandler, inputs: Any) -> Job:
-        with handler._lock:
-            job = build_job(handler.capture, output, question_of(inputs))
+        job = handler.job(output, question_of(inputs))
         self._reporter.report(job.problem)
         return job
 
