@@ -110,3 +110,23 @@ def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
     cohere = to_cohere_citations(result)
     assert all(ANSWER[x["start"] : x["end"]] == x["text"] and x["sources"] for x in cohere)
     assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)
+
+
+def test_repr_is_one_short_line(result: AttributionResult) -> None:
+    """`print(result)` gives the counts, the top source and the first unsupported sentence in
+    one line, not the whole record; a record holding odd values still has a repr."""
+    text = repr(result)
+    n = len(result.answer_sentences)
+    supported = n - len(result.unsupported)
+    assert "\n" not in text and len(text) <= 200
+    assert text.startswith(f"AttributionResult({supported}/{n} sentences supported, ")
+    assert f"{len(result.sources)} sources" in text
+    top = result.top_source
+    assert top is not None and f"top {top.id!r}" in text
+    if result.unsupported:
+        assert f"unsupported: {result.unsupported[0].index + 1} " in text
+    assert str(result) == text
+    failed = result.with_error("x" * 500)
+    assert "error='xxx" in repr(failed) and len(repr(failed)) <= 260
+    odd = dataclasses.replace(result, sources=(None,), answer_sentences=(1, 2))  # type: ignore[arg-type]
+    assert repr(odd).startswith("AttributionResult(")

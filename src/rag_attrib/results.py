@@ -233,6 +233,13 @@ class AttributionResult:
             error=data.get("error"),
         )
 
+    def __repr__(self) -> str:
+        """One line: how many sentences are supported, the sources, which are unsupported."""
+        try:
+            return _summary(self)
+        except Exception:  # a repr must never raise, whatever a hand-built result holds
+            return f"AttributionResult(<{len(self.answer_sentences)} answer sentences>)"
+
     def to_html(self) -> str:
         """Return the self-contained HTML view (see `rag_attrib.render.html`)."""
         from .render.html import render_html
@@ -241,7 +248,8 @@ class AttributionResult:
 
     def save_html(self, path: str | PathLike[str]) -> None:
         """Write the self-contained HTML view to `path` (UTF-8)."""
-        with open(path, "w", encoding="utf-8") as f:
+        # errors="replace": to_html() already cleans lone surrogates; this is the backstop
+        with open(path, "w", encoding="utf-8", errors="replace") as f:
             f.write(self.to_html())
 
     def _repr_html_(self) -> str:
@@ -260,6 +268,27 @@ def matrix_from_citations(
         for c in sentence.citations:
             out[i, starts[c.source_index] + c.sentence_index] = c.similarity
     return out
+
+
+def _summary(r: AttributionResult) -> str:
+    n = len(r.answer_sentences)
+    bad = [i + 1 for i, s in enumerate(r.answer_sentences) if s.supported is not True]
+    parts = [f"{n - len(bad)}/{n} sentences supported", f"{len(r.sources)} sources"]
+    top = r.top_source if all(isinstance(s.score, (int, float)) for s in r.sources) else None
+    if top is not None:
+        parts.append(f"top {_clip(top.id, 24)!r}")
+    if bad:
+        first = r.answer_sentences[bad[0] - 1].text
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        parts.append(f"unsupported: {bad[0]} {_clip(first, 40)!r}{more}")
+    if r.error:
+        parts.append(f"error={_clip(r.error, 60)!r}")
+    return f"AttributionResult({', '.join(parts)})"
+
+
+def _clip(value: Any, limit: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _f(x: float) -> float | None:
