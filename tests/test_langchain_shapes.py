@@ -538,3 +538,21 @@ def test_timeout_returns_the_output_with_timed_out(store):
     state = cited.invoke({"question": QUESTION})
     assert time.perf_counter() - started < 0.45
     assert state["answer"].endswith(INVENTED) and state["attribution"]["error"] == "timed out"
+
+
+@pytest.mark.parametrize("mode", ["values", "updates", "messages"])
+def test_handler_on_streamed_graphs_and_agents(store, attributor, mode):
+    """The handler attributes a streamed graph and agent in every stream mode."""
+    for runnable, given in (
+        (tutorial_graph(store, ReaderChatModel()), {"question": QUESTION}),
+        (
+            create_agent(
+                ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+            ),
+            {"messages": [HumanMessage(QUESTION)]},
+        ),
+    ):
+        handler = AttributionCallbackHandler(attributor)
+        for _ in runnable.stream(given, stream_mode=mode, config={"callbacks": [handler]}):
+            pass
+        check(handler.last_result)
