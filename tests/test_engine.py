@@ -416,4 +416,8 @@ def test_overlapping_chunks_cite_a_shared_sentence_once(hashing_attributor):
     assert [s.score for s in result.sources] == pytest.approx([s.score for s in baseline.sources])
     copy = result.sources[1].sentences[0]
     assert copy.text == shared and copy.score == result.sources[0].sentences[1].score
-    assert type(result).from_dict(result.to_dict()).answer_sentences == result.answer_sentences
+    data = result.to_dict()
+    assert type(result).from_dict(data).answer_sentences == result.answer_sentences
+    data["answer_sentences"][0]["citations"][0]["also_in"] = "c2"
+    with pytest.raises(ValueError, match="also_in"):
+        type(result).from_dict(data)
