@@ -5,20 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForChainRun,
-    BaseCallbackHandler,
-    BaseCallbackManager,
-    CallbackManagerForChainRun,
-    adispatch_custom_event,
-    dispatch_custom_event,
-)
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessageChunk
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import ConfigurableFieldSpec, Runnable, RunnableConfig
-from langchain_core.runnables.config import patch_config
-from langchain_core.runnables.utils import AddableDict
 from typing_extensions import override
 
 from ...convert import attribution_payload
@@ -28,18 +18,25 @@ from ...results import AttributionResult, Source
 from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
 from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
 from ._capture import CaptureHandler
+from ._deliver import (
+    ChunkMode,
+    adispatch,
+    arecord_child_run,
+    attached,
+    dispatch,
+    final_chunk,
+    record_child_run,
+    with_handler,
+)
 from ._read import add_chunks, answer_of, combine, question_of
-from .handler import EVENT_NAME, run_context
+from .handler import run_context
 
-__all__ = ["AttributedRunnable", "with_attribution"]
+__all__ = ["AttributedRunnable", "ChunkMode", "with_attribution"]
 
 logger = logging.getLogger("rag_attrib.integrations.langchain")
 
 _ATTACH_FAILED = "rag_attrib: attaching the attribution failed; the chain output is unchanged"
 _CHUNK_MODES = ("auto", "always", "never")
-
-ChunkMode = Literal["auto", "always", "never"]
-"""When a stream gets a last chunk carrying the attribution (see `with_attribution`)."""
 
 
 class AttributedRunnable(Runnable[Any, Any]):
@@ -144,20 +141,20 @@ class AttributedRunnable(Runnable[Any, Any]):
     ) -> Any:
         captured = capture_context(self.exporters)
         handler = CaptureHandler()
-        output = self.bound.invoke(input_, _with_handler(config, handler), **kwargs)
+        output = self.bound.invoke(input_, with_handler(config, handler), **kwargs)
         try:
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
             result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
             payload = self._done(result)
-            _dispatch(payload, config)
-            attached = _attached(output, payload)
-            if attached is None:
-                _record_child_run(run_manager, job.answer, payload)
+            dispatch(payload, config)
+            carried = attached(output, payload)
+            if carried is None:
+                record_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
             logger.exception(_ATTACH_FAILED)
             return output
-        return output if attached is None else attached
+        return output if carried is None else carried
 
     async def _ainvoke(
         self,
@@ -168,7 +165,7 @@ class AttributedRunnable(Runnable[Any, Any]):
     ) -> Any:
         captured = capture_context(self.exporters)
         handler = CaptureHandler()
-        output = await self.bound.ainvoke(input_, _with_handler(config, handler), **kwargs)
+        output = await self.bound.ainvoke(input_, with_handler(config, handler), **kwargs)
         try:
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
@@ -176,14 +173,14 @@ class AttributedRunnable(Runnable[Any, Any]):
                 self.attributor, job, self.exporters, context, timeout=self.timeout
             )
             payload = self._done(result)
-            await _adispatch(payload, config)
-            attached = _attached(output, payload)
-            if attached is None:
-                await _arecord_child_run(run_manager, job.answer, payload)
+            await adispatch(payload, config)
+            carried = attached(output, payload)
+            if carried is None:
+                await arecord_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
             logger.exception(_ATTACH_FAILED)
             return output
-        return output if attached is None else attached
+        return output if carried is None else carried
 
     # -- streams
 
@@ -267,7 +264,7 @@ class _StreamCall:
         self.run_manager = run_manager
         self.captured = capture_context(owner.exporters)
         self.handler = CaptureHandler()
-        self.config = _with_handler(config, self.handler)
+        self.config = with_handler(config, self.handler)
         self.user_config = config
         self.inputs: list[Any] = []
         self.total: Any = None
@@ -299,7 +296,7 @@ class _StreamCall:
         return job, self.owner._context(self.run_manager, self.captured)
 
     def _final(self, payload: dict[str, Any]) -> Any:
-        return _final_chunk(self.total, payload, self.owner.attribution_chunk)
+        return final_chunk(self.total, payload, self.owner.attribution_chunk)
 
     def finish(self) -> Any:
         owner = self.owner
@@ -307,10 +304,10 @@ class _StreamCall:
         job, context = self._prepare()
         result = run_job(owner.attributor, job, owner.exporters, context, timeout=owner.timeout)
         payload = owner._done(result)
-        _dispatch(payload, self.user_config)
+        dispatch(payload, self.user_config)
         final = self._final(payload)
         if final is NO_CHUNK and isinstance(self.run_manager, CallbackManagerForChainRun):
-            _record_child_run(self.run_manager, job.answer, payload)
+            record_child_run(self.run_manager, job.answer, payload)
         return final
 
     async def afinish(self) -> Any:
@@ -321,94 +318,11 @@ class _StreamCall:
             owner.attributor, job, owner.exporters, context, timeout=owner.timeout
         )
         payload = owner._done(result)
-        await _adispatch(payload, self.user_config)
+        await adispatch(payload, self.user_config)
         final = self._final(payload)
         if final is NO_CHUNK and isinstance(self.run_manager, AsyncCallbackManagerForChainRun):
-            await _arecord_child_run(self.run_manager, job.answer, payload)
+            await arecord_child_run(self.run_manager, job.answer, payload)
         return final
-
-
-def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
-    """A copy of `config` whose callbacks also include `handler` (inherited by every child)."""
-    callbacks = config.get("callbacks")
-    if isinstance(callbacks, BaseCallbackManager):
-        manager = callbacks.copy()
-        manager.add_handler(handler, inherit=True)
-        return patch_config(config, callbacks=manager)
-    patched = patch_config(config)
-    patched["callbacks"] = [*(callbacks or []), handler]
-    return patched
-
-
-def _attached(output: Any, payload: dict[str, Any]) -> Any:
-    """A copy of `output` carrying `payload`, or None for shapes that cannot carry it."""
-    if isinstance(output, AIMessage):
-        metadata = {**output.response_metadata, EVENT_NAME: payload}
-        return output.model_copy(update={"response_metadata": metadata})
-    if isinstance(output, Mapping):
-        return {**output, EVENT_NAME: payload}
-    if isinstance(output, str):
-        return {"answer": str(output), EVENT_NAME: payload}
-    return None
-
-
-def _final_chunk(total: Any, payload: dict[str, Any], mode: ChunkMode) -> Any:
-    """The extra last chunk of a stream, or `NO_CHUNK`.
-
-    "auto" adds one only where chunks add up with `+`: message chunks and `AddableDict`s.
-    Text streams must stay joinable, whole messages do not add up (`AIMessage +
-    AIMessageChunk` builds a prompt), and LangGraph state chunks are plain dicts that loops
-    index by key: those get the custom event, `last_result` and the child run only.
-    """
-    if mode == "never":
-        return NO_CHUNK
-    if isinstance(total, BaseMessageChunk):
-        empty: str | list[Any] = "" if isinstance(total.content, str) else []
-        return AIMessageChunk(content=empty, response_metadata={EVENT_NAME: payload})
-    if isinstance(total, AddableDict) or mode == "always":
-        return AddableDict({EVENT_NAME: payload})
-    return NO_CHUNK
-
-
-def _dispatch(payload: dict[str, Any], config: RunnableConfig) -> None:
-    try:
-        dispatch_custom_event(EVENT_NAME, payload, config=config)
-    except Exception:  # a user's handler may raise; the chain's output matters more
-        logger.warning("rag_attrib: dispatching the attribution event failed", exc_info=True)
-
-
-async def _adispatch(payload: dict[str, Any], config: RunnableConfig) -> None:
-    try:
-        await adispatch_custom_event(EVENT_NAME, payload, config=config)
-    except Exception:  # a user's handler may raise; the chain's output matters more
-        logger.warning("rag_attrib: dispatching the attribution event failed", exc_info=True)
-
-
-def _record_child_run(
-    run_manager: CallbackManagerForChainRun, answer: str, payload: dict[str, Any]
-) -> None:
-    """A child run named "attribution" whose outputs hold the payload.
-
-    Run-based tracers (LangSmith) ignore custom events and record run outputs only; outputs
-    that cannot carry the payload (text streams) would otherwise leave no trace of it.
-    """
-    try:
-        child = run_manager.get_child().on_chain_start(None, {"answer": answer}, name=EVENT_NAME)
-        child.on_chain_end({EVENT_NAME: payload})
-    except Exception:
-        logger.warning("rag_attrib: recording the attribution run failed", exc_info=True)
-
-
-async def _arecord_child_run(
-    run_manager: AsyncCallbackManagerForChainRun, answer: str, payload: dict[str, Any]
-) -> None:
-    try:
-        child = await run_manager.get_child().on_chain_start(
-            None, {"answer": answer}, name=EVENT_NAME
-        )
-        await child.on_chain_end({EVENT_NAME: payload})
-    except Exception:
-        logger.warning("rag_attrib: recording the attribution run failed", exc_info=True)
 
 
 def with_attribution(
