@@ -15,6 +15,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag_attrib import AttributionResult, Attributor, Source
 from rag_attrib.errors import MissingDependencyError
@@ -514,3 +516,61 @@ def test_sankey_without_plotly_names_the_extra(
     with pytest.raises(MissingDependencyError, match=r"pip install 'rag-attrib\[viz\]'"):
         render_html(result, sankey=True)
     assert 'class="ra-root"' in render_html(result)  # the plain view needs no plotly
+
+
+# Any code point, lone surrogates and controls included, in any text field.
+ANY_TEXT = st.text(
+    st.one_of(
+        st.characters(codec=None),
+        st.integers(0xD800, 0xDFFF).map(chr),  # characters() never yields lone surrogates
+        st.integers(0, 0x9F).map(chr),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    source_text=ANY_TEXT,
+    cut=st.integers(0, 40),
+    answer=ANY_TEXT,
+    other=ANY_TEXT,
+    number=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.booleans(), ANY_TEXT
+    ),
+)
+def test_any_text_and_any_value_render(
+    result: AttributionResult,
+    source_text: str,
+    cut: int,
+    answer: str,
+    other: str,
+    number: object,
+) -> None:
+    """Generated texts (any code point) and values of any type where numbers belong: the page
+    always renders, encodes to UTF-8, and shows each source text with only its unencodable and
+    control characters replaced, one for one."""
+    cut = min(cut, len(source_text))
+    first = result.sources[0]
+    sentence = replace(first.sentences[0], text=source_text[:cut], start=0, end=cut, score=number)
+    source = replace(first, id=other, text=source_text, sentences=(sentence,), score=number)
+    said = replace(result.answer_sentences[0], text=answer, support=number, issues=(other,))
+    r = replace(
+        result,
+        answer_sentences=(said, *result.answer_sentences[1:]),
+        sources=(source, *result.sources[1:]),
+        question=other,
+        error=other or None,
+    )
+    html = render_html(r)
+    html.encode("utf-8")
+    tree = Tree(html)
+    shown = tree.find("ra-src-text")[0].text
+    assert len(shown) == len(source_text)
+    for a, b in zip(shown, source_text, strict=True):
+        assert a == b or a == "\ufffd"
+    assert [e.tag for e in tree.elements if e.tag == "script"] == ["script"]
