@@ -528,7 +528,7 @@ def test_timeout_returns_the_output_with_timed_out(store):
 
     class Slow(HashingEmbedder):
         def encode(self, texts: Any) -> Any:
-            time.sleep(0.5)
+            time.sleep(3.0)
             return super().encode(texts)
 
     cited = with_attribution(
@@ -536,7 +536,7 @@ def test_timeout_returns_the_output_with_timed_out(store):
     )
     started = time.perf_counter()
     state = cited.invoke({"question": QUESTION})
-    assert time.perf_counter() - started < 0.45
+    assert time.perf_counter() - started < 2.5
     assert state["answer"].endswith(INVENTED) and state["attribution"]["error"] == "timed out"
 
 

@@ -8,7 +8,8 @@ from langchain_core.embeddings import Embeddings
 from typing_extensions import override
 
 from ...embedders import Embedder
-from ...engine import Attributor, default_attributor
+from ...engine import Attributor
+from .._pipeline import shared_embedder
 
 __all__ = ["MiniLMEmbeddings"]
 
@@ -30,12 +31,7 @@ class MiniLMEmbeddings(Embeddings):
     @property
     def embedder(self) -> Embedder:
         """The embedder in use (the default one is created on first access)."""
-        given = self._given
-        if given is None:
-            return default_attributor().embedder
-        if isinstance(given, Attributor):
-            return given.embedder
-        return given
+        return shared_embedder(self._given)
 
     @override
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
