@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib import AttributionResult, Attributor, Citation, Source
 from rag_attrib.errors import MissingDependencyError
 from rag_attrib.render import render_html
 from rag_attrib.render.html import sentence_key
@@ -173,6 +173,34 @@ def test_one_figure_per_sentence_and_citation(result: AttributionResult) -> None
     chips = [e.text for e in tree.find("ra-cite-score")]
     cited = [c for s in result.answer_sentences for c in s.citations]
     assert chips == [f"{c.similarity:.2f}" for c in cited]
+
+
+@dataclass(frozen=True)
+class VerifiedCitation(Citation):
+    """A citation carrying its own verifier score, as the verifier may give each one."""
+
+    support: float = 0.0
+
+
+def test_legend_says_what_the_figures_are(result: AttributionResult) -> None:
+    """Similarity verdict: one scale. A verifier's probability beside citation strengths: the
+    legend says they differ. Citations with their own support: the chips show that."""
+    legend = Tree(render_html(result)).find("ra-legend")[0].text
+    assert "each citation its strength, on one scale" in legend
+    assert "supported from 0.40" in legend
+    verified = replace(result, config={**result.config, "verdict": "verifier"})
+    legend = Tree(render_html(verified)).find("ra-legend")[0].text
+    assert "verifier's probability" in legend and "its match strength" in legend
+    first = result.answer_sentences[0]
+    own = tuple(
+        VerifiedCitation(**{f.name: getattr(c, f.name) for f in fields(Citation)}, support=0.91)
+        for c in first.citations
+    )
+    r = replace(verified, answer_sentences=(replace(first, citations=own),))
+    tree = Tree(render_html(r))
+    assert [e.text for e in tree.find("ra-cite-score")] == ["0.91"] * len(own)
+    assert all("(support 0.91," in e.attrs["title"] for e in tree.find("ra-cite"))
+    assert "each citation its support, on one scale" in tree.find("ra-legend")[0].text
 
 
 def test_each_answer_sentence_marks_its_sources_in_its_colour(result: AttributionResult) -> None:
