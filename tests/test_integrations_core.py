@@ -105,6 +105,8 @@ def test_timeout_returns_in_time_and_reports_timed_out(caplog):
     assert time.perf_counter() - started < 1.5
     assert result.error == TIMED_OUT and not result.answer_sentences
     assert any("timeout" in r.message for r in caplog.records)
+    budget = [t for t in threading.enumerate() if t.name.startswith("rag_attrib-budget")]
+    assert budget and all(t.daemon for t in budget)  # a stuck encoder never blocks exit
 
 
 def test_timed_out_job_exports_only_the_timed_out_result():
