@@ -141,6 +141,16 @@ def test_unreadable_metadata_is_dropped_reported_and_logged_once(
     assert result.error is not None and "sources[0].metadata" in result.error
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     assert result.answer_sentences[0].supported  # attribution itself went ahead
+    from rag_attrib.streaming import AttributionStream, BackgroundAttributionStream
+
+    for kind in (AttributionStream, BackgroundAttributionStream):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+            stream = kind(attributor, [Source("a", SOURCES[0].text, metadata)])
+            stream.add(ANSWER)
+            streamed = stream.finish()
+        assert streamed.error == result.error and streamed == result
+        assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     back = AttributionResult.from_dict(json.loads(json.dumps(result.to_dict(), allow_nan=False)))
     assert back == result
 

@@ -476,15 +476,13 @@ def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     """Normalise `sources=` input to `Source` objects; ids default to the position.
 
     Texts lose lone surrogates (see `validate.clean_text`) and metadata becomes a JSON-safe
-    dict (`validate.clean_metadata`; what cannot be kept is dropped and logged).
+    dict (`validate.clean_metadata`); what cannot be kept is dropped quietly here, and
+    `Attributor.attribute` (given the same sources) names it in the result's `error`.
 
     Raises:
         TypeError: an item is not a `Source`, a string or a mapping with "text".
     """
-    resolved, notes = _resolve(sources)
-    if notes:
-        logger.warning("rag_attrib: %s", "; ".join(notes))
-    return resolved
+    return _resolve(sources)[0]
 
 
 def _resolve(sources: Sequence[SourceLike] | None) -> tuple[list[Source], list[str]]:

@@ -226,7 +226,9 @@ class AttributionResult:
             f.write(self.to_html())
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        from .render.html import render_fragment
+
+        return render_fragment(self)
 
 
 def matrix_from_citations(
