@@ -8,10 +8,12 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from .citations import CitationReport, check_citations
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
 from .errors import ConfigError, EmptyInputError, MissingDependencyError, RagAttribError
+from .repair import CitationRepair, repair_citations
 from .results import (
     AttributionResult,
     Citation,
@@ -36,6 +38,8 @@ __all__ = [
     "Attributor",
     "CachedEmbedder",
     "Citation",
+    "CitationRepair",
+    "CitationReport",
     "ConfigError",
     "Embedder",
     "EmptyInputError",
@@ -49,6 +53,8 @@ __all__ = [
     "Span",
     "__version__",
     "attribute",
+    "check_citations",
+    "repair_citations",
     "split_sentences",
 ]
 
