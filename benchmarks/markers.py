@@ -92,7 +92,9 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool) -> None:
         table = numbers.get((rec["question"], system), {})
         if not table:
             continue
-        sources = [Source(num, text) for num, text in sorted(table.items(), key=lambda x: int(x[0]))]
+        sources = [
+            Source(num, text) for num, text in sorted(table.items(), key=lambda x: int(x[0]))
+        ]
         answer = rec["answer"]
         report = check_citations(answer, sources, attributor=attributor, numbering="ids")
         by_text = {s.text: s.id for s in sources}
@@ -117,23 +119,31 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool) -> None:
             hits[good][1] += 1
             cited = {s["id"]: s["text"] for s in rec["sources"]}
             texts = [cited[i] for i in claim["cited_source_ids"] if i in cited]
-            baseline = _plain_verdict(attributor, claim["text"], [by_text.get(t, t) for t in texts], texts)
+            baseline = _plain_verdict(
+                attributor, claim["text"], [by_text.get(t, t) for t in texts], texts
+            )
             (base_pos if good else base_neg).append(baseline)
     tpr = hits[True][0] / max(1, hits[True][1])
     tnr = 1 - hits[False][0] / max(1, hits[False][1])
     side = "evaluation" if evaluation else "train"
-    print(f"(a) ExpertQA {side} questions: {len(records)} answers, {len(pos)} supported and "
-          f"{len(neg)} unsupported claims with markers ({skipped} claims not located)")
+    print(
+        f"(a) ExpertQA {side} questions: {len(records)} answers, {len(pos)} supported and "
+        f"{len(neg)} unsupported claims with markers ({skipped} claims not located)"
+    )
     print(f"    plain verdict (claim vs its cited sources)  AUC {auc(base_pos, base_neg):.3f}")
-    print(f"    check_citations (marker support)            AUC {auc(pos, neg):.3f}   "
-          f"balanced accuracy {(tpr + tnr) / 2:.3f} (correct: {tpr:.3f} of supported, "
-          f"{1 - tnr:.3f} of unsupported)")
+    print(
+        f"    check_citations (marker support)            AUC {auc(pos, neg):.3f}   "
+        f"balanced accuracy {(tpr + tnr) / 2:.3f} (correct: {tpr:.3f} of supported, "
+        f"{1 - tnr:.3f} of unsupported)"
+    )
 
 
 def _score(verdict: str, support: float) -> float:
     """A marker's confidence that its source backs the claim: the verdict first, then support."""
     value = support if np.isfinite(support) else 0.0
-    return value - (1.0 if verdict == "unsupported" else 0.0) - (2.0 if verdict == "dangling" else 0.0)
+    return (
+        value - (1.0 if verdict == "unsupported" else 0.0) - (2.0 if verdict == "dangling" else 0.0)
+    )
 
 
 def _plain_verdict(attributor: Attributor, claim: str, ids: list[str], texts: list[str]) -> float:
@@ -143,7 +153,9 @@ def _plain_verdict(attributor: Attributor, claim: str, ids: list[str], texts: li
         config=attributor.config,
         splitter=GoldSplitter({claim: [Span(claim, 0, len(claim))]}),
     )
-    (verdict,) = one.attribute(claim, [Source(i, t) for i, t in zip(ids, texts)]).answer_sentences
+    (verdict,) = one.attribute(
+        claim, [Source(i, t) for i, t in zip(ids, texts, strict=True)]
+    ).answer_sentences
     return verdict.support - (1.0 if verdict.issues else 0.0)
 
 
@@ -212,9 +224,13 @@ def build(parts: list[Case], rng: random.Random) -> Built | None:
                     cited, kind = rng.choice(wrong), "moved"
                 else:
                     cited, kind = None, "dangling"
-            labels.append(str(cited + 1) if cited is not None else str(len(sources) + rng.randint(1, 3)))
+            labels.append(
+                str(cited + 1) if cited is not None else str(len(sources) + rng.randint(1, 3))
+            )
             truth.append((gold, cited, kind))
-        joined = "".join(f"[{x}]" for x in labels) if rng.random() < 0.5 else f"[{', '.join(labels)}]"
+        joined = (
+            "".join(f"[{x}]" for x in labels) if rng.random() < 0.5 else f"[{', '.join(labels)}]"
+        )
         pieces.append(f"{body} {joined}{stop}")
     return Built(" ".join(pieces), sources, GoldSplitter(table), truth)
 
@@ -240,7 +256,9 @@ def corrupted(name: str, embedder: CachedEmbedder, evaluation: bool, bundle: int
         counts.answers += 1
         assert len(report.markers) == len(built.truth), (built.answer, report.markers)
         new_labels = _labels_after_repair(report)
-        for m, (gold, cited, kind), after in zip(report.markers, built.truth, new_labels, strict=True):
+        for m, (gold, _cited, kind), after in zip(
+            report.markers, built.truth, new_labels, strict=True
+        ):
             counts.markers += 1
             bad = kind != "correct"
             flag = m.verdict in ("wrong_source", "dangling")
@@ -282,7 +300,9 @@ def _ratio(a: int, b: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--side", choices=["eval", "train"], default="eval")
     parser.add_argument("--skip-expertqa", action="store_true")
     args = parser.parse_args(argv)

@@ -101,7 +101,9 @@ def test_ids_numbering_and_source_objects() -> None:
     )
     assert report.numbering == "ids"
     assert verdicts(report) == [("doc-a", "doc-a", "wrong_source", "doc-b")]
-    fixed = repair_citations("Berlin is the capital of Germany [doc-a].", sources, attributor=ATTRIBUTOR)
+    fixed = repair_citations(
+        "Berlin is the capital of Germany [doc-a].", sources, attributor=ATTRIBUTOR
+    )
     assert fixed.text == "Berlin is the capital of Germany [doc-b]."
 
 
@@ -179,7 +181,7 @@ def test_json_round_trip() -> None:
     assert again.missing == report.missing
     dangling = again.markers[2]
     assert dangling.verdict == "dangling" and math.isnan(dangling.support)
-    with pytest.raises(ValueError, match="CitationReport.to_dict"):
+    with pytest.raises(ValueError, match=r"CitationReport\.to_dict"):
         CitationReport.from_dict({"schema": "rag_attrib.attribution/1"})
 
 
@@ -201,10 +203,40 @@ def assert_only_markers_changed(old: str, new: str, changes: tuple) -> None:  # 
 
 WORDS = st.sampled_from(
     [
-        "Berlin", "is", "the", "capital", "of", "Germany", "Eiffel", "Tower", "1889", "moon",
-        "[1]", "[2]", "[3]", "[9]", "[0]", "[^1]", "[1, 2]", "[2][3]", '<cite id="2">',
-        "</cite>", "Source 2", "(Source 3)", "`a[1]`", "x[1]", "[a](http://b.c/[1])",
-        "http://a.b/[2]", ".", ",", "\n", "```", "[", "]", "  ", "é",
+        "Berlin",
+        "is",
+        "the",
+        "capital",
+        "of",
+        "Germany",
+        "Eiffel",
+        "Tower",
+        "1889",
+        "moon",
+        "[1]",
+        "[2]",
+        "[3]",
+        "[9]",
+        "[0]",
+        "[^1]",
+        "[1, 2]",
+        "[2][3]",
+        '<cite id="2">',
+        "</cite>",
+        "Source 2",
+        "(Source 3)",
+        "`a[1]`",
+        "x[1]",
+        "[a](http://b.c/[1])",
+        "http://a.b/[2]",
+        ".",
+        ",",
+        "\n",
+        "```",
+        "[",
+        "]",
+        "  ",
+        "é",
     ]
 )
 

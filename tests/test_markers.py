@@ -44,7 +44,10 @@ def labels(answer: str, **kw: object) -> list[tuple[str, str, str | None]]:
         ("The tower is tall (Source 1).", [("(Source 1)", "1", "The tower is tall")]),
         ('<cite id="3">Paris is big</cite> and old.', [('<cite id="3">', "3", "Paris is big")]),
         ("Paris is big <cite id='a'/>.", [("<cite id='a'/>", "a", "Paris is big")]),
-        ("Rome is old, [1] and Oslo is cold [2].", [("[1]", "1", "Rome is old,"), ("[2]", "2", "and Oslo is cold")]),
+        (
+            "Rome is old, [1] and Oslo is cold [2].",
+            [("[1]", "1", "Rome is old,"), ("[2]", "2", "and Oslo is cold")],
+        ),
     ],
 )
 def test_styles_spans_and_claims(answer: str, expected: list[tuple[str, str, str | None]]) -> None:
@@ -77,7 +80,10 @@ def test_not_citations(answer: str) -> None:
 
 def test_unclosed_code_fence_hides_the_rest() -> None:
     """An unclosed fence runs to the end of the text."""
-    assert parse_markers("Fine [1].\n```\na[2] [3]") and len(parse_markers("Fine [1].\n```\na[2] [3]")) == 1
+    assert (
+        parse_markers("Fine [1].\n```\na[2] [3]")
+        and len(parse_markers("Fine [1].\n```\na[2] [3]")) == 1
+    )
 
 
 def test_ids_in_brackets_need_known_ids() -> None:
