@@ -18,6 +18,7 @@ EXPECTED_ALL = [
     "ConfigError",
     "Embedder",
     "EmptyInputError",
+    "InputTooLargeError",
     "MissingDependencyError",
     "RagAttribError",
     "SentenceAttribution",

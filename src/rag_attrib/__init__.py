@@ -12,7 +12,13 @@ from .citations import CitationReport, check_citations
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
-from .errors import ConfigError, EmptyInputError, MissingDependencyError, RagAttribError
+from .errors import (
+    ConfigError,
+    EmptyInputError,
+    InputTooLargeError,
+    MissingDependencyError,
+    RagAttribError,
+)
 from .repair import CitationRepair, repair_citations
 from .results import (
     AttributionResult,
@@ -43,6 +49,7 @@ __all__ = [
     "ConfigError",
     "Embedder",
     "EmptyInputError",
+    "InputTooLargeError",
     "MissingDependencyError",
     "RagAttribError",
     "SentenceAttribution",

@@ -414,8 +414,8 @@ def _load_result(text: str, name: str, line: int) -> AttributionResult:
         raise InputError(msg)
     try:
         return AttributionResult.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{where}: malformed attribution ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:  # from_dict names the bad field
+        raise InputError(f"{where}: malformed attribution ({exc})") from None
 
 
 def _jsonl_line(text: str, name: str, line: int) -> tuple[Any, str]:

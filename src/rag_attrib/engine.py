@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -16,6 +17,7 @@ from ._types import FloatMatrix, FloatVector, IntVector
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import first_person, is_question, lexical_matrix, missing_numbers
+from .limits import check_size, unscored
 from .rerankers import Reranker, rerank
 from .results import (
     AttributionResult,
@@ -36,6 +38,7 @@ from .scoring import (
     sliding_windows,
     windows_to_sentences,
 )
+from .validate import EmbedderError, check_vectors, clean_metadata, clean_text
 
 __all__ = [
     "Attributor",
@@ -50,6 +53,8 @@ SourceLike = Source | str
 """What `sources=` accepts: `Source` objects or plain strings (ids become their positions)."""
 
 Splitter = Callable[[str], list[Span]]
+
+logger = logging.getLogger(__name__)
 
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
 # longer ones must stand alone, or an invented claim would borrow the question's support.
@@ -141,7 +146,10 @@ class Attributor:
         _check_text("answer", answer)
         if question is not None:
             _check_text("question", question)
-        resolved = to_sources(sources)
+            question = clean_text(question)
+        answer = clean_text(answer)
+        resolved, notes = _resolve(sources)
+        check_size(answer, resolved, self.config)
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
@@ -151,9 +159,14 @@ class Attributor:
 
         t = time.perf_counter()
         owner = _owners(source_spans)
-        strength, own, cosine, encode_ms = self._strength(
-            answer_spans, resolved, source_spans, owner, question
-        )
+        try:
+            strength, own, cosine, encode_ms = self._strength(
+                answer_spans, resolved, source_spans, owner, question
+            )
+        except EmbedderError as exc:  # a defined result that says why, not a crash or a NaN
+            logger.warning("rag_attrib: attribution failed: %s", exc)
+            result = unscored(answer, question, answer_spans, resolved, source_spans, str(exc))
+            return replace(result, config=self.config.to_dict(), model=self.model_id)
         timings["encode_ms"] = encode_ms
         timings["score_ms"] = _ms(t) - encode_ms
 
@@ -163,7 +176,15 @@ class Attributor:
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
-        return replace(result, config=self.config.to_dict(), model=self.model_id, timings=timings)
+        if notes:
+            logger.warning("rag_attrib: %s", "; ".join(notes))
+        return replace(
+            result,
+            config=self.config.to_dict(),
+            model=self.model_id,
+            timings=timings,
+            error="; ".join(notes) or None,
+        )
 
     async def aattribute(
         self,
@@ -223,7 +244,8 @@ class Attributor:
 
         t = time.perf_counter()
         # one batched encode: the floor
-        vectors = self.embedder.encode([*queries, *(text for _, text in extra), *units])
+        texts = [*queries, *(text for _, text in extra), *units]
+        vectors = check_vectors(self.embedder.encode(texts), len(texts))
         encode_ms = _ms(t)
         k = m + len(extra)
         cosine = cosine_matrix(vectors[:m], vectors[k:])
@@ -443,9 +465,33 @@ def _unit_texts(
 def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     """Normalise `sources=` input to `Source` objects; ids default to the position.
 
+    Texts lose lone surrogates (see `validate.clean_text`) and metadata becomes a JSON-safe
+    dict (`validate.clean_metadata`; what cannot be kept is dropped and logged).
+
     Raises:
         TypeError: an item is not a `Source`, a string or a mapping with "text".
     """
+    resolved, notes = _resolve(sources)
+    if notes:
+        logger.warning("rag_attrib: %s", "; ".join(notes))
+    return resolved
+
+
+def _resolve(sources: Sequence[SourceLike] | None) -> tuple[list[Source], list[str]]:
+    """`to_sources`, and a note per source whose metadata lost something."""
+    notes: list[str] = []
+    out = []
+    for i, source in enumerate(_to_sources(sources)):
+        metadata, dropped = clean_metadata(source.metadata, f"sources[{i}].metadata")
+        if dropped:
+            more = f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
+            shown = ", ".join(dropped[:3]) + more
+            notes.append(f"dropped metadata that is not JSON-safe: {shown}")
+        out.append(Source(clean_text(source.id), clean_text(source.text), metadata))
+    return out, notes
+
+
+def _to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     if sources is None:
         return []
     if isinstance(sources, (str, bytes)):

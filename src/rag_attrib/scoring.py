@@ -50,9 +50,10 @@ def softmax(x: FloatMatrix, *, temperature: float = 1.0, axis: int = -1) -> Floa
     if x.size == 0:
         empty: FloatMatrix = x.copy()
         return empty
-    z = x / np.float32(temperature)
-    z = z - z.max(axis=axis, keepdims=True)  # stable: the largest exponent is 0
-    e = np.exp(z)
+    # Shift before dividing, in float64: the largest exponent is 0 and the others are <= 0
+    # (or -inf), so any temperature > 0, even 1e-300, gives finite scores (one-hot in the limit).
+    with np.errstate(over="ignore", under="ignore"):
+        e = np.exp((x.astype(np.float64) - x.max(axis=axis, keepdims=True)) / float(temperature))
     out: FloatMatrix = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
     return out
 

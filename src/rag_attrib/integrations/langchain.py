@@ -16,7 +16,6 @@ The attribution attached is `rag_attrib.convert.attribution_payload(result)`: th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -28,15 +27,23 @@ from types import MappingProxyType
 from typing import Any, cast
 from uuid import UUID
 
-import numpy as np
-
 from ..convert import attribution_payload
 from ..embedders import Embedder
-from ..engine import Attributor, default_attributor, loaded_default_attributor
+from ..engine import Attributor, default_attributor
 from ..errors import ConfigError, MissingDependencyError
-from ..export.base import Exporter, capture_context, export_all
+from ..export.base import Exporter, capture_context
 from ..results import AttributionResult, Source
 from ..streaming import BackgroundAttributionStream
+from ._pipeline import (
+    Job,
+    Reporter,
+    arun_job,
+    check_timeout,
+    export_context,
+    run_job,
+    warm_attributor,
+)
+from ._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
 
 try:
     from langchain_core.callbacks import (
@@ -205,89 +212,44 @@ class _Capture:
         return str(text) if isinstance(text, str) else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Job:
-    """One attribution to run: the answer, its sources, and why it may be incomplete."""
+_NO_ANSWER = (
+    "no answer found: the chain output has no text and no LLM finished; return the answer "
+    "as a str, a message, or under an 'answer' key"
+)
+_NO_RETRIEVER = (
+    "no retriever ran in this call; nothing to cite: use a retriever, or return Documents "
+    "from a tool or a node"
+)
+_NO_DOCUMENTS = (
+    "the retrievers returned no documents; nothing to cite: check the retriever's query and index"
+)
 
-    answer: str
-    sources: list[Source]
-    question: str | None
-    problem: str | None
 
-
-def _job(answer: str | None, capture: _Capture, question: str | None) -> _Job:
+def _job(answer: str | None, capture: _Capture, question: str | None) -> Job:
     question = question or (capture.queries[0] if capture.queries else None)
     sources = capture.sources()
     problem = None
     if answer is None:
-        problem = "no answer found: the chain output has no text and no LLM finished"
+        problem = _NO_ANSWER
     elif not capture.retrievals:
-        problem = "no retriever ran in this call; nothing to cite"
+        problem = _NO_RETRIEVER
     elif not sources:
-        problem = "the retrievers returned no documents; nothing to cite"
-    return _Job(answer or "", sources, question, problem)
-
-
-def _failed(job: _Job, error: str) -> AttributionResult:
-    return AttributionResult(
-        answer=job.answer,
-        answer_sentences=(),
-        sources=(),
-        similarity=np.zeros((0, 0), dtype=np.float32),
-        question=job.question,
-        error=error,
-    )
-
-
-def _engine_failed(job: _Job, exc: Exception) -> AttributionResult:
-    logger.warning("rag_attrib: attribution failed; the chain output is unchanged", exc_info=exc)
-    return _failed(job, f"attribution failed: {type(exc).__name__}: {exc}")
-
-
-def _resolve(attributor: Attributor | None) -> Attributor:
-    return attributor if attributor is not None else default_attributor()
-
-
-def _run(attributor: Attributor | None, job: _Job) -> AttributionResult:
-    """Attribute `job` with the engine; failures become a result with `error` set."""
-    try:
-        result = _resolve(attributor).attribute(job.answer, job.sources, job.question)
-    except Exception as exc:  # attribution must never break the user's chain
-        return _engine_failed(job, exc)
-    return result.with_error(job.problem) if job.problem else result
-
-
-async def _arun(attributor: Attributor | None, job: _Job) -> AttributionResult:
-    """`_run` without blocking the event loop."""
-    try:
-        result = await _resolve(attributor).aattribute(job.answer, job.sources, job.question)
-    except Exception as exc:  # attribution must never break the user's chain
-        return _engine_failed(job, exc)
-    return result.with_error(job.problem) if job.problem else result
-
-
-def _export(
-    exporters: Sequence[Exporter], result: AttributionResult, context: Mapping[str, Any]
-) -> AttributionResult:
-    """Export `result`; exporter failures are added to its `error`."""
-    errors = export_all(exporters, result, context)
-    if not errors:
-        return result
-    return result.with_error("; ".join([*([result.error] if result.error else []), *errors]))
+        problem = _NO_DOCUMENTS
+    return Job(answer or "", sources, question, problem)
 
 
 def _context(
     captured: Mapping[str, Any], run_id: UUID, name: str | None, tags: Any, metadata: Any
 ) -> dict[str, Any]:
     """The export context: what exporters captured at the call's start, plus the run's ids."""
-    return {
-        **captured,
-        "framework": "langchain",
-        "run_id": str(run_id),
-        "run_name": name,
-        "tags": list(tags or []),
-        "metadata": dict(metadata or {}),
-    }
+    return export_context(
+        captured,
+        "langchain",
+        run_id=str(run_id),
+        run_name=name,
+        tags=list(tags or []),
+        metadata=dict(metadata or {}),
+    )
 
 
 # --- the callback handlers -------------------------------------------------------------------
@@ -468,9 +430,12 @@ class AttributionCallbackHandler(_Collector):
             `framework="langchain"` and the root `run_id`.
         max_results: how many results `results` keeps (oldest dropped first).
         attach: attach `response_metadata["attribution"]` to returned `AIMessage`s.
+        timeout: seconds an attribution may take; past it the result has
+            `error="timed out"` (the chain's output is untouched). None: no limit.
 
     Raises:
         ConfigError: `max_results` is below 1.
+        ValueError: `timeout` is not None or a positive number.
 
     Example:
         >>> handler = AttributionCallbackHandler()
@@ -485,6 +450,7 @@ class AttributionCallbackHandler(_Collector):
         exporters: Iterable[Exporter] = (),
         max_results: int = 1000,
         attach: bool = True,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()
         if max_results < 1:
@@ -494,6 +460,8 @@ class AttributionCallbackHandler(_Collector):
         self.exporters: tuple[Exporter, ...] = tuple(exporters)
         self.max_results = max_results
         self.attach = attach
+        self.timeout = check_timeout(timeout)
+        self._reporter = Reporter(logger)
         self._root_of: dict[UUID, UUID] = {}
         self._roots: dict[UUID, _Root] = {}
         self._results: OrderedDict[UUID, AttributionResult] = OrderedDict()
@@ -610,7 +578,7 @@ class AttributionCallbackHandler(_Collector):
     def _open_stream(self, root: _Root) -> BackgroundAttributionStream | None:
         """A warming stream over the root's documents (call with the lock held)."""
         # Building the default attributor loads a model: never stall a token for it.
-        attributor = self.attributor if self.attributor is not None else loaded_default_attributor()
+        attributor = warm_attributor(self.attributor)
         sources = root.capture.sources()
         if attributor is None or not sources:
             return None
@@ -662,9 +630,10 @@ class AttributionCallbackHandler(_Collector):
             stream.wait()
         answer = _text_of(outputs) or capture.llm_text
         question = _question_of(inputs) or _question_of(root.inputs)
-        result = _run(self.attributor, _job(answer, capture, question))
+        job = _job(answer, capture, question)
+        self._reporter.report(job.problem)
         context = _context(root.captured, run_id, root.name, root.tags, root.metadata)
-        result = _export(self.exporters, result, context)
+        result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
         with self._lock:
             self._results[run_id] = result
             while len(self._results) > self.max_results:
@@ -708,11 +677,13 @@ def attribution_callback(
     exporters: Iterable[Exporter] = (),
     max_results: int = 1000,
     attach: bool = True,
+    timeout: float | None = None,
 ) -> Iterator[AttributionCallbackHandler]:
     """Attribute every chain run inside the `with` block (like `get_usage_metadata_callback`).
 
     Args:
-        attributor, exporters, max_results, attach: as for `AttributionCallbackHandler`.
+        attributor, exporters, max_results, attach, timeout: as for
+            `AttributionCallbackHandler`.
 
     Returns:
         A context manager yielding the handler; read `handler.results` after the calls.
@@ -723,7 +694,7 @@ def attribution_callback(
         >>> handler.last_result.answer_sentences[0].citations
     """
     handler = AttributionCallbackHandler(
-        attributor, exporters=exporters, max_results=max_results, attach=attach
+        attributor, exporters=exporters, max_results=max_results, attach=attach, timeout=timeout
     )
     token = _handler_var.set(handler)
     try:
@@ -759,92 +730,6 @@ class _CaptureHandler(_Collector):
         return self.capture
 
 
-class _Warmer:
-    """Encodes a streamed answer sentence by sentence while it streams, off the caller's thread.
-
-    Once the call's documents are captured and the first answer text arrives, it opens a
-    `BackgroundAttributionStream` (which encodes the documents) and feeds it the new text of
-    every chunk. The final result is still computed by `_run` from the complete answer and the
-    final documents, so it equals the non-streaming one: the warm embedding cache only leaves
-    the last sentence to encode. Never raises.
-
-    Args:
-        attributor: the wrapper's attributor; None means the shared default, used only once it
-            exists (building it loads a model, which would stall the stream).
-        handler: the call's capture handler.
-        inputs: the call's inputs as they are read (for the question).
-    """
-
-    def __init__(
-        self, attributor: Attributor | None, handler: _CaptureHandler, inputs: list[Any]
-    ) -> None:
-        self._attributor = attributor
-        self._handler = handler
-        self._inputs = inputs
-        self.stream: BackgroundAttributionStream | None = None
-        self._off = False
-
-    def update(self, total: Any) -> None:
-        """Feed whatever the aggregated output `total` adds to the answer text."""
-        if self._off:
-            return
-        try:
-            self._update(total)
-        except Exception:  # warming is an optimisation: never break the user's stream
-            logger.debug("rag_attrib: warming the streamed answer failed", exc_info=True)
-            self.close()
-
-    def _update(self, total: Any) -> None:
-        text = _text_of(total)
-        if not text:
-            return
-        if self.stream is None:
-            self.stream = self._open()
-            if self.stream is None:
-                return
-        fed = self.stream.text
-        if len(text) == len(fed):
-            return
-        if not text.startswith(fed):  # the output rewrote its answer: stop guessing
-            self.close()
-            return
-        self.stream.add(text[len(fed) :])
-
-    def _open(self) -> BackgroundAttributionStream | None:
-        attributor = self._attributor
-        if attributor is None:
-            attributor = loaded_default_attributor()  # never load the model mid-stream
-        if attributor is None:
-            self._off = True
-            return None
-        sources, query = self._handler.sources()
-        if not sources:  # no documents yet: try again on the next chunk
-            return None
-        question = _question_of(_combine(self._inputs)) or query
-        return BackgroundAttributionStream(attributor, sources, question)
-
-    def close(self) -> None:
-        """Stop warming (the end of the stream, an early break or a failure)."""
-        self._off = True
-        if self.stream is not None:
-            self.stream.close()
-
-    def settle(self) -> None:
-        """Stop warming and wait for the encoding under way.
-
-        What had not started is left to the final attribution, which encodes it in one batch.
-        """
-        self.close()
-        if self.stream is not None:
-            self.stream.wait()
-
-    async def asettle(self) -> None:
-        """`settle` without blocking the event loop."""
-        self.close()
-        if self.stream is not None:
-            await asyncio.wrap_future(self.stream.idle())
-
-
 def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
     """A copy of `config` whose callbacks also include `handler` (inherited by every child)."""
     callbacks = config.get("callbacks")
@@ -872,6 +757,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         attributor: the `Attributor`; None uses a shared one over the bundled model.
         exporters: exporters that receive each result (context: `framework`, wrapper `run_id`).
         name: the wrapper run's name in traces.
+        timeout: seconds an attribution may take (see `with_attribution`).
     """
 
     def __init__(
@@ -881,11 +767,14 @@ class AttributedRunnable(Runnable[Any, Any]):
         *,
         exporters: Iterable[Exporter] = (),
         name: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.bound = bound
         self.attributor = attributor
         self.exporters: tuple[Exporter, ...] = tuple(exporters)
         self.name = name or "with_attribution"
+        self.timeout = check_timeout(timeout)
+        self._reporter = Reporter(logger)
 
     @property
     @override
@@ -924,10 +813,10 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = _CaptureHandler()
         output = self.bound.invoke(input_, _with_handler(config, handler), **kwargs)
         try:
-            job = _job(
-                _text_of(output) or handler.capture.llm_text, handler.capture, _question_of(input_)
-            )
-            payload = self._payload(_run(self.attributor, job), run_manager, captured)
+            job = self._job(output, handler, input_)
+            context = self._context(run_manager, captured)
+            result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
+            payload = attribution_payload(result)
             _dispatch(payload, config)
             attached = _attached(output, payload)
             if attached is None:
@@ -948,10 +837,12 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = _CaptureHandler()
         output = await self.bound.ainvoke(input_, _with_handler(config, handler), **kwargs)
         try:
-            job = _job(
-                _text_of(output) or handler.capture.llm_text, handler.capture, _question_of(input_)
+            job = self._job(output, handler, input_)
+            context = self._context(run_manager, captured)
+            result = await arun_job(
+                self.attributor, job, self.exporters, context, timeout=self.timeout
             )
-            payload = self._payload(await _arun(self.attributor, job), run_manager, captured)
+            payload = attribution_payload(result)
             await _adispatch(payload, config)
             attached = _attached(output, payload)
             if attached is None:
@@ -961,16 +852,21 @@ class AttributedRunnable(Runnable[Any, Any]):
             return output
         return output if attached is None else attached
 
-    def _payload(
+    def _job(self, output: Any, handler: _CaptureHandler, inputs: Any) -> Job:
+        job = _job(
+            _text_of(output) or handler.capture.llm_text, handler.capture, _question_of(inputs)
+        )
+        self._reporter.report(job.problem)
+        return job
+
+    def _context(
         self,
-        result: AttributionResult,
         run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
         captured: Mapping[str, Any],
     ) -> dict[str, Any]:
-        context = _context(
+        return _context(
             captured, run_manager.run_id, self.name, run_manager.tags, run_manager.metadata
         )
-        return attribution_payload(_export(self.exporters, result, context))
 
     # -- streams
 
@@ -1023,40 +919,9 @@ class AttributedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        captured = capture_context(self.exporters)
-        handler = _CaptureHandler()
-        seen: list[Any] = []
-        warmer = _Warmer(self.attributor, handler, seen)
-        total = None
-        try:
-            for chunk in self.bound.transform(
-                _tap(inputs, seen), _with_handler(config, handler), **kwargs
-            ):
-                total = _add(total, chunk)
-                warmer.update(total)
-                yield chunk
-        except BaseException:
-            warmer.close()
-            raise
-        # Only reached when the stream is exhausted: an early break closes this generator at
-        # the `yield` above, so a partial answer is never attributed.
-        try:
-            warmer.settle()
-            job = _job(
-                _text_of(total) or handler.capture.llm_text,
-                handler.capture,
-                _question_of(_combine(seen)),
-            )
-            payload = self._payload(_run(self.attributor, job), run_manager, captured)
-            _dispatch(payload, config)
-            final = _final_chunk(total, payload)
-            if final is None:
-                _record_child_run(run_manager, job.answer, payload)
-        except Exception:  # never break the user's stream
-            logger.exception(_ATTACH_FAILED)
-            return
-        if final is not None:
-            yield final
+        tap = _StreamCall(self, run_manager, config)
+        chunks = self.bound.transform(_tap(inputs, tap.inputs), tap.config, **kwargs)
+        yield from tap_iter(chunks, tap)
 
     async def _atransform(
         self,
@@ -1065,38 +930,75 @@ class AttributedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        captured = capture_context(self.exporters)
-        handler = _CaptureHandler()
-        seen: list[Any] = []
-        warmer = _Warmer(self.attributor, handler, seen)
-        total = None
-        try:
-            async for chunk in self.bound.atransform(
-                _atap(inputs, seen), _with_handler(config, handler), **kwargs
-            ):
-                total = _add(total, chunk)
-                warmer.update(total)
-                yield chunk
-        except BaseException:
-            warmer.close()
-            raise
-        try:
-            await warmer.asettle()
-            job = _job(
-                _text_of(total) or handler.capture.llm_text,
-                handler.capture,
-                _question_of(_combine(seen)),
-            )
-            payload = self._payload(await _arun(self.attributor, job), run_manager, captured)
-            await _adispatch(payload, config)
-            final = _final_chunk(total, payload)
-            if final is None:
-                await _arecord_child_run(run_manager, job.answer, payload)
-        except Exception:  # never break the user's stream
-            logger.exception(_ATTACH_FAILED)
-            return
-        if final is not None:
-            yield final
+        tap = _StreamCall(self, run_manager, config)
+        chunks = self.bound.atransform(_atap(inputs, tap.inputs), tap.config, **kwargs)
+        async for chunk in tap_aiter(chunks, tap):
+            yield chunk
+
+
+class _StreamCall:
+    """One streamed call of an `AttributedRunnable`: follows its chunks, attributes at the end."""
+
+    def __init__(
+        self,
+        owner: AttributedRunnable,
+        run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> None:
+        self.owner = owner
+        self.run_manager = run_manager
+        self.captured = capture_context(owner.exporters)
+        self.handler = _CaptureHandler()
+        self.config = _with_handler(config, self.handler)
+        self.user_config = config
+        self.inputs: list[Any] = []
+        self.total: Any = None
+        self.warmer = Warmer(owner.attributor, self._sources)
+
+    def _sources(self) -> tuple[list[Source], str | None]:
+        sources, query = self.handler.sources()
+        return sources, _question_of(_combine(self.inputs)) or query
+
+    def on_chunk(self, chunk: Any) -> None:
+        self.total = _add(self.total, chunk)
+        self.warmer.follow(_text_of(self.total))
+
+    def on_stop(self) -> None:
+        self.warmer.close()
+
+    def _prepare(self) -> tuple[Job, dict[str, Any]]:
+        job = self.owner._job(self.total, self.handler, _combine(self.inputs))
+        return job, self.owner._context(self.run_manager, self.captured)
+
+    def finish(self) -> Any:
+        owner = self.owner
+        self.warmer.settle(owner.timeout)
+        job, context = self._prepare()
+        result = run_job(owner.attributor, job, owner.exporters, context, timeout=owner.timeout)
+        payload = attribution_payload(result)
+        _dispatch(payload, self.user_config)
+        final = _final_chunk(self.total, payload)
+        if final is None:
+            if isinstance(self.run_manager, CallbackManagerForChainRun):
+                _record_child_run(self.run_manager, job.answer, payload)
+            return NO_CHUNK
+        return final
+
+    async def afinish(self) -> Any:
+        owner = self.owner
+        await self.warmer.asettle(owner.timeout)
+        job, context = self._prepare()
+        result = await arun_job(
+            owner.attributor, job, owner.exporters, context, timeout=owner.timeout
+        )
+        payload = attribution_payload(result)
+        await _adispatch(payload, self.user_config)
+        final = _final_chunk(self.total, payload)
+        if final is None:
+            if isinstance(self.run_manager, AsyncCallbackManagerForChainRun):
+                await _arecord_child_run(self.run_manager, job.answer, payload)
+            return NO_CHUNK
+        return final
 
 
 def _tap(inputs: Iterator[Any], seen: list[Any]) -> Iterator[Any]:
@@ -1182,6 +1084,7 @@ def with_attribution(
     *,
     exporters: Iterable[Exporter] = (),
     name: str | None = None,
+    timeout: float | None = None,
 ) -> AttributedRunnable:
     """Wrap `chain` so every call returns its output with the attribution attached.
 
@@ -1205,6 +1108,8 @@ def with_attribution(
         attributor: the `Attributor`; None uses a shared one over the bundled model.
         exporters: exporters that receive each result.
         name: the wrapper run's name in traces (default "with_attribution").
+        timeout: seconds an attribution may take; past it the call returns the chain's
+            output with an attribution whose `error` is "timed out". None: no limit.
 
     Returns:
         A Runnable.
@@ -1214,7 +1119,7 @@ def with_attribution(
         >>> out = cited.invoke("When did the fire start?")
         >>> out["attribution"]["citations"][0]["cited_text"]
     """
-    return AttributedRunnable(chain, attributor, exporters=exporters, name=name)
+    return AttributedRunnable(chain, attributor, exporters=exporters, name=name, timeout=timeout)
 
 
 # --- embeddings ----------------------------------------------------------------------------
