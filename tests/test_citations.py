@@ -252,3 +252,28 @@ def test_repair_changes_only_markers(answer: str, add: bool, flag: bool) -> None
     assert_only_markers_changed(answer, fixed.text, fixed.changes)
     for c in fixed.changes:
         assert fixed.text[c.new_start : c.new_end] == c.new_text
+
+
+@pytest.mark.slow
+def test_real_model_verdicts(real_attributor: Attributor) -> None:
+    """With the bundled model: a marker on the wrong document is caught and repaired."""
+    sources = [
+        "The Great Fire of London broke out in 1666. It started in a bakery on Pudding Lane.",
+        "Strong easterly winds spread the flames across the timber houses of the city.",
+        "St Paul's Cathedral was rebuilt by Christopher Wren after the fire.",
+    ]
+    answer = (
+        "The fire began in a bakery on Pudding Lane [2]. Easterly winds spread the flames [2]. "
+        "Christopher Wren rebuilt St Paul's Cathedral [4]."
+    )
+    report = check_citations(answer, sources, attributor=real_attributor)
+    assert verdicts(report) == [
+        ("2", "1", "wrong_source", "0"),
+        ("2", "1", "correct", None),
+        ("4", None, "dangling", "2"),
+    ]
+    fixed = repair_citations(answer, sources, result=report.result, add_missing=True)
+    assert fixed.text == (
+        "The fire began in a bakery on Pudding Lane [1]. Easterly winds spread the flames [2]. "
+        "Christopher Wren rebuilt St Paul's Cathedral [3]."
+    )

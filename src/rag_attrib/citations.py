@@ -33,10 +33,13 @@ __all__ = [
 CITATIONS_SCHEMA = "rag_attrib.citations/1"
 Verdict = Literal["correct", "wrong_source", "unsupported", "dangling"]
 VERDICTS: tuple[str, ...] = ("correct", "wrong_source", "unsupported", "dangling")
-# A cited source the attribution did not list still counts as backing a supported claim when
-# its own best strength reaches this fraction of the best source's (the citation list is cut
-# at top_k sentences). Chosen on the train side (hotpotqa train, wice dev, ExpertQA train).
-ALSO_SUPPORTS_RATIO = 0.85
+# A cited source the attribution did not list (the list is cut at top_k sentences) still backs
+# a supported claim when its best strength reaches ALSO_SUPPORTS_STRENGTH or this fraction of
+# the best source's: a multi-hop claim cites a second source that holds only part of it.
+# Chosen on HotpotQA train (corrupted markers, benchmarks/markers.py --side train): flagging
+# below 0.25 and half the best kept correct markers flagged near 2% (0.35 flagged 15%).
+ALSO_SUPPORTS_STRENGTH = 0.25
+ALSO_SUPPORTS_RATIO = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +272,6 @@ def _report(
 ) -> CitationReport:
     sentences = result.answer_sentences
     strength = _source_strength(result)
-    threshold = float(result.config.get("support_threshold", 0.0) or 0.0)
     where = [_sentence_of(m.claim, spans) for m in parsed]
     # sources already cited for each sentence by some marker: a suggestion avoids them
     cited_by: dict[int, set[int]] = {}
@@ -311,7 +313,7 @@ def _report(
         evidence = next((c for c in s.citations if c.source_index == k), None)
         if not s.supported:
             verdict: Verdict = "unsupported"
-        elif k in backers or (own >= threshold and own >= ALSO_SUPPORTS_RATIO * best):
+        elif k in backers or own >= ALSO_SUPPORTS_STRENGTH or own >= ALSO_SUPPORTS_RATIO * best:
             verdict = "correct"
         else:
             verdict = "wrong_source"
