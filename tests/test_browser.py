@@ -216,10 +216,19 @@ class Page:
     def click(self, selector: str) -> None:
         """Click the centre of the first element matching `selector`."""
         self.mouse_to(selector)
-        x, y = self.js(
+        centre = (
             f"(function(){{var r=document.querySelector({json.dumps(selector)})"
             ".getBoundingClientRect();return [r.left+r.width/2, r.top+r.height/2];})()"
         )
+        # hovering may start a smooth scroll that moves the element: click where it settles
+        x, y = self.js(centre)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.js(centre)
+            if now == [x, y]:
+                break
+            x, y = now
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -662,6 +671,19 @@ def crafted_dict(r: AttributionResult, p: str) -> dict[str, Any]:
     return data
 
 
+def crafted_texts(r: AttributionResult, p: str) -> dict[str, Any]:
+    """`r.to_dict()` with well-typed values and the payload in every text: valid input."""
+    data: dict[str, Any] = json.loads(json.dumps(r.to_dict()))
+    data.update(question=p, error=p, model=p)
+    for s in data["answer_sentences"]:
+        s.update(issues=[p])
+        for c in s["citations"]:
+            c.update(source_id=p)
+    for src in data["sources"]:
+        src.update(id=src["id"] + p, metadata={"title": p, "url": f"javascript:alert(1)//{p}"})
+    return data
+
+
 def crafted_result(r: AttributionResult, p: str) -> AttributionResult:
     """The same payloads in an object built without any validation (defence in depth)."""
     sentences = tuple(
@@ -739,16 +761,19 @@ def assert_inert(page: Page, path: Path, title: str = "Answer attribution") -> N
     assert errors == []
 
 
+@pytest.mark.parametrize("where", ["values", "texts"])
 def test_crafted_file_rendered_by_the_cli_runs_and_requests_nothing(
-    page: Page, tmp_path: Path, server: str, result: AttributionResult
+    page: Page, tmp_path: Path, server: str, result: AttributionResult, where: str
 ) -> None:
-    """`rag-attrib render` on a JSON file with payloads in every field: a one-line refusal, or
-    a page that executes nothing and requests nothing. Never a traceback."""
+    """`rag-attrib render` on a JSON file with payloads in every number and flag (a one-line
+    refusal, or a page) or in every text (a page): the page executes nothing and requests
+    nothing. Never a traceback."""
+    make = crafted_dict if where == "values" else crafted_texts
     source = tmp_path / "crafted.json"
-    source.write_text(json.dumps(crafted_dict(result, payload(server))), encoding="utf-8")
+    source.write_text(json.dumps(make(result, payload(server))), encoding="utf-8")
     out = tmp_path / "crafted.html"
     run = subprocess.run(
-        [sys.executable, "-m", "rag_attrib", "render", str(source), "--html", str(out), "-q"],
+        [sys.executable, "-m", "rag_attrib", "render", str(source), "--html", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -756,6 +781,7 @@ def test_crafted_file_rendered_by_the_cli_runs_and_requests_nothing(
     )
     assert "Traceback" not in run.stderr, run.stderr
     if run.returncode != 0:  # refused at the edge: one line naming the problem
+        assert where == "values", run.stderr
         assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
         return
     assert_inert(page, out)

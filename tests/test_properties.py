@@ -218,3 +218,71 @@ def test_from_dict_with_any_json(data: Any) -> None:
     _accepted_is_clean(data if not isinstance(data, dict) else {"schema": "x", **data})
     if isinstance(data, dict):
         _accepted_is_clean({**data, "schema": "rag_attrib.attribution/1"})
+
+
+# --- the CLI on generated JSONL --------------------------------------------------------------
+
+one_line = any_text.filter(lambda t: t.strip() != "" and len(t.splitlines()) == 1)
+good_record = st.fixed_dictionaries(
+    {"answer": prose.filter(str.strip), "sources": st.lists(texts, max_size=3)},
+    optional={"question": st.one_of(st.none(), texts)},
+)
+
+
+@st.composite
+def hostile_record(draw: Any) -> str:
+    record = draw(good_record)
+    record[draw(st.sampled_from(["answer", "sources", "question"]))] = draw(hostile)
+    return json.dumps(record)
+
+
+jsonl_line = st.one_of(
+    good_record.map(lambda r: ("good", json.dumps(r))),
+    one_line.map(lambda t: ("bad", t)),
+    hostile_record().map(lambda t: ("maybe", t)),
+    st.integers(1, 3000).map(lambda n: ("bad", "[" * n + "]" * n)),
+)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(lines=st.lists(jsonl_line, min_size=1, max_size=6))
+def test_cli_batch_on_generated_jsonl(lines: list[tuple[str, str]]) -> None:
+    """Every line is either written (in order) or reported once with its number; exit 0 only
+    when all were written; no traceback; the output file is complete."""
+    import contextlib
+    import io
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from rag_attrib.cli import main
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        src.write_text("\n".join(text for _, text in lines) + "\n", encoding="utf-8")
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(
+                ["explain", "--jsonl", str(src), "--out", str(dst), "-q", "--model", "hashing"]
+            )
+        written = dst.read_text(encoding="utf-8").splitlines()
+        assert sorted(p.name for p in Path(tmp).iterdir()) == ["in.jsonl", "out.jsonl"]
+    stderr = err.getvalue()
+    assert "Traceback" not in stderr
+    reported = [
+        int(n) for n in re.findall(r"^rag-attrib: error: .*?in\.jsonl line (\d+): ", stderr, re.M)
+    ]
+    assert len(reported) == len(set(reported))
+    kept = [text for n, (_, text) in enumerate(lines, 1) if n not in reported]
+    assert len(written) == len(kept)
+    assert [json.loads(w)["answer"] for w in written] == [json.loads(t)["answer"] for t in kept]
+    assert not any(kind == "good" for n, (kind, _) in enumerate(lines, 1) if n in reported)
+    assert all(
+        kind != "bad"
+        for kind, text in zip([k for k, _ in lines], [t for _, t in lines], strict=False)
+        if text in kept
+    )
+    assert (code == 0) == (not reported)
+    assert code in (0, 2)
+    for line in stderr.splitlines():
+        assert line.startswith("rag-attrib: error: ") and len(line) < 400

@@ -10,13 +10,15 @@ import hashlib
 import json
 import re
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib import AttributionResult, Attributor, Citation, Source
 from rag_attrib.errors import MissingDependencyError
 from rag_attrib.render import render_html
 from rag_attrib.render.html import sentence_key
@@ -171,6 +173,34 @@ def test_one_figure_per_sentence_and_citation(result: AttributionResult) -> None
     chips = [e.text for e in tree.find("ra-cite-score")]
     cited = [c for s in result.answer_sentences for c in s.citations]
     assert chips == [f"{c.similarity:.2f}" for c in cited]
+
+
+@dataclass(frozen=True)
+class VerifiedCitation(Citation):
+    """A citation carrying its own verifier score, as the verifier may give each one."""
+
+    support: float = 0.0
+
+
+def test_legend_says_what_the_figures_are(result: AttributionResult) -> None:
+    """Similarity verdict: one scale. A verifier's probability beside citation strengths: the
+    legend says they differ. Citations with their own support: the chips show that."""
+    legend = Tree(render_html(result)).find("ra-legend")[0].text
+    assert "each citation its strength, on one scale" in legend
+    assert "supported from 0.40" in legend
+    verified = replace(result, config={**result.config, "verdict": "verifier"})
+    legend = Tree(render_html(verified)).find("ra-legend")[0].text
+    assert "verifier's probability" in legend and "its match strength" in legend
+    first = result.answer_sentences[0]
+    own = tuple(
+        VerifiedCitation(**{f.name: getattr(c, f.name) for f in fields(Citation)}, support=0.91)
+        for c in first.citations
+    )
+    r = replace(verified, answer_sentences=(replace(first, citations=own),))
+    tree = Tree(render_html(r))
+    assert [e.text for e in tree.find("ra-cite-score")] == ["0.91"] * len(own)
+    assert all("(support 0.91," in e.attrs["title"] for e in tree.find("ra-cite"))
+    assert "each citation its support, on one scale" in tree.find("ra-legend")[0].text
 
 
 def test_each_answer_sentence_marks_its_sources_in_its_colour(result: AttributionResult) -> None:
@@ -514,3 +544,61 @@ def test_sankey_without_plotly_names_the_extra(
     with pytest.raises(MissingDependencyError, match=r"pip install 'rag-attrib\[viz\]'"):
         render_html(result, sankey=True)
     assert 'class="ra-root"' in render_html(result)  # the plain view needs no plotly
+
+
+# Any code point, lone surrogates and controls included, in any text field.
+ANY_TEXT = st.text(
+    st.one_of(
+        st.characters(codec=None),
+        st.integers(0xD800, 0xDFFF).map(chr),  # characters() never yields lone surrogates
+        st.integers(0, 0x9F).map(chr),
+    ),
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    source_text=ANY_TEXT,
+    cut=st.integers(0, 40),
+    answer=ANY_TEXT,
+    other=ANY_TEXT,
+    number=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.booleans(), ANY_TEXT
+    ),
+)
+def test_any_text_and_any_value_render(
+    result: AttributionResult,
+    source_text: str,
+    cut: int,
+    answer: str,
+    other: str,
+    number: object,
+) -> None:
+    """Generated texts (any code point) and values of any type where numbers belong: the page
+    always renders, encodes to UTF-8, and shows each source text with only its unencodable and
+    control characters replaced, one for one."""
+    cut = min(cut, len(source_text))
+    first = result.sources[0]
+    sentence = replace(first.sentences[0], text=source_text[:cut], start=0, end=cut, score=number)
+    source = replace(first, id=other, text=source_text, sentences=(sentence,), score=number)
+    said = replace(result.answer_sentences[0], text=answer, support=number, issues=(other,))
+    r = replace(
+        result,
+        answer_sentences=(said, *result.answer_sentences[1:]),
+        sources=(source, *result.sources[1:]),
+        question=other,
+        error=other or None,
+    )
+    html = render_html(r)
+    html.encode("utf-8")
+    tree = Tree(html)
+    shown = tree.find("ra-src-text")[0].text
+    assert len(shown) == len(source_text)
+    for a, b in zip(shown, source_text, strict=True):
+        assert a == b or a == "\ufffd"
+    assert [e.tag for e in tree.elements if e.tag == "script"] == ["script"]

@@ -115,6 +115,7 @@ def test_clean_metadata_keeps_json_values_and_names_what_it_drops() -> None:
         7: "int key",
         "deep": deep,
         "vec": np.array([1.0, 2.0]),
+        "huge": 10**5000,
     }
     clean, dropped = clean_metadata(meta)
     json.dumps(clean, allow_nan=False)
@@ -124,7 +125,7 @@ def test_clean_metadata_keeps_json_values_and_names_what_it_drops() -> None:
     assert "bad" not in clean and "obj" not in clean
     joined = " ".join(dropped)
     assert "metadata['bad']" in joined and "metadata['obj']" in joined
-    assert "(1, 2)" in joined and "nested deeper than" in joined
+    assert "(1, 2)" in joined and "nested deeper than" in joined and "metadata['huge']" in joined
     assert clean_metadata("a str") == ({}, ["metadata (a str, not a mapping)"])
     assert clean_metadata(None) == ({}, [])
 

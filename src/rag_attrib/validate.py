@@ -65,10 +65,11 @@ def clean_text(text: str) -> str:
 def clean_metadata(value: object, where: str = "metadata") -> tuple[dict[str, Any], list[str]]:
     """A JSON-safe copy of `value`, and the paths of the parts that had to be dropped.
 
-    Kept: str keys (int keys become str, as JSON writes them), None, str, bool, int, finite
-    floats, mappings, lists and tuples (as lists), sets (as sorted lists), numpy scalars;
-    dates and times become ISO strings, UUIDs, paths and decimals their `str()`, enums their
-    value. Dropped: anything else (objects, bytes, NaN, infinities, nesting deeper than 32).
+    Kept: str keys (int keys become str, as JSON writes them), None, str, bool, finite floats,
+    integers of up to 64 bits, mappings, lists and tuples (as lists), sets (as sorted lists),
+    numpy scalars and arrays; dates and times become ISO strings, UUIDs, paths and decimals
+    their `str()`, enums their value. Dropped: anything else (objects, bytes, NaN, infinities,
+    huge integers, nesting deeper than 32).
     A value that is not a mapping at all gives `{}`.
     """
     dropped: list[str] = []
@@ -103,6 +104,9 @@ def _clean(value: Any, where: str, depth: int, dropped: list[str]) -> Any:
     if value is None or isinstance(value, bool):
         return value if value is None else bool(value)
     if isinstance(value, int):
+        if value.bit_length() > 64:  # json.dumps refuses (or JS misreads) huge integers
+            dropped.append(f"{where} (an integer of {value.bit_length()} bits)")
+            return _DROP
         return int(value)  # an IntEnum becomes its plain value
     if isinstance(value, str):
         return clean_text(str(value))

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
@@ -37,6 +38,7 @@ __all__ = [
     "failed_result",
     "join_errors",
     "run_job",
+    "shared_embedder",
     "warm_attributor",
 ]
 
@@ -95,6 +97,17 @@ def check_timeout(timeout: float | None) -> float | None:
     if timeout == float("inf"):
         return None
     return float(timeout)
+
+
+def shared_embedder(given: Attributor | Embedder | None) -> Embedder:
+    """The embedder a framework's embeddings adapter uses, so retrieval shares attribution's.
+
+    An `Attributor` lends its (cached) embedder; None means the shared default attributor's,
+    created on first use, so the bundled model is loaded once per process.
+    """
+    if given is None:
+        return default_attributor().embedder
+    return given.embedder if isinstance(given, Attributor) else given
 
 
 def warm_attributor(attributor: Attributor | None) -> Attributor | None:

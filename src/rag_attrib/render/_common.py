@@ -19,6 +19,7 @@ __all__ = [
     "as_float",
     "as_index",
     "citation_figure",
+    "citation_kind",
     "clean",
     "is_true",
     "num",
@@ -85,12 +86,17 @@ def num(value: Any, digits: int = 2) -> str:
 
 
 def citation_figure(citation: Any) -> float | None:
-    """The one figure shown for a citation, on the scale of the sentence's `support`.
+    """The one figure shown for a citation, on the scale of the sentence's `support` where
+    the result has one: the citation's own `support` (a verifier's score for that source
+    sentence) when it carries one, else its strength (`similarity`). `score` is a softmax share
+    across source sentences, on another scale, so the views show it only in a tooltip."""
+    own = as_float(getattr(citation, "support", None))
+    return own if own is not None else as_float(getattr(citation, "similarity", None))
 
-    Today that is the citation's strength (`similarity`); `score` is a softmax share across
-    source sentences, on another scale, so the views show it only in a tooltip.
-    """
-    return as_float(getattr(citation, "similarity", None))
+
+def citation_kind(citation: Any) -> str:
+    """What `citation_figure` shows: "support" or "strength"."""
+    return "support" if as_float(getattr(citation, "support", None)) is not None else "strength"
 
 
 def source_label(source_id: Any, position: int) -> str:

@@ -26,6 +26,7 @@ from ._common import (
     as_float,
     as_index,
     citation_figure,
+    citation_kind,
     clean,
     is_true,
     num,
@@ -115,6 +116,7 @@ class _Cite:
     sentence: int | None  # 0-based position in its source
     text: str
     figure: float | None
+    kind: str  # what `figure` is: "support" or "strength"
     score: float | None
 
 
@@ -153,6 +155,7 @@ class _View:
     error: str
     total_ms: float | None
     threshold: float | None
+    verifier: bool  # support is a verifier's probability, not a match strength
     answers: tuple[_Answer, ...]
     sources: tuple[_Source, ...]
 
@@ -169,6 +172,7 @@ def _read(result: AttributionResult) -> _View:
         error=clean(result.error),
         total_ms=as_float(timings.get("total_ms")),
         threshold=as_float(config.get("support_threshold")),
+        verifier=config.get("verdict") == "verifier",
         answers=answers,
         sources=sources,
     )
@@ -209,10 +213,15 @@ def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answ
         cites.append(
             _Cite(
                 key=sentence_key(src, k) if src is not None and k is not None else None,
-                label=sources[src].label if src is not None else clean(c.source_id) or "?",
+                label=(
+                    sources[src].label
+                    if src is not None
+                    else clean(getattr(c, "source_id", "")) or "?"
+                ),
                 sentence=k if linked else None,
                 text=clean(getattr(c, "text", "")),
                 figure=citation_figure(c),
+                kind=citation_kind(c),
                 score=as_float(getattr(c, "score", None)),
             )
         )
@@ -263,11 +272,16 @@ def _stats(view: _View) -> str:
 
 
 def _legend(view: _View) -> str:
-    rule = (
-        f"a sentence is supported when its support reaches {num(view.threshold)}"
-        if view.threshold is not None
-        else "the verdict compares support with the support threshold"
-    )
+    at = f" (supported from {num(view.threshold)})" if view.threshold is not None else ""
+    kinds = {c.kind for a in view.answers for c in a.cites}
+    if view.verifier and "strength" in kinds:  # say so when the two figures differ in kind
+        scales = (
+            f"A sentence's support is the verifier's probability that its sources back it{at}; "
+            "a citation's figure is its match strength"
+        )
+    else:
+        own = "support" if "support" in kinds else "strength"
+        scales = f"Each sentence shows its support{at}, each citation its {own}, on one scale"
     return (
         '<div class="ra-legend" aria-label="legend">'
         '<span class="ra-legend-item"><span class="ra-mark ra-main ra-c0" data-n="1"></span>'
@@ -277,8 +291,8 @@ def _legend(view: _View) -> str:
         '<span class="ra-legend-item"><span class="ra-mark ra-closest" data-n="4"></span>'
         '<span class="ra-legend-text">closest match of an unsupported sentence: '
         "it does <b>not</b> support it</span></span>"
-        '<span class="ra-legend-item ra-legend-wide">Figures are match strengths on one scale; '
-        f"{rule}. Hover or click an answer sentence to dim everything else; Esc clears.</span>"
+        f'<span class="ra-legend-item ra-legend-wide">{escape(scales)}. '
+        "Hover or click an answer sentence to dim everything else; Esc clears.</span>"
         "</div>"
     )
 
@@ -356,7 +370,7 @@ def _chip(answer: _Answer, rank: int, c: _Cite) -> str:
     where = f"sentence {c.sentence + 1}" if c.sentence is not None else "not found"
     verb = "cites" if answer.supported else "is closest to, without support from,"
     tip = f"answer sentence {answer.pos + 1} {verb} {c.label}, {where}"
-    tip += f" (strength {num(c.figure)}, share {num(c.score)}): {c.text}"
+    tip += f" ({c.kind} {num(c.figure)}, share {num(c.score)}): {c.text}"
     sid = f' data-sid="{c.key}"' if c.key is not None else ""
     kind = _mark_kind(answer, rank)
     return (

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import ConfigError, import_optional
 from ..results import AttributionResult
-from ._common import PALETTE, as_float, as_index, citation_figure, clean, is_true, num, source_label
+from ._common import (
+    PALETTE,
+    as_float,
+    as_index,
+    citation_figure,
+    citation_kind,
+    clean,
+    is_true,
+    num,
+    source_label,
+)
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
@@ -31,7 +41,7 @@ UNSUPPORTED_COLOUR = "#9CA3AF"
 SOURCE_COLOUR = "#64748B"
 # The grey link into an unsupported sentence has a fixed width: it marks the sentence only.
 UNSUPPORTED_WIDTH = 0.3
-WIDTH_NOTE = "Link width = citation strength · grey = no source supports the sentence"
+WIDTH_NOTE = "Link width = citation {kind} · grey = no source supports the sentence"
 _LABEL_WIDTH = 24
 _LABEL_LINES = 3
 _HOVER_WIDTH = 60
@@ -91,6 +101,7 @@ def sankey_data(
         msg = f"top_k must be an integer >= 1; got {top_k!r}"
         raise ConfigError(msg)
     floor = as_float(min_score) or 0.0
+    kind = _kind(result)
     flows = [_flows(s, result, level, top_k, floor) for s in result.answer_sentences]
     units = sorted({unit for row in flows for unit in row})
     node_of = {unit: k for k, unit in enumerate(units)}
@@ -133,7 +144,7 @@ def sankey_data(
             # the strongest link of a sentence is vivid, weaker ones lighter
             link_colours.append(_rgba(colour, 0.25 + 0.45 * (strength / best) ** 2))
             link_hover.append(
-                f"answer sentence {i + 1} cites {names[node_of[unit]]}: strength {strength:.2f}"
+                f"answer sentence {i + 1} cites {names[node_of[unit]]}: {kind} {strength:.2f}"
             )
     if sink is not None:
         labels.append("no source supports")
@@ -208,7 +219,11 @@ def sankey_figure(
     figure = go.Figure(trace)
     figure.update_layout(
         height=height,
-        title={"text": WIDTH_NOTE, "font": {"size": 12, "color": "#59636e"}, "x": 0.01},
+        title={
+            "text": WIDTH_NOTE.format(kind=_kind(result)),
+            "font": {"size": 12, "color": "#59636e"},
+            "x": 0.01,
+        },
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
         font={"size": 11},
         paper_bgcolor="rgba(0,0,0,0)",
@@ -314,6 +329,12 @@ def _source_nodes(
         hover.append(f"<b>{escape(name)}</b>, sentence {k + 1}<br>{_wrap(text)}")
         names.append(f"{escape(name)}, sentence {k + 1}")
     return labels, hover, names
+
+
+def _kind(result: AttributionResult) -> str:
+    """What link width is: the citations' own "support" when they carry one, else "strength"."""
+    kinds = {citation_kind(c) for s in result.answer_sentences for c in s.citations}
+    return "support" if kinds == {"support"} else "strength"
 
 
 def _answer_colour(i: int, *, supported: bool) -> str:
