@@ -151,6 +151,8 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) 
         f"balanced accuracy {(tpr + tnr) / 2:.3f} (correct: {tpr:.3f} of supported, "
         f"{1 - tnr:.3f} of unsupported)"
     )
+    for name, (p, n) in variants.items():
+        print(f"    candidate {name:<34} AUC {auc(p, n):.3f}")
 
 
 def _score(verdict: str, support: float) -> float:
