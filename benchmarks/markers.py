@@ -291,10 +291,14 @@ def corrupted(
     bundle: int,
     labels: set[str] | None,
     ratios: list[float] | None = None,
+    limit: int | None = None,
 ) -> dict[float, Counts]:
     split = {"hotpotqa": ("dev", "train"), "wice": ("test", "dev"), "quotesum": ("dev", None)}
     wanted = split[name][0 if evaluation else 1]
     data = [c for c in cases(name, None) if c.raw.get("split") == wanted]
+    if limit is not None and len(data) > limit * bundle:
+        step = len(data) / (limit * bundle)  # an even spread, not the first N
+        data = [data[int(k * step)] for k in range(limit * bundle)]
     default_ratio = citations.ALSO_SUPPORTS_RATIO
     tallies = {r: Counts() for r in ratios or [default_ratio]}
     rng = random.Random(SEED)
@@ -401,10 +405,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--candidates", action="store_true", help="ExpertQA: also the candidate marker scores"
     )
+    parser.add_argument(
+        "--limit",
+        nargs="*",
+        default=[],
+        metavar="SET=N",
+        help="at most N answers of a set, evenly spread (e.g. quotesum=100)",
+    )
     parser.add_argument("--wice-all", action="store_true", help="also WiCE with every claim")
     parser.add_argument("--cache", type=Path, default=None, help="embeddings kept between runs")
     args = parser.parse_args(argv)
     evaluation = args.side == "eval"
+    args.limit = {k: int(v) for k, v in (x.split("=") for x in args.limit)}
     embedder = CachedEmbedder(default_embedder(), maxsize=2_000_000)
     if args.cache and args.cache.exists():
         with args.cache.open("rb") as f:
@@ -429,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         rows += [("wice", {"supported"}), ("wice", None)][: 2 if args.wice_all else 1]
     for name, labels in rows:
         bundle = 4 if name == "wice" else 1  # a WiCE record has one article: four make an answer
-        tallies = corrupted(name, embedder, evaluation, bundle, labels, args.ratios)
+        tallies = corrupted(
+            name, embedder, evaluation, bundle, labels, args.ratios, args.limit.get(name)
+        )
         if name == "wice":
             name = "wice" if labels is None else "wice (sup)"
         for ratio, c in tallies.items():
