@@ -502,7 +502,10 @@ def test_stale_offsets_fall_back_to_search(result: AttributionResult) -> None:
 def test_result_methods_use_the_renderer(result: AttributionResult, tmp_path: Path) -> None:
     """`to_html`, `_repr_html_` and `save_html` produce the view; save_html writes UTF-8."""
     assert 'class="ra-root"' in result.to_html()
-    assert 'class="ra-root"' in result._repr_html_()
+    fragment = result._repr_html_()  # a notebook gets the bare root, no document or policy
+    assert fragment.startswith('<div id="ra-') and fragment.endswith("</div>")
+    assert "Content-Security-Policy" not in fragment and "<html" not in fragment
+    assert Tree(fragment).find("ra-ans")
     path = tmp_path / "view.html"
     result.save_html(path)
     saved = Tree(path.read_text(encoding="utf-8"))

@@ -34,7 +34,7 @@ from ._common import (
 )
 from ._style import css, script
 
-__all__ = ["render_html", "sentence_key"]
+__all__ = ["render_fragment", "render_html", "sentence_key"]
 
 DEFAULT_TITLE = "Answer attribution"
 
@@ -53,7 +53,8 @@ def render_html(
     """Render `result` as one self-contained HTML page.
 
     The markup lives under one root element with a unique id and all CSS and JS is scoped to it,
-    so the same string also works as a fragment (Jupyter's `_repr_html_`), even twice on a page.
+    so two views joined on one page do not clash (`render_fragment` gives the bare root for a
+    notebook).
 
     Args:
         result: the attribution to show.
@@ -68,6 +69,32 @@ def render_html(
         MissingDependencyError: `sankey=True` and plotly is not installed.
     """
     heading = clean(title) if title is not None else DEFAULT_TITLE
+    body, scripts = _root(result, heading, sankey=sankey)
+    # No fetch, image, font or frame may leave the page, and only the view's own scripts
+    # (by hash) run, so markup that slipped through could still not execute.
+    hashes = " ".join(_hash(js) for js in dict.fromkeys(scripts))
+    policy = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+        f"script-src {hashes}; base-uri 'none'; form-action 'none'"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(heading)}</title></head>"
+        f'<body style="margin:0;background:#f3f4f6">{body}</body></html>\n'
+    )
+
+
+def render_fragment(result: AttributionResult, *, title: str | None = None) -> str:
+    """The view as one `<div>` for a notebook (`_repr_html_`): no document around it, and so no
+    Content-Security-Policy, which would also bind the notebook's own scripts in a frame."""
+    heading = clean(title) if title is not None else DEFAULT_TITLE
+    return _root(result, heading, sankey=False)[0]
+
+
+def _root(result: AttributionResult, heading: str, *, sankey: bool) -> tuple[str, list[str]]:
+    """The view's root element and the text of every script in it."""
     root = f"ra-{uuid.uuid4().hex[:12]}"
     view = _read(result)
     scripts = [script()]
@@ -90,20 +117,7 @@ def render_html(
             "</div>",
         )
     )
-    # No fetch, image, font or frame may leave the page, and only the view's own scripts
-    # (by hash) run, so markup that slipped through could still not execute.
-    hashes = " ".join(_hash(js) for js in dict.fromkeys(scripts))
-    policy = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
-        f"script-src {hashes}; base-uri 'none'; form-action 'none'"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(heading)}</title></head>"
-        f'<body style="margin:0;background:#f3f4f6">{body}</body></html>\n'
-    )
+    return body, scripts
 
 
 # --- the result, read once with every value checked ---------------------------------------------
