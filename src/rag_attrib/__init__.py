@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .citations import CitationReport, check_citations
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
@@ -17,6 +18,7 @@ from .errors import (
     MissingDependencyError,
     RagAttribError,
 )
+from .repair import CitationRepair, repair_citations
 from .results import (
     AttributionResult,
     Citation,
@@ -38,6 +40,8 @@ __all__ = [
     "Attributor",
     "CachedEmbedder",
     "Citation",
+    "CitationRepair",
+    "CitationReport",
     "ConfigError",
     "Embedder",
     "EmptyInputError",
@@ -52,6 +56,8 @@ __all__ = [
     "Span",
     "__version__",
     "attribute",
+    "check_citations",
+    "repair_citations",
     "split_sentences",
 ]
 
