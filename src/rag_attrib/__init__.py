@@ -8,6 +8,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from .citations import CitationReport, check_citations
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
@@ -18,6 +19,7 @@ from .errors import (
     MissingDependencyError,
     RagAttribError,
 )
+from .repair import CitationRepair, repair_citations
 from .results import (
     AttributionResult,
     Citation,
@@ -42,6 +44,8 @@ __all__ = [
     "Attributor",
     "CachedEmbedder",
     "Citation",
+    "CitationRepair",
+    "CitationReport",
     "ConfigError",
     "Embedder",
     "EmptyInputError",
@@ -56,6 +60,8 @@ __all__ = [
     "Span",
     "__version__",
     "attribute",
+    "check_citations",
+    "repair_citations",
     "split_sentences",
 ]
 
