@@ -41,6 +41,7 @@ EXIT_OK, EXIT_UNSUPPORTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 # `--model hashing` selects the deterministic word-hashing embedder of rag_attrib.testing: no
 # model load, for tests and demos. Kept out of --help: its scores mean little.
 HASHING_MODEL = "hashing"
+LANGUAGES = ("english", "german", "spanish", "french")
 
 
 class InputError(RagAttribError, ValueError):
@@ -115,7 +116,16 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--model",
         metavar="NAME",
-        help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)",
+        help=(
+            "sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2; "
+            "others need the [st] extra)"
+        ),
+    )
+    explain.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default="english",
+        help="language of the texts, for sentence splitting (default: english)",
     )
     _add_view_options(explain)
     explain.add_argument(
@@ -219,7 +229,8 @@ def _explain(args: argparse.Namespace) -> int:
             raise EmptyInputError(f"source {_display(path)} is empty")
         sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
 
-    result = _attributor(args.model).attribute(answer, sources, question=args.question)
+    attributor = _attributor(args.model, args.language)
+    result = attributor.attribute(answer, sources, question=args.question)
     json_to_stdout = args.json == "-"
     if args.json is not None:
         _write_text(args.json, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -242,7 +253,7 @@ def _explain_batch(args: argparse.Namespace) -> int:
         raise InputError("--jsonl needs --out OUT (- for stdout)")
     name = _display(args.jsonl)
     lines = _record_lines(_read_text(args.jsonl, "JSONL input"), name)
-    attributor = _attributor(args.model)
+    attributor = _attributor(args.model, args.language)
     progress = Progress(len(lines), sys.stderr, enabled=not args.quiet)
     unsupported = 0
     failures: list[tuple[int, str]] = []
@@ -370,16 +381,67 @@ def _write_views(args: argparse.Namespace, result: AttributionResult) -> None:
         print(f"HTML view written to {args.html}", file=sys.stderr)
 
 
-def _attributor(model: str | None) -> Attributor:
+def _attributor(model: str | None, language: str = "english") -> Attributor:
+    from .splitting import PunktSplitter
+
+    splitter = PunktSplitter(language)
     if model == HASHING_MODEL:
         from .testing import HashingEmbedder
 
-        return Attributor(HashingEmbedder())
+        return Attributor(HashingEmbedder(), splitter=splitter)
     if model is None:
-        return Attributor()
+        return Attributor(splitter=splitter)
     from .embedders import SentenceTransformerEmbedder
 
-    return Attributor(SentenceTransformerEmbedder(model))
+    _check_model_is_reachable(model)
+    return Attributor(SentenceTransformerEmbedder(model), splitter=splitter)
+
+
+def _check_model_is_reachable(model: str) -> None:
+    """Fail at once, with the fix, when a model name is neither on disk nor downloadable
+    (instead of the Hugging Face Hub's minute of retries)."""
+    import importlib.util
+    import os
+
+    from .embedders import ST_INSTALL
+
+    if Path(model).expanduser().exists():
+        return
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise InputError(f"--model {model} needs sentence-transformers: {ST_INSTALL}")
+    from huggingface_hub import try_to_load_from_cache
+
+    repos = [model] if "/" in model else [model, f"sentence-transformers/{model}"]
+    for repo in repos:
+        for name in ("modules.json", "config.json"):
+            with contextlib.suppress(Exception):  # a malformed name is simply not cached
+                if isinstance(try_to_load_from_cache(repo, name), str):
+                    return
+    get = f"download it once online (SentenceTransformer({model!r})) or pass a local model folder"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise InputError(
+            f"model {model!r} is not in the local cache and HF_HUB_OFFLINE is set; {get}"
+        )
+    if not _hub_reachable():
+        msg = (
+            f"model {model!r} is not in the local cache and the Hugging Face Hub is "
+            f"unreachable (offline? HF_HUB_OFFLINE=1 skips the Hub); {get}"
+        )
+        raise InputError(msg)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout):
+            return True
+    except OSError:
+        return False
 
 
 # --- input ------------------------------------------------------------------------------------
