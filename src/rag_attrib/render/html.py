@@ -74,7 +74,7 @@ def render_html(
         MissingDependencyError: `sankey=True` and plotly is not installed.
     """
     heading = clean(title) if title is not None else DEFAULT_TITLE
-    body, scripts = _root(result, heading, sankey=sankey)
+    body, scripts = _root(result, heading, sankey=sankey, citations=citations)
     # No fetch, image, font or frame may leave the page, and only the view's own scripts
     # (by hash) run, so markup that slipped through could still not execute.
     hashes = " ".join(_hash(js) for js in dict.fromkeys(scripts))
@@ -95,10 +95,12 @@ def render_fragment(result: AttributionResult, *, title: str | None = None) -> s
     """The view as one `<div>` for a notebook (`_repr_html_`): no document around it, and so no
     Content-Security-Policy, which would also bind the notebook's own scripts in a frame."""
     heading = clean(title) if title is not None else DEFAULT_TITLE
-    return _root(result, heading, sankey=False)[0]
+    return _root(result, heading, sankey=False, citations=None)[0]
 
 
-def _root(result: AttributionResult, heading: str, *, sankey: bool) -> tuple[str, list[str]]:
+def _root(
+    result: AttributionResult, heading: str, *, sankey: bool, citations: Any
+) -> tuple[str, list[str]]:
     """The view's root element and the text of every script in it."""
     root = f"ra-{uuid.uuid4().hex[:12]}"
     view = _read(result)
