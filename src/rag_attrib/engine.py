@@ -32,8 +32,9 @@ from .scoring import (
     aggregate,
     chunk_shares,
     cosine_matrix,
+    first_copies,
     neighbour_context,
-    normalize,
+    score_once,
     select_citations,
     sliding_windows,
     windows_to_sentences,
@@ -327,7 +328,9 @@ class Attributor:
         if n and cfg.paraphrase_margin is not None and cfg.lexical_weight > 0:
             support = np.maximum(support, cosine.max(axis=1) - cfg.paraphrase_margin)
         supported = (support >= cfg.support_threshold) & (n > 0)
-        scores = normalize(strength, cfg.normalization, temperature=cfg.temperature)
+        # overlapping chunks repeat sentences: each is scored and cited once (its first copy)
+        first = first_copies([span.text for span in flat_spans], owner)
+        scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         issues = [
             self._issues(span.text, strength[i], owner, sources)
             for i, span in enumerate(answer_spans)
@@ -340,7 +343,7 @@ class Attributor:
             if supported[i]:
                 picks = select_citations(
                     scores[i],
-                    strength[i],
+                    ranked[i],
                     top_k=cfg.top_k,
                     min_score=cfg.min_score,
                     ratio=cfg.citation_ratio,
@@ -354,7 +357,8 @@ class Attributor:
                         start=flat_spans[j].start,
                         end=flat_spans[j].end,
                         score=float(scores[i, j]),
-                        similarity=float(strength[i, j]),
+                        similarity=float(ranked[i, j]),
+                        also_in=_also_in(j, first, owner, sources),
                     )
                     for j in picks
                 )
@@ -374,7 +378,7 @@ class Attributor:
         # Only supported answer sentences move source scores: a softmax row always has a
         # winner, even for a sentence nothing backs.
         kept = scores[supported]
-        sentence_scores = aggregate(kept, cfg.aggregation, weights=support[supported])
+        sentence_scores = aggregate(kept, cfg.aggregation, weights=support[supported])[first]
         shares = chunk_shares(kept, owner, len(sources), weights=support[supported])
         best = strength.max(axis=0) if m else np.zeros(n, dtype=np.float32)
 
@@ -436,6 +440,12 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
 
 
+def _also_in(j: int, first: IntVector, owner: IntVector, sources: list[Source]) -> tuple[str, ...]:
+    """The ids of the other sources holding a copy of source sentence `j`, in order."""
+    ids = [sources[owner[k]].id for k in np.flatnonzero(first == j) if owner[k] != owner[j]]
+    return tuple(dict.fromkeys(ids))
+
+
 def _owners(source_spans: list[list[Span]]) -> IntVector:
     """The source index of every source sentence, in order -> (n,)."""
     counts = [len(s) for s in source_spans]
@@ -466,15 +476,13 @@ def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     """Normalise `sources=` input to `Source` objects; ids default to the position.
 
     Texts lose lone surrogates (see `validate.clean_text`) and metadata becomes a JSON-safe
-    dict (`validate.clean_metadata`; what cannot be kept is dropped and logged).
+    dict (`validate.clean_metadata`); what cannot be kept is dropped quietly here, and
+    `Attributor.attribute` (given the same sources) names it in the result's `error`.
 
     Raises:
         TypeError: an item is not a `Source`, a string or a mapping with "text".
     """
-    resolved, notes = _resolve(sources)
-    if notes:
-        logger.warning("rag_attrib: %s", "; ".join(notes))
-    return resolved
+    return _resolve(sources)[0]
 
 
 def _resolve(sources: Sequence[SourceLike] | None) -> tuple[list[Source], list[str]]:

@@ -164,6 +164,10 @@ def _citation(value: object, where: str, sources: tuple[SourceAttribution, ...])
         end=end,
         score=read_float(_get(item, "score", where), f"{where}.score"),
         similarity=read_float(_get(item, "similarity", where), f"{where}.similarity"),
+        also_in=tuple(
+            read_str(x, f"{where}.also_in[{j}]")
+            for j, x in enumerate(read_list(item.get("also_in", []), f"{where}.also_in"))
+        ),
     )
 
 

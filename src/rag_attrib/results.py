@@ -59,7 +59,8 @@ class Citation:
 
     `start`/`end` are offsets into the cited source's text; `score` is the normalised score,
     `similarity` the strength before normalisation (cosine, or the hybrid strength, with the
-    neighbour context of `AttributionConfig.context_weight`).
+    neighbour context of `AttributionConfig.context_weight`). `also_in` lists the ids of the
+    other sources that hold the same sentence (overlapping chunks): it is cited once.
     """
 
     source_id: str
@@ -70,6 +71,7 @@ class Citation:
     end: int
     score: float
     similarity: float
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,7 @@ def _answer_sentence_dict(s: SentenceAttribution, where: str) -> JSONDict:
                 "end": c.end,
                 "score": _finite(c.score, f"{where}.citations[{k}].score"),
                 "similarity": _finite(c.similarity, f"{where}.citations[{k}].similarity"),
+                "also_in": list(c.also_in),
             }
             for k, c in enumerate(s.citations)
         ],

@@ -50,6 +50,7 @@ class AttributionStream:
     ) -> None:
         self.attributor = attributor
         self.sources: list[Source] = to_sources(sources)
+        self._given = sources  # attribute() reports what cleaning the sources dropped
         self.question = question
         self._text = ""
         self._base = 0  # where the first sentence that may still grow starts
@@ -99,7 +100,7 @@ class AttributionStream:
             answer: the final answer, when the caller has it assembled already.
         """
         return self.attributor.attribute(
-            self.text if answer is None else answer, self.sources, question=self.question
+            self.text if answer is None else answer, self._given, question=self.question
         )
 
 

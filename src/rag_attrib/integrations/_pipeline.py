@@ -13,7 +13,7 @@ import contextvars
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,7 @@ from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
+from ..workers import DaemonPool
 
 __all__ = [
     "TIMED_OUT",
@@ -120,17 +121,9 @@ def warm_attributor(attributor: Attributor | None) -> Attributor | None:
 
 # --- attribute without raising ---------------------------------------------------------------
 
-# A few threads for calls with a time budget: the budget needs the work off the caller's thread.
-_budget_pool: ThreadPoolExecutor | None = None
-_budget_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _budget_pool
-    with _budget_lock:
-        if _budget_pool is None:
-            _budget_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rag_attrib")
-        return _budget_pool
+# A few daemon threads for calls with a time budget: the budget needs the work off the
+# caller's thread, and a stuck encoder past its budget must not hold up the interpreter's exit.
+_budget_pool = DaemonPool(4, "rag_attrib-budget")
 
 
 def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
@@ -140,7 +133,7 @@ def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
 
 def _submit(attributor: Attributor | None, job: Job) -> Future[AttributionResult]:
     context = contextvars.copy_context()
-    return _pool().submit(context.run, _engine, attributor, job)
+    return _budget_pool.submit(context.run, _engine, attributor, job)
 
 
 def _settle(job: Job, result: AttributionResult) -> AttributionResult:
