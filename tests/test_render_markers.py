@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from rag_attrib.citations import check_citations
 from test_render_html import Tree
 
 from rag_attrib import Attributor, Source
+from rag_attrib.citations import check_citations
 from rag_attrib.render import render_html
 
 SOURCES = [
