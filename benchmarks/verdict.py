@@ -1,6 +1,6 @@
 """The verdict on the evaluation side of ../shared/evaldata: is each claim supported? Prints only.
 
-    .venv/bin/python benchmarks/verdict.py               # 300 claims per set, ~10 min on 2 cores
+    .venv/bin/python benchmarks/verdict.py               # 300 claims per set (wice 150)
     .venv/bin/python benchmarks/verdict.py --limit 0     # every claim
 
 Sets (evaluation side only, as ../shared/evaldata/TRAINING.md defines it): faithbench,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import pickle
 import random
 import sys
 import time
@@ -45,6 +46,8 @@ from rag_attrib.lexical import content_tokens
 
 SETS = ["faithbench", "factcheck_gpt", "summedits", "expertqa", "begin", "wice"]
 SEED = 13
+# a wice claim comes with a ~120-sentence article: 150 of them already take ~10 minutes to encode
+LIMITS = {"wice": 150}
 
 
 @dataclass
@@ -142,9 +145,8 @@ def cross_encoder(attributor: Attributor, folder: Path) -> Method:
     """The fine-tuned cross-encoder of training/verifier (exported by its export.py), reading
     the same candidates the verifier reads: each citation's sentence with its neighbours."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from training.verifier.export import CrossEncoderScorer
-
     from rag_attrib.evidence import evidence_window
+    from training.verifier.export import CrossEncoderScorer
 
     scorer = CrossEncoderScorer(folder)
 
@@ -175,9 +177,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also a row for the fine-tuned cross-encoder exported to this folder "
         "(python -m training.verifier.export)",
     )
+    parser.add_argument("--methods", nargs="*", default=None, help="subset of method names")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="keep embeddings in this file between runs"
+    )
     args = parser.parse_args(argv)
 
     embedder = CachedEmbedder(default_embedder(), maxsize=1_000_000)
+    if args.cache and args.cache.exists():
+        with args.cache.open("rb") as f:
+            embedder._cache.update(pickle.load(f))  # benchmark-only shortcut for re-runs
     methods: dict[str, Method] = {
         "overlap": overlap,
         "cosine": engine(
@@ -202,15 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         "verifier": engine(Attributor(embedder, cache_size=0), verdict=True),
     }
     if args.cross_encoder is not None:
-        methods["crossenc"] = cross_encoder(
-            Attributor(embedder, cache_size=0), args.cross_encoder
-        )
+        methods["crossenc"] = cross_encoder(Attributor(embedder, cache_size=0), args.cross_encoder)
+    if args.methods:
+        methods = {k: v for k, v in methods.items() if k in args.methods}
     print(f"{'set':<14}{'method':<12}{'n':>5}{'pos':>5}{'BAcc':>7}{'BAcc*':>7}{'AUC':>7}{'ms':>7}")
     for name in args.sets:
         claims = eval_claims(name)
         total = len(claims)
-        if args.limit and len(claims) > args.limit:
-            claims = random.Random(SEED).sample(claims, args.limit)
+        limit = min(args.limit, LIMITS.get(name, args.limit)) if args.limit else 0
+        if limit and len(claims) > limit:
+            claims = random.Random(SEED).sample(claims, limit)
         labels = np.array([c.label for c in claims])
         warm = Attributor(embedder, cache_size=0, config=AttributionConfig(verdict="similarity"))
         for c in claims:  # encode once, outside the timings
@@ -233,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         print(f"{'':<14}({len(claims)} of {total} evaluation-side claims, seed {SEED})")
+        if args.cache:
+            with args.cache.open("wb") as f:
+                pickle.dump(dict(embedder._cache), f)
     return 0
 
 

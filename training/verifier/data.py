@@ -35,7 +35,9 @@ from rag_attrib.lexical import lexical_matrix
 SEED = 13
 VAL_SHARE = 10  # one group in VAL_SHARE goes to validation
 EVALDATA = Path(
-    os.environ.get("RAG_ATTRIB_EVALDATA", Path(__file__).resolve().parents[3] / "shared" / "evaldata")
+    os.environ.get(
+        "RAG_ATTRIB_EVALDATA", Path(__file__).resolve().parents[3] / "shared" / "evaldata"
+    )
 )
 
 
@@ -172,8 +174,8 @@ def real_claims(docs: list[Doc]) -> Iterator[Claim]:
             continue
         group = f"expertqa:{rec['question']}"
         by_id = {s["id"]: _sentences(s["text"]) for s in rec["sources"]}
-        for sid, sents in by_id.items():
-            docs.append(Doc("expertqa", f"{group}", sents))
+        for sents in by_id.values():
+            docs.append(Doc("expertqa", group, sents))
         for a in rec["answer_sentences"]:
             label = EXPERTQA_LABEL.get(a.get("label") or "")
             if label is None or not a["text"].strip():
@@ -214,7 +216,9 @@ def real_claims(docs: list[Doc]) -> Iterator[Claim]:
             gold = set(rec["gold"].get("source_ids") or [])
             others = [s for s in rec["sources"] if s["id"] not in gold]
             rng = random.Random(f"{SEED}:{group}")
-            keep = [s for s in rec["sources"] if s["id"] in gold] + rng.sample(others, min(2, len(others)))
+            keep = [s for s in rec["sources"] if s["id"] in gold] + rng.sample(
+                others, min(2, len(others))
+            )
             for src in keep:
                 sents = _sentences(src["text"])
                 if not sents:
@@ -230,7 +234,9 @@ _NUM = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)*")
 _NEG = re.compile(r"\b(is|was|are|were|has|have|had|can|will|does|did|could|would|should)\b")
 _NOT = re.compile(r"\b(is|was|are|were|has|have|had|can|will|does|did|could|would|should) not\b")
 _NAME = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]+(?: [A-Z][a-z]+)*")
-_MONTHS = "January February March April May June July August September October November December".split()
+_MONTHS = (
+    "January February March April May June July August September October November December".split()
+)
 
 
 def _swap_number(s: str, rng: random.Random) -> str | None:
@@ -303,7 +309,7 @@ def synthetic_pairs(docs: list[Doc], rng: random.Random, per_doc: int = 3) -> It
         for k, s in enumerate(d.sentences):
             if 6 <= len(s.split()) <= 45:
                 by_set.setdefault(d.dataset, []).append((i, k))
-    for i, d in enumerate(usable):
+    for d in usable:
         split = _split_of(d.group)
         ks = [k for k, s in enumerate(d.sentences) if 6 <= len(s.split()) <= 45]
         rng.shuffle(ks)
@@ -311,9 +317,18 @@ def synthetic_pairs(docs: list[Doc], rng: random.Random, per_doc: int = 3) -> It
             s = d.sentences[k]
             window = evidence_window(d.sentences, k)
 
-            def out(claim: str | None, label: int, kind: str, evidence: str = window) -> Iterator[Pair]:
-                if claim and claim.strip() and claim.strip() != s or (claim == s and label == 1):
-                    yield Pair(claim.strip(), evidence, label, d.dataset, kind, d.group, split)  # type: ignore[union-attr]
+            def out(
+                claim: str | None,
+                label: int,
+                kind: str,
+                evidence: str = window,
+                s: str = s,
+                d: Doc = d,
+                split: str = split,
+            ) -> Iterator[Pair]:
+                # an edit must change the sentence; only the "copy" positive may equal it
+                if claim and claim.strip() and (claim.strip() != s or (claim == s and label == 1)):
+                    yield Pair(claim.strip(), evidence, label, d.dataset, kind, d.group, split)
 
             yield from out(s, 1, "copy")
             yield from out(_light_edit(s, rng), 1, "edit")
@@ -343,7 +358,11 @@ def synthetic_pairs(docs: list[Doc], rng: random.Random, per_doc: int = 3) -> It
                         spliced = " ".join(w1[: len(w1) // 2] + w2[len(w2) // 2 :])
                         yield from out(spliced, 0, "splice")
             # another sentence of the same document, far from this window
-            far = [j for j in range(len(d.sentences)) if abs(j - k) > 2 and 6 <= len(d.sentences[j].split())]
+            far = [
+                j
+                for j in range(len(d.sentences))
+                if abs(j - k) > 2 and 6 <= len(d.sentences[j].split())
+            ]
             if far and rng.random() < 0.5:
                 yield from out(d.sentences[rng.choice(far)], 0, "same_doc", window)
 
@@ -389,10 +408,21 @@ def counts(pairs: list[Pair]) -> str:
         for real in (True, False):
             cells = [c[(ds, real, sp, lb)] for sp in ("train", "val") for lb in (1, 0)]
             if any(cells):
-                rows.append(f"{ds:<11}{'real' if real else 'synthetic':<10}" + "".join(f"{x:>8}" for x in cells))
+                rows.append(
+                    f"{ds:<11}{'real' if real else 'synthetic':<10}"
+                    + "".join(f"{x:>8}" for x in cells)
+                )
     kinds = Counter((p.kind, p.label) for p in pairs)
     head = f"{'set':<11}{'kind':<10}{'train+':>8}{'train-':>8}{'val+':>8}{'val-':>8}"
-    return "\n".join([head, *rows, "", "by recipe: " + ", ".join(f"{k}/{lb}={n}" for (k, lb), n in sorted(kinds.items())), f"total {len(pairs)}"])
+    return "\n".join(
+        [
+            head,
+            *rows,
+            "",
+            "by recipe: " + ", ".join(f"{k}/{lb}={n}" for (k, lb), n in sorted(kinds.items())),
+            f"total {len(pairs)}",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -41,11 +41,18 @@ def export(out: Path = OUT) -> Path:
             str(out / "model.onnx"),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["logit"],
-            dynamic_axes={n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids")},
+            dynamic_axes={
+                n: {0: "batch", 1: "seq"} for n in ("input_ids", "attention_mask", "token_type_ids")
+            },
             opset_version=17,
             dynamo=False,
         )
-    quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(
+        str(out / "model.onnx"),
+        str(out / "model.int8.onnx"),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     AutoTokenizer.from_pretrained(path).backend_tokenizer.save(str(out / "tokenizer.json"))
     (out / "settings.json").write_text(json.dumps({"max_length": MAX_LENGTH}))
     return out
@@ -61,7 +68,9 @@ class CrossEncoderScorer:
         settings = json.loads((folder / "settings.json").read_text())
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(max_length=int(settings["max_length"]), strategy="longest_first")
+        self.tokenizer.enable_truncation(
+            max_length=int(settings["max_length"]), strategy="longest_first"
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         graph = folder / ("model.int8.onnx" if int8 else "model.onnx")

@@ -191,7 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                 total[0] = max(step + 1, min(plan, fit))
                 note(event="schedule", per_step_s=round(per_step, 3), total_steps=total[0])
             if step % 25 == 0:
-                note(event="train", step=step, epoch=epoch, loss=round(float(np.mean(running)), 4), lr=sched.get_last_lr()[0])
+                note(
+                    event="train",
+                    step=step,
+                    epoch=epoch,
+                    loss=round(float(np.mean(running)), 4),
+                    lr=sched.get_last_lr()[0],
+                )
                 running = []
             last = step >= total[0] or time.time() - started > cap
             if step % args.eval_every == 0 or last:
@@ -208,15 +214,29 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 eval_s += time.time() - t
                 improved = a_real > best
-                note(event="val", step=step, auc_real=round(a_real, 4), auc_synthetic=round(a_syn, 4), per_set=per_set, best=improved, eval_s=round(time.time() - t, 1))
+                note(
+                    event="val",
+                    step=step,
+                    auc_real=round(a_real, 4),
+                    auc_synthetic=round(a_syn, 4),
+                    per_set=per_set,
+                    best=improved,
+                    eval_s=round(time.time() - t, 1),
+                )
                 if improved:
                     best = a_real
                     torch.save(model.state_dict(), CACHE / "best.pt")
-                    (CACHE / "val_scores.json").write_text(json.dumps({
-                        "step": step,
-                        "auc_real": a_real,
-                        "real": [[p.dataset, p.label, float(v)] for p, v in zip(val_real, s_real)],
-                    }))
+                    (CACHE / "val_scores.json").write_text(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "auc_real": a_real,
+                                "real": [
+                                    [p.dataset, p.label, float(v)] for p, v in zip(val_real, s_real)
+                                ],
+                            }
+                        )
+                    )
             if last:
                 done = True
                 break
