@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.server
 import json
 import os
 import runpy
@@ -16,18 +17,22 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import pytest
 
 from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib.render._common import PALETTE
 from rag_attrib.render.html import render_html, sentence_key
 
 pytestmark = pytest.mark.slow
@@ -211,10 +216,19 @@ class Page:
     def click(self, selector: str) -> None:
         """Click the centre of the first element matching `selector`."""
         self.mouse_to(selector)
-        x, y = self.js(
+        centre = (
             f"(function(){{var r=document.querySelector({json.dumps(selector)})"
             ".getBoundingClientRect();return [r.left+r.width/2, r.top+r.height/2];})()"
         )
+        # hovering may start a smooth scroll that moves the element: click where it settles
+        x, y = self.js(centre)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now = self.js(centre)
+            if now == [x, y]:
+                break
+            x, y = now
         for kind in ("mousePressed", "mouseReleased"):
             self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
@@ -433,7 +447,7 @@ def _cited(result: AttributionResult, i: int) -> list[str]:
 
 
 def test_screenshot_is_not_blank(page: Page, tmp_path: Path, result: AttributionResult) -> None:
-    """The page paints text, shading and panels: many colours, not one flat background."""
+    """The page paints text, colours and panels: many colours, not one flat background."""
     _open(page, tmp_path, render_html(result))
     png = page.screenshot()
     census = colour_census(png)
@@ -441,9 +455,12 @@ def test_screenshot_is_not_blank(page: Page, tmp_path: Path, result: Attribution
     background, most = max(census.items(), key=lambda kv: kv[1])
     assert len(census) > 50, f"only {len(census)} colours: the page looks blank"
     assert most / total < 0.9, f"{most / total:.0%} of the screenshot is {background}"
-    # The strongest source sentence carries the warm shade of the top of the colour scale.
-    warm = sum(n for (r, g, b), n in census.items() if r > 240 and 140 < g < 215 and b < 150)
-    assert warm > 20, "no shaded source sentence visible"
+    # Without hovering, each supported sentence's best source sentence shows in its own tint.
+    for i, sentence in enumerate(result.answer_sentences):
+        if sentence.supported and sentence.citations:
+            tint = PALETTE[i % len(PALETTE)][1]
+            rgb = tuple(int(tint[k : k + 2], 16) for k in (1, 3, 5))
+            assert census.get(rgb, 0) > 20, f"answer sentence {i + 1}'s colour is not visible"
 
 
 def test_source_text_is_rebuilt_exactly(
@@ -553,7 +570,7 @@ def test_hostile_source_renders_as_text(
     assert page.js("typeof window.__xss") == "undefined"
     assert page.js("document.title") == "<i>title</i>"
     assert page.js("document.querySelectorAll('img').length") == 0
-    markup = ".ra-src-text *:not(.ra-sent), .ra-src-id *, .ra-src-title *, h1 *, .ra-ans-text *"
+    markup = ".ra-src-text *:not(.ra-sent):not(.ra-mark):not(.ra-tail), .ra-src-id *, .ra-src-title *, h1 *, .ra-ans-text *"
     assert page.js(f"document.querySelectorAll('{markup}').length") == 0
     assert page.js("document.querySelectorAll('script').length") == 1  # the view's own script
     assert page.js("document.querySelector('.ra-src-text').textContent") == XSS_SOURCE
@@ -593,22 +610,258 @@ def test_sankey_embedded_renders_offline(
     assert page.js("document.querySelectorAll('img').length") == 0
 
 
-def save_readme_screenshot(path: Path) -> None:
-    """Render the quickstart with the bundled model, pin answer sentence 2, save a PNG."""
+# --- crafted files: nothing runs, nothing is requested ------------------------------------------
+
+
+class Hits(http.server.BaseHTTPRequestHandler):
+    """Counts every request; a page that claims to be self-contained must send none."""
+
+    paths: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        Hits.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript")
+        self.end_headers()
+        self.wfile.write(b"window.__xss = 'fetched';")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    """A local HTTP server on 127.0.0.1 for the test's lifetime; yields its base URL."""
+    Hits.paths = []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hits)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def payload(url: str) -> str:
+    """Markup that, if it ever became markup, would run script and fetch from `url`."""
+    return (
+        f'"><img src="{url}/img" onerror="window.__xss=1;document.title=\'pwned\'">'
+        f'<script src="{url}/s.js"></script><script>window.__xss=2;fetch("{url}/f")</script>'
+        f"<link rel=stylesheet href='{url}/c.css'><iframe src='{url}/i'></iframe>"
+        f'<meta http-equiv="refresh" content="0;url={url}/r"><svg onload="alert(1)">'
+        f"<style>@import '{url}/imp.css';</style>'<a href=\"javascript:alert(2)\">x</a>"
+    )
+
+
+def crafted_dict(r: AttributionResult, p: str) -> dict[str, Any]:
+    """`r.to_dict()` with the payload where numbers, indices, flags, ids and texts belong."""
+    data: dict[str, Any] = json.loads(json.dumps(r.to_dict()))
+    data.update(question=p, error=p, model=p, config={"support_threshold": p})
+    data["timings"] = {"total_ms": p}
+    for s in data["answer_sentences"]:
+        s.update(index=p, supported=p, support=p, start=p, text=s["text"] + p, issues=[p])
+        for c in s["citations"]:
+            c.update(source_index=p, sentence_index=p, score=p, similarity=p, source_id=p)
+    for src in data["sources"]:
+        src.update(index=p, score=p, id=src["id"] + p, metadata={"title": p})
+        for x in src["sentences"]:
+            x.update(index=p, start=p, score=p)
+    return data
+
+
+def crafted_texts(r: AttributionResult, p: str) -> dict[str, Any]:
+    """`r.to_dict()` with well-typed values and the payload in every text: valid input."""
+    data: dict[str, Any] = json.loads(json.dumps(r.to_dict()))
+    data.update(question=p, error=p, model=p)
+    for s in data["answer_sentences"]:
+        s.update(issues=[p])
+        for c in s["citations"]:
+            c.update(source_id=p)
+    for src in data["sources"]:
+        src.update(id=src["id"] + p, metadata={"title": p, "url": f"javascript:alert(1)//{p}"})
+    return data
+
+
+def crafted_result(r: AttributionResult, p: str) -> AttributionResult:
+    """The same payloads in an object built without any validation (defence in depth)."""
+    sentences = tuple(
+        replace(
+            s,
+            index=p,
+            supported=p,
+            support=p,
+            issues=(p,),
+            citations=tuple(
+                replace(c, source_index=p, sentence_index=p, score=p, similarity=p)
+                for c in s.citations
+            ),
+        )
+        for s in r.answer_sentences
+    )
+    sources = tuple(
+        replace(
+            s,
+            id=s.id + p,
+            index=p,
+            score=p,
+            metadata={"title": p},
+            sentences=tuple(replace(x, index=p, start=p, score=p) for x in s.sentences),
+        )
+        for s in r.sources
+    )
+    return replace(r, answer_sentences=sentences, sources=sources, question=p, error=p)
+
+
+def load_and_watch(page: Page, path: Path) -> list[str]:
+    """Open `path` with the network watched; return every URL the page asked for."""
+    page.events.clear()
+    page.call("Network.enable")
+    try:
+        page.call("Input.dispatchMouseEvent", type="mouseMoved", x=0, y=0)
+        page.open(path.as_uri())
+        time.sleep(0.5)  # give a stray handler, refresh or fetch time to fire
+        for card in range(page.js("document.querySelectorAll('.ra-ans').length")):
+            page.mouse_to(f".ra-ans[data-index='{card}']")
+        time.sleep(0.2)
+        page.js("1")  # drain events
+    finally:
+        page.call("Network.disable")
+    urls = [
+        m["params"]["request"]["url"]
+        for m in page.events
+        if m.get("method") == "Network.requestWillBeSent"
+    ]
+    return [u for u in urls if u != path.as_uri() and not u.startswith("data:")]
+
+
+def test_the_request_detector_sees_a_request(page: Page, tmp_path: Path, server: str) -> None:
+    """Control: a plain page with an image from the local server is seen twice over."""
+    path = tmp_path / "control.html"
+    path.write_text(f'<!DOCTYPE html><img src="{server}/control">', encoding="utf-8")
+    assert load_and_watch(page, path) == [f"{server}/control"]
+    assert Hits.paths == ["/control"]
+
+
+def assert_inert(page: Page, path: Path, title: str = "Answer attribution") -> None:
+    urls = load_and_watch(page, path)
+    assert urls == [], urls
+    assert Hits.paths == []
+    assert page.dialogs() == []
+    assert page.js("typeof window.__xss") == "undefined"
+    assert page.js("document.title") == title
+    assert (
+        page.js(
+            "document.querySelectorAll('img, iframe, link, meta[http-equiv=refresh], a').length"
+        )
+        == 0
+    )
+    errors = [m for m in page.events if m.get("method") == "Runtime.exceptionThrown"]
+    assert errors == []
+
+
+@pytest.mark.parametrize("where", ["values", "texts"])
+def test_crafted_file_rendered_by_the_cli_runs_and_requests_nothing(
+    page: Page, tmp_path: Path, server: str, result: AttributionResult, where: str
+) -> None:
+    """`rag-attrib render` on a JSON file with payloads in every number and flag (a one-line
+    refusal, or a page) or in every text (a page): the page executes nothing and requests
+    nothing. Never a traceback."""
+    make = crafted_dict if where == "values" else crafted_texts
+    source = tmp_path / "crafted.json"
+    source.write_text(json.dumps(make(result, payload(server))), encoding="utf-8")
+    out = tmp_path / "crafted.html"
+    run = subprocess.run(
+        [sys.executable, "-m", "rag_attrib", "render", str(source), "--html", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in run.stderr, run.stderr
+    if run.returncode != 0:  # refused at the edge: one line naming the problem
+        assert where == "values", run.stderr
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+        return
+    assert_inert(page, out)
+
+
+@pytest.mark.parametrize("sankey", [False, True])
+def test_crafted_result_built_without_validation_runs_and_requests_nothing(
+    page: Page, tmp_path: Path, server: str, result: AttributionResult, sankey: bool
+) -> None:
+    """Defence in depth: the renderer is safe even on an object no validator saw, with the
+    Sankey (plotly.js under the page's policy) too."""
+    if sankey:
+        pytest.importorskip("plotly")
+    r = crafted_result(result, payload(server))
+    try:  # the file path too, when from_dict lets the payloads through
+        r = AttributionResult.from_dict(crafted_dict(result, payload(server)))
+    except ValueError:
+        pass
+    path = tmp_path / "crafted.html"
+    path.write_text(render_html(r, sankey=sankey), encoding="utf-8")
+    assert_inert(page, path)
+    if sankey:  # plotly ran under the policy: the flow was drawn
+        assert page.js("document.querySelectorAll('.sankey-node').length") >= 1
+
+
+def test_broken_text_saves_and_renders(
+    page: Page, tmp_path: Path, hashing_attributor: Attributor
+) -> None:
+    """Lone surrogates, NUL and escape codes: save_html writes a page the browser shows with
+    the rest of the text intact."""
+    broken = "Zebras \ud800 have \x00 black \x1b[31m stripes."
+    r = hashing_attributor.attribute(broken, [Source("z\udfff", broken + " They live in Africa.")])
+    path = tmp_path / "broken.html"
+    r.save_html(path)
+    page.open(path.as_uri())
+    text = page.js("document.querySelector('.ra-src-text').textContent")
+    assert text == r.sources[0].text.replace("\ud800", "\ufffd").replace("\x00", "\ufffd").replace(
+        "\x1b", "\ufffd"
+    )
+    assert page.js("document.querySelectorAll('.ra-sent.ra-cited').length") >= 1
+
+
+def save_screenshots(docs: Path) -> None:
+    """Render the quickstart with the bundled model and the Sankey, unhovered, and save what a
+    reader sees: docs/screenshot.png (1280 px wide), docs/screenshot-600.png, docs/sankey.png."""
     quickstart = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples/quickstart.py"))
     r = Attributor().attribute(quickstart["ANSWER"], quickstart["CHUNKS"], quickstart["QUESTION"])
-    with tempfile.TemporaryDirectory() as tmp, launch(1400, 800) as tab:
+    with tempfile.TemporaryDirectory() as tmp:
         view = Path(tmp, "quickstart.html")
-        view.write_text(render_html(r), encoding="utf-8")
-        tab.open(view.as_uri())
-        tab.click(".ra-ans[data-index='1']")
-        tab.call("Input.dispatchMouseEvent", type="mouseMoved", x=0, y=0)
-        tab.js("document.activeElement.blur()")
-        time.sleep(0.8)  # let the smooth scroll and transitions settle
-        tab.js("window.scrollTo(0, 0)")
-        path.write_bytes(tab.screenshot(full_page=True))
+        view.write_text(render_html(r, sankey=True), encoding="utf-8")
+        for width, name in ((1280, "screenshot.png"), (600, "screenshot-600.png")):
+            with launch(width, 900) as tab:
+                tab.open(view.as_uri())
+                time.sleep(1.0)  # let plotly lay out the flow
+                shot = tab.screenshot(full_page=True)
+                flow = tab.js(
+                    "(function(){var r=document.querySelector('.ra-flow')"
+                    ".getBoundingClientRect();return [r.top+scrollY, r.height];})()"
+                )
+                if width == 1280:
+                    params = {"x": 0, "y": flow[0] - 12, "width": width, "height": flow[1] + 24}
+                    sankey = tab.call(
+                        "Page.captureScreenshot",
+                        format="png",
+                        captureBeyondViewport=True,
+                        clip={**params, "scale": 1},
+                    )
+                    (docs / "sankey.png").write_bytes(base64.b64decode(sankey["data"]))
+                    # the README's view ends above the flow, which has its own picture
+                    height = int(flow[0] - 12)
+                    full = tab.call(
+                        "Page.captureScreenshot",
+                        format="png",
+                        captureBeyondViewport=True,
+                        clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                    )
+                    shot = base64.b64decode(full["data"])
+                (docs / name).write_bytes(shot)
 
 
-if __name__ == "__main__":  # regenerate docs/screenshot.png: python tests/test_browser.py
+if __name__ == "__main__":  # regenerate the screenshots in docs/: python tests/test_browser.py
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    save_readme_screenshot(Path(__file__).resolve().parents[1] / "docs" / "screenshot.png")
+    save_screenshots(Path(__file__).resolve().parents[1] / "docs")

@@ -289,27 +289,14 @@ def test_jsonl_from_stdin_to_stdout(
     assert [json.loads(x)["answer"] for x in out.splitlines()] == [r["answer"] for r in _records(3)]
 
 
-@pytest.mark.parametrize(
-    ("content", "fragments"),
-    [
-        ("", ["has no records"]),
-        ("\n  \n", ["has no records"]),
-        ('{"answer": "a", "sources": []}\n{not json}\n', ["line 2", "not valid JSON"]),
-        ('["a list"]\n', ["line 1", "expected an object"]),
-        ('{"sources": ["x"]}\n', ["line 1", "'answer' must be a string"]),
-        ('{"answer": "a", "sources": "x"}\n', ["'sources' must be a list"]),
-        ('{"answer": "a", "sources": [3]}\n', ["sources[0] must be a string"]),
-        ('{"answer": "a", "sources": [], "question": 5}\n', ["'question' must be a string"]),
-    ],
-)
-def test_bad_jsonl_exits_2_before_writing(
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_empty_jsonl_exits_2_without_writing(
     content: str,
-    fragments: list[str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Empty or malformed JSONL exits 2 naming the line, and writes no output file."""
+    """A JSONL input with no records exits 2 with one line and writes no output file."""
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(content, encoding="utf-8")
     code, _, err = run(
@@ -317,8 +304,134 @@ def test_bad_jsonl_exits_2_before_writing(
         capsys,
         monkeypatch,
     )
-    assert_one_line_error(code, err, *fragments)
+    assert_one_line_error(code, err, "has no records")
     assert not dst.exists()
+
+
+BAD_RECORDS = [
+    ("{not json}", "not valid JSON"),
+    ('["a list"]', "expected an object"),
+    ('{"sources": ["x"]}', "'answer' must be a string"),
+    ('{"answer": 5, "sources": ["x"]}', "'answer' must be a string"),
+    ('{"answer": "  ", "sources": ["x"]}', "'answer' is empty"),
+    ('{"answer": "a", "sources": "x"}', "'sources' must be a list"),
+    ('{"answer": "a", "sources": [3]}', "sources[0] must be a string"),
+    ('{"answer": "a", "sources": [{"text": null}]}', "sources[0] must be a string"),
+    ('{"answer": "a", "sources": [], "question": 5}', "'question' must be a string"),
+    ('{"answer": "a", "sources": [{"text": "x", "metadata": 3}]}', "metadata must be an object"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"answer": "a", "sources": [], "n": ' + "9" * 5000 + "}", "unreadable JSON"),
+]
+
+
+def test_bad_records_are_reported_by_line_and_the_good_ones_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bad line: one stderr line naming it, and the run goes on; exit 2 at the end."""
+    good = _records(3)
+    lines = [json.dumps(good[0])]
+    for bad, _ in BAD_RECORDS:
+        lines += [bad, ""]
+    lines += [json.dumps(good[1]), json.dumps(good[2])]
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines), encoding="utf-8")
+    code, out, err = run(
+        ["explain", "--jsonl", str(src), "--out", str(dst), "--model", "hashing"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2 and out == "" and "Traceback" not in err
+    written = [json.loads(x)["answer"] for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert written == [r["answer"] for r in good]
+    errors = [x for x in err.splitlines() if x.startswith("rag-attrib: error: ")]
+    assert len(errors) == len(BAD_RECORDS) + 1
+    for k, ((_, fragment), line) in enumerate(zip(BAD_RECORDS, errors, strict=False)):
+        assert f"in.jsonl line {2 + 2 * k}: " in line and fragment in line, line
+        assert len(line) < 400
+    assert errors[-1].endswith(
+        f"{len(BAD_RECORDS)} of {len(BAD_RECORDS) + 3} records failed; 3 written"
+    )
+    assert f"3/{len(BAD_RECORDS) + 3} records attributed" in err
+
+
+def test_errors_file_gets_the_bad_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--errors FILE: one {line, error} object per bad record; stderr has one summary line."""
+    src, dst, bad = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "bad.jsonl"
+    src.write_text(f"{json.dumps(_records(1)[0])}\n{{x\n", encoding="utf-8")
+    code, _, err = run(
+        [
+            "explain",
+            "--jsonl",
+            str(src),
+            "--out",
+            str(dst),
+            "--errors",
+            str(bad),
+            "-q",
+            "--model",
+            "hashing",
+        ],
+        capsys,
+        monkeypatch,
+    )
+    assert_one_line_error(code, err, "1 of 2 records failed (see", "1 written")
+    (entry,) = [json.loads(x) for x in bad.read_text(encoding="utf-8").splitlines()]
+    assert entry["line"] == 2 and "not valid JSON" in entry["error"]
+    assert len(dst.read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_a_record_failing_late_costs_only_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose attribution or output fails is reported; the records after it are kept."""
+    calls = {"n": 0}
+    real = AttributionResult.to_dict
+
+    def flaky(self: AttributionResult, **kwargs: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise TypeError("cannot serialise this one")
+        return real(self, **kwargs)
+
+    monkeypatch.setattr(AttributionResult, "to_dict", flaky)
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in _records(4)), encoding="utf-8")
+    code, _, err = run(
+        ["explain", "--jsonl", str(src), "--out", str(dst), "--model", "hashing", "-q"],
+        capsys,
+        monkeypatch,
+    )
+    assert code == 2
+    assert "in.jsonl line 2: TypeError: cannot serialise this one" in err
+    assert len(dst.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_an_interrupted_run_leaves_the_previous_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Output is moved into place only at the end: an interrupt leaves the old file whole."""
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in _records(3)), encoding="utf-8")
+    dst.write_text("OLD\n", encoding="utf-8")
+    calls = {"n": 0}
+    real = Attributor.attribute
+
+    def interrupted(self: Attributor, *args: Any, **kwargs: Any) -> AttributionResult:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Attributor, "attribute", interrupted)
+    argv = ["explain", "--jsonl", str(src), "--out", str(dst), "--model", "hashing", "-q"]
+    code, _, _ = run(argv, capsys, monkeypatch)
+    assert code == 130 and dst.read_text(encoding="utf-8") == "OLD\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+    monkeypatch.setattr(Attributor, "attribute", real)
+    code, _, _err = run(argv, capsys, monkeypatch)
+    assert code == 0 and len(dst.read_text(encoding="utf-8").splitlines()) == 3
 
 
 def test_jsonl_rejects_single_answer_options(

@@ -14,7 +14,8 @@ from rag_attrib import AttributionConfig, ConfigError
     [
         ({"aggregation": "avg"}, "aggregation must be one of 'max', 'mean', 'weighted'; got 'avg'"),
         ({"normalization": "sigmoid"}, "normalization must be one of"),
-        ({"temperature": 0}, "temperature must be a number > 0"),
+        ({"temperature": 0}, "temperature must be a finite number > 0"),
+        ({"temperature": float("inf")}, "temperature must be a finite number > 0"),
         ({"temperature": float("nan")}, "temperature"),
         ({"window": 0}, "window must be an integer >= 1"),
         ({"window": 1.5}, "window must be an integer"),

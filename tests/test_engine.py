@@ -407,3 +407,31 @@ def test_questions_and_the_speakers_own_voice_are_not_supported(
         lenient = AttributionConfig(verdict="similarity", support_threshold=0.3, check_claims=False)
         again = Attributor(HashingEmbedder(), config=lenient).attribute(answer, sources)
         assert again.answer_sentences[0].supported and not again.answer_sentences[0].issues
+
+
+def test_overlapping_chunks_cite_a_shared_sentence_once(hashing_attributor):
+    """A sentence two chunks share is cited once (first chunk), the other in `also_in`, and the
+    chunk shares equal those without the copy."""
+    shared = "The Halden bridge opened to traffic in 1932."
+    overlapping = [
+        Source("c1", f"The ferry sails twice a day. {shared}"),
+        Source("c2", f"{shared} The tower was painted red in 1950."),
+    ]
+    alone = [
+        Source("c1", f"The ferry sails twice a day. {shared}"),
+        Source("c2", "The tower was painted red in 1950."),
+    ]
+    answer = "The Halden bridge opened to traffic in 1932. The tower was painted red in 1950."
+    result = hashing_attributor.attribute(answer, overlapping)
+    baseline = hashing_attributor.attribute(answer, alone)
+    first = result.answer_sentences[0].citations
+    assert [(c.source_id, c.text, c.also_in) for c in first][:1] == [("c1", shared, ("c2",))]
+    assert [c.text for c in first].count(shared) == 1
+    assert [s.score for s in result.sources] == pytest.approx([s.score for s in baseline.sources])
+    copy = result.sources[1].sentences[0]
+    assert copy.text == shared and copy.score == result.sources[0].sentences[1].score
+    data = result.to_dict()
+    assert type(result).from_dict(data).answer_sentences == result.answer_sentences
+    data["answer_sentences"][0]["citations"][0]["also_in"] = "c2"
+    with pytest.raises(ValueError, match="also_in"):
+        type(result).from_dict(data)

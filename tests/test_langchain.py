@@ -998,3 +998,40 @@ def test_real_model_cites_paraphrased_answer(real_attributor):
     out = with_attribution(chain, real_attributor).invoke("Who made early optical instruments?")
     sentences = out.response_metadata["attribution"]["answer_sentences"]
     assert [s["citations"][0]["source_id"] for s in sentences] == ["telescope", "microscope"]
+
+
+def test_public_names_and_paths_are_pinned():
+    """The package keeps the names and import paths of the former single module, plus the new."""
+    import inspect
+
+    import rag_attrib.integrations.langchain as lc
+
+    assert lc.__all__ == [
+        "EVENT_NAME",
+        "AttributedRunnable",
+        "AttributionCallbackHandler",
+        "MiniLMEmbeddings",
+        "aadd_sources",
+        "add_sources",
+        "attribution_callback",
+        "documents_to_sources",
+        "with_attribution",
+    ]
+    assert lc.EVENT_NAME == "attribution"
+    assert list(inspect.signature(lc.with_attribution).parameters) == [
+        "chain",
+        "attributor",
+        "exporters",
+        "name",
+        "timeout",
+        "attribution_chunk",
+        "on_result",
+    ]
+    assert list(inspect.signature(lc.AttributionCallbackHandler).parameters) == [
+        "attributor",
+        "exporters",
+        "max_results",
+        "attach",
+        "timeout",
+    ]
+    assert list(inspect.signature(lc.add_sources).parameters) == ["documents", "config"]

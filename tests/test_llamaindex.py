@@ -36,8 +36,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from pydantic import Field
 
-from rag_attrib import AttributionResult, Attributor
-from rag_attrib.integrations import llamaindex as li
+from rag_attrib import AttributionResult, Attributor, engine
+from rag_attrib.embedders import CachedEmbedder
 from rag_attrib.integrations.llamaindex import (
     AttributionEvent,
     MiniLMEmbedding,
@@ -45,6 +45,7 @@ from rag_attrib.integrations.llamaindex import (
     instrument,
     uninstrument,
 )
+from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 # One document per topic; each question shares its distinctive words with one document only.
@@ -295,7 +296,7 @@ def test_query_attaches_cited_answer(
     # the node-id keys LlamaIndex puts in metadata are kept
     assert set(response.metadata) == {*_node_ids(response), "attribution"}
     assert len(recorder.calls) == 1
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 async def test_aquery_attaches_cited_answer(
@@ -369,7 +370,7 @@ def test_chat_and_stream_chat(
     assert payload["answer"] == text
     names = [c[1]["span_id"].split("-")[0] for c in recorder.calls]
     assert names == ["ContextChatEngine.chat", "ContextChatEngine.stream_chat"]
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 async def test_achat_and_astream_chat(
@@ -383,7 +384,7 @@ async def test_achat_and_astream_chat(
     text = "".join([t async for t in streamed.async_response_gen()])
     assert text == dict(TOPICS)["diamond"]
     _check_attribution(streamed, "diamond")
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 async def test_twenty_concurrent_aqueries_keep_their_own_nodes(
@@ -400,7 +401,7 @@ async def test_twenty_concurrent_aqueries_keep_their_own_nodes(
         assert {c["extras"]["source_id"] for c in payload["citations"]} <= own
     # each export went out under its own query span
     assert len({c[1]["span_id"] for c in recorder.calls}) == 20
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 def test_threaded_queries_and_stream_chats_keep_their_own_nodes(
@@ -421,7 +422,7 @@ def test_threaded_queries_and_stream_chats_keep_their_own_nodes(
     for topic, response, streamed in results:
         _check_attribution(response, topic)
         _check_attribution(streamed, topic)
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 def test_postprocessor_dropped_nodes_are_never_cited(
@@ -450,7 +451,7 @@ def test_engine_failure_leaves_response_intact_and_is_logged(
     """An attribution failure is logged and reported; the answer and the stream are unharmed."""
     instrument(Attributor(FailingEmbedder()))
     try:
-        with caplog.at_level(logging.WARNING, logger="rag_attrib.integrations.llamaindex"):
+        with caplog.at_level(logging.WARNING, logger="rag_attrib.integrations"):
             response = index.as_query_engine(llm=llm).query(QUESTIONS["sahara"])
             streamed = index.as_query_engine(llm=llm, streaming=True).query(QUESTIONS["sahara"])
             text = "".join(streamed.response_gen)
@@ -462,7 +463,7 @@ def test_engine_failure_leaves_response_intact_and_is_logged(
         assert "embedder failed on purpose" in payload["error"]
         assert payload["citations"] == []
         assert set(_node_ids(r)) <= set(r.metadata)
-    failures = [r for r in caplog.records if r.name == "rag_attrib.integrations.llamaindex"]
+    failures = [r for r in caplog.records if r.name.startswith("rag_attrib.integrations")]
     assert len(failures) == 2
     assert all(r.levelno == logging.WARNING and r.exc_info for r in failures)
 
@@ -581,6 +582,23 @@ def test_mini_lm_embedding_matches_its_embedder() -> None:
     )
     batch = model.get_text_embedding_batch(["a b", "c d"])
     assert [len(v) for v in batch] == [64, 64]
+
+
+def test_mini_lm_embedding_shares_the_attributors_embedder(
+    hashing_attributor: Attributor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an Attributor, or nothing (the shared default), it encodes with that embedder and
+    cache: the model is not loaded a second time."""
+    assert MiniLMEmbedding(hashing_attributor).embedder is hashing_attributor.embedder
+    monkeypatch.setattr(engine, "_default", hashing_attributor)  # the default, already built
+    model = MiniLMEmbedding()
+    assert model.embedder is hashing_attributor.embedder
+    cache = hashing_attributor.embedder
+    assert isinstance(cache, CachedEmbedder)
+    model.get_text_embedding("Honey never spoils.")
+    hits = cache.hits
+    hashing_attributor.attribute("Honey never spoils.", ["Bees make honey."])
+    assert cache.hits == hits + 1  # the answer sentence retrieval already encoded
 
 
 # --- streamed answers: each sentence is encoded as soon as it is complete -----------------
@@ -714,7 +732,7 @@ async def test_streaming_query_encodes_sentences_as_they_complete(
     _assert_only_last_sentence_left(embedder)
     plain = bridge_index.as_query_engine(llm=PacedLLM(), similarity_top_k=2)
     assert _without_timings(response.metadata["attribution"]) == _one_shot_payload(plain, "query")
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -738,7 +756,7 @@ async def test_streaming_chat_encodes_sentences_as_they_complete(
     _assert_only_last_sentence_left(embedder)
     one_shot = _one_shot_payload(_chat_engine(bridge_index, PacedLLM()), "chat")
     assert _without_timings(streamed.metadata["attribution"]) == one_shot
-    assert li._open_records() == {"units": 0, "spans": 0, "writers": 0}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
 @pytest.mark.slow
@@ -821,3 +839,32 @@ def test_missing_llama_index_names_the_extra() -> None:
     ).stdout
     assert out.startswith("MissingDependencyError")
     assert "pip install 'rag-attrib[llamaindex]'" in out
+
+
+def test_public_names_and_paths_are_pinned() -> None:
+    """The package keeps the names and import paths of the former single module."""
+    import inspect
+
+    import rag_attrib.integrations.llamaindex as li
+
+    assert li.__all__ == [
+        "ATTRIBUTION_KEY",
+        "AttributionEvent",
+        "MiniLMEmbedding",
+        "attribute_response",
+        "instrument",
+        "uninstrument",
+    ]
+    assert li.ATTRIBUTION_KEY == "attribution"
+    assert list(inspect.signature(li.instrument).parameters) == [
+        "attributor",
+        "exporters",
+        "timeout",
+    ]
+    assert list(inspect.signature(li.attribute_response).parameters) == [
+        "response",
+        "attributor",
+        "exporters",
+        "question",
+        "timeout",
+    ]

@@ -16,6 +16,7 @@ EXPECTED_ALL = [
     "ConfigError",
     "Embedder",
     "EmptyInputError",
+    "InputTooLargeError",
     "MissingDependencyError",
     "RagAttribError",
     "SentenceAttribution",

@@ -47,12 +47,15 @@ def test_to_dict_is_json_safe_and_versioned(result: AttributionResult) -> None:
     data = json.loads(json.dumps(result.to_dict(), allow_nan=False))
     assert data["schema"] == SCHEMA == "rag_attrib.attribution/1"
     assert data["sources"][0]["metadata"]["n"] == 3
-    assert len(data["similarity"]) == len(result.answer_sentences)
+    assert "similarity" not in data  # its size follows what it reports, not m x n
+    dense = json.loads(json.dumps(result.to_dict(matrix=True), allow_nan=False))
+    assert len(dense["similarity"]) == len(result.answer_sentences)
 
 
 def test_from_dict_round_trips(result: AttributionResult) -> None:
     """from_dict(to_dict()) equals the original, similarity included."""
-    back = AttributionResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    back = AttributionResult.from_dict(json.loads(json.dumps(result.to_dict(matrix=True))))
+    assert back == result
     assert back.answer_sentences == result.answer_sentences
     assert back.sources[1] == result.sources[1]
     np.testing.assert_allclose(back.similarity, result.similarity, rtol=1e-6)
@@ -62,7 +65,7 @@ def test_from_dict_round_trips(result: AttributionResult) -> None:
 def test_from_dict_accepts_a_record_without_the_matrix(result: AttributionResult) -> None:
     """A to_dict() whose similarity was dropped loads; cited cells keep their strength."""
     data = result.to_dict()
-    del data["similarity"]
+    assert "similarity" not in data
     back = AttributionResult.from_dict(data)
     assert back.similarity.shape == result.similarity.shape
     assert back.answer_sentences == result.answer_sentences
@@ -110,3 +113,23 @@ def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
     cohere = to_cohere_citations(result)
     assert all(ANSWER[x["start"] : x["end"]] == x["text"] and x["sources"] for x in cohere)
     assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)
+
+
+def test_repr_is_one_short_line(result: AttributionResult) -> None:
+    """`print(result)` gives the counts, the top source and the first unsupported sentence in
+    one line, not the whole record; a record holding odd values still has a repr."""
+    text = repr(result)
+    n = len(result.answer_sentences)
+    supported = n - len(result.unsupported)
+    assert "\n" not in text and len(text) <= 200
+    assert text.startswith(f"AttributionResult({supported}/{n} sentences supported, ")
+    assert f"{len(result.sources)} sources" in text
+    top = result.top_source
+    assert top is not None and f"top {top.id!r}" in text
+    if result.unsupported:
+        assert f"unsupported: {result.unsupported[0].index + 1} " in text
+    assert str(result) == text
+    failed = result.with_error("x" * 500)
+    assert "error='xxx" in repr(failed) and len(repr(failed)) <= 260
+    odd = dataclasses.replace(result, sources=(None,), answer_sentences=(1, 2))  # type: ignore[arg-type]
+    assert repr(odd).startswith("AttributionResult(")

@@ -1,17 +1,25 @@
-"""The Sankey flow: one node per source unit and answer sentence, at most k links each."""
+"""The Sankey flow: drawn from the citations, one node per cited source unit and per answer
+sentence, unsupported sentences off a separate "no source supports" node."""
 
 from __future__ import annotations
 
 import re
 import sys
-from collections import Counter
+from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from rag_attrib import AttributionResult, Attributor, ConfigError, Source
 from rag_attrib.errors import MissingDependencyError
-from rag_attrib.render.sankey import UNSUPPORTED_COLOUR, sankey_data, sankey_figure, sankey_html
+from rag_attrib.render.sankey import (
+    PALETTE,
+    UNSUPPORTED_COLOUR,
+    UNSUPPORTED_WIDTH,
+    SankeyData,
+    sankey_data,
+    sankey_figure,
+    sankey_html,
+)
 
 CHUNKS = [
     Source(
@@ -52,71 +60,112 @@ def result(hashing_attributor: Attributor) -> AttributionResult:
     return r
 
 
-@pytest.mark.parametrize("top_k", [1, 2, 3, 5])
-def test_sentence_level_nodes_and_top_k_links(result: AttributionResult, top_k: int) -> None:
-    """One node per source sentence and per answer sentence; at most k links per answer
-    sentence, and they are its k strongest."""
+def links_into(data: SankeyData, node: int) -> list[tuple[int, float]]:
+    """(source node, value) of every link into `node`, in order."""
+    return [
+        (s, v) for s, t, v in zip(data.source, data.target, data.value, strict=True) if t == node
+    ]
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_links_are_the_citations(result: AttributionResult, top_k: int) -> None:
+    """A supported sentence's links are its first k citations, width = the citation's
+    strength; only cited source sentences become nodes."""
     data = sankey_data(result, top_k=top_k)
-    assert data.n_source_units == N_UNITS
-    assert len(data.labels) == len(data.hover) == len(data.node_colours) == N_UNITS + 4
-    per_target = Counter(data.target)
-    assert set(per_target) <= set(range(N_UNITS, N_UNITS + 4))
-    assert max(per_target.values()) <= top_k
-    for i in range(4):
-        row = result.similarity[i]
-        links = [
-            (s, v)
-            for s, t, v in zip(data.source, data.target, data.value, strict=True)
-            if t == N_UNITS + i
-        ]
-        expected = sorted(np.argsort(-row, kind="stable")[: len(links)].tolist())
-        assert sorted(s for s, _ in links) == expected
-        assert [v for _, v in links] == pytest.approx(sorted(row[expected], reverse=True), abs=1e-6)
-        assert len(links) == min(top_k, int((row > 0).sum()))
+    n_cited = len(
+        {
+            (c.source_index, c.sentence_index)
+            for s in result.answer_sentences
+            for c in s.citations[:top_k]
+        }
+    )
+    assert data.n_source_units == n_cited
+    for i, sentence in enumerate(result.answer_sentences):
+        if not sentence.supported:
+            continue
+        links = links_into(data, data.n_source_units + i)
+        expected = sentence.citations[:top_k]
+        assert [v for _, v in links] == pytest.approx([c.similarity for c in expected])
+        for (s, _), c in zip(links, expected, strict=True):
+            assert data.hover[s].startswith(
+                f"<b>{c.source_id}</b>, sentence {c.sentence_index + 1}"
+            )
 
 
-def test_chunk_level_uses_the_best_sentence_of_each_chunk(result: AttributionResult) -> None:
-    """At chunk level there is one node per chunk and a link's value is the chunk's best."""
-    data = sankey_data(result, level="chunk", top_k=2)
-    assert data.n_source_units == 5
-    assert len(data.labels) == 5 + 4
-    assert max(Counter(data.target).values()) <= 2
-    bounds = np.cumsum([0, *(len(s.sentences) for s in result.sources)])
-    for s, t, v in zip(data.source, data.target, data.value, strict=True):
-        block = result.similarity[t - 5, bounds[s] : bounds[s + 1]]
-        assert v == pytest.approx(float(block.max()))
-    first_links = [s for s, t in zip(data.source, data.target, strict=True) if t == 5]
-    assert first_links[0] == 0  # "origin" backs the first answer sentence
+def test_unsupported_sentences_take_no_flow_from_a_source(result: AttributionResult) -> None:
+    """An unsupported sentence gets one grey link from the "no source supports" node, never a
+    flow from a source, even when it carries closest-match citations."""
+    borrowed = result.answer_sentences[0].citations
+    bad = replace(result.answer_sentences[3], citations=borrowed)
+    r = replace(result, answer_sentences=(*result.answer_sentences[:3], bad))
+    data = sankey_data(r)
+    sink = len(data.labels) - 1
+    assert data.labels[sink] == "no source supports"
+    assert links_into(data, data.n_source_units + 3) == [(sink, UNSUPPORTED_WIDTH)]
+    assert (
+        data.node_colours[data.n_source_units + 3] == UNSUPPORTED_COLOUR == data.node_colours[sink]
+    )
+    assert "no source supports" in data.link_hover[data.target.index(data.n_source_units + 3)]
+    everyone_supported = replace(r, answer_sentences=r.answer_sentences[:3])
+    assert "no source supports" not in sankey_data(everyone_supported).labels
 
 
-def test_min_score_drops_weak_links(result: AttributionResult) -> None:
-    """Links below `min_score` disappear; non-positive strengths never make a link."""
-    loose = sankey_data(result, top_k=13)
-    strict = sankey_data(result, top_k=13, min_score=0.3)
-    assert all(v > 0 for v in loose.value)
-    assert all(v >= 0.3 for v in strict.value)
-    assert 0 < len(strict.value) < len(loose.value)
+def test_chunk_level_links_a_source_by_its_strongest_citation(result: AttributionResult) -> None:
+    """At chunk level a node is a cited source and a link's width its strongest citation."""
+    data = sankey_data(result, level="chunk")
+    cited = sorted({c.source_index for s in result.answer_sentences for c in s.citations})
+    assert data.n_source_units == len(cited)
+    for i, sentence in enumerate(result.answer_sentences):
+        if not sentence.supported:
+            continue
+        best: dict[int, float] = {}
+        for c in sentence.citations:
+            best[c.source_index] = max(best.get(c.source_index, 0.0), c.similarity)
+        links = links_into(data, data.n_source_units + i)
+        assert [cited[s] for s, _ in links] == list(best)
+        assert [v for _, v in links] == pytest.approx(list(best.values()))
+
+
+def test_min_score_drops_weak_citations(result: AttributionResult) -> None:
+    """Citations below `min_score` are not drawn."""
+    strengths = sorted(c.similarity for s in result.answer_sentences for c in s.citations)
+    cut = (strengths[0] + strengths[-1]) / 2
+    strict = sankey_data(result, min_score=cut)
+    drawn = [
+        v
+        for v, t in zip(strict.value, strict.target, strict=True)
+        if strict.labels[-1] != "no source supports" or v != UNSUPPORTED_WIDTH
+    ]
+    assert all(v >= cut for v in drawn)
+    assert 0 < len(drawn) < len(strengths)
 
 
 def test_links_are_coloured_by_answer_sentence(result: AttributionResult) -> None:
-    """All links into one answer sentence share its colour; unsupported ones are grey."""
+    """Links into one answer sentence share its colour, the HTML view's colour for it."""
     data = sankey_data(result)
-    colours: dict[int, set[str]] = {}
-    for t, c in zip(data.target, data.link_colours, strict=True):
-        colours.setdefault(t, set()).add(re.sub(r",[\d.]+\)$", ")", c).replace("rgba", "rgb"))
-    assert all(len(c) == 1 for c in colours.values())
-    assert len({next(iter(c)) for c in colours.values()}) == len(colours)
-    assert data.node_colours[N_UNITS + 3] == UNSUPPORTED_COLOUR
-    assert len(set(data.node_colours[N_UNITS : N_UNITS + 3])) == 3
+    for i, sentence in enumerate(result.answer_sentences):
+        node = data.n_source_units + i
+        colours = {
+            re.sub(r",[\d.]+\)$", ")", c).replace("rgba", "rgb")
+            for t, c in zip(data.target, data.link_colours, strict=True)
+            if t == node
+        }
+        want = PALETTE[i][0] if sentence.supported else UNSUPPORTED_COLOUR
+        assert data.node_colours[node] == want
+        r, g, b = (int(want[k : k + 2], 16) for k in (1, 3, 5))
+        assert colours == {f"rgb({r},{g},{b})"}
 
 
-def test_labels_are_short_and_hover_has_full_text(hashing_attributor: Attributor) -> None:
-    """Long sentences get a shortened label, the whole (escaped) text on hover."""
+def test_labels_wrap_and_hover_has_full_text(hashing_attributor: Attributor) -> None:
+    """Long sentences wrap onto at most three short lines; hover holds the whole escaped text."""
     long_text = "The <b>bakery</b> fire " + "spread very far and wide across the old city " * 5
     r = hashing_attributor.attribute(long_text + ".", [long_text + ". Nothing else."])
     data = sankey_data(r)
-    assert all(len(label) <= 60 for label in data.labels)
-    assert data.labels[0].endswith("…")
+    for label in data.labels:
+        lines = label.split("<br>")
+        assert len(lines) <= 3 and all(len(line) <= 24 + 12 for line in lines)  # &lt; etc.
+    assert data.labels[0].endswith("…") and "<br>" in data.labels[0]
+    assert "&lt;b&gt;bakery" in data.labels[0]
     hover = data.hover[0].replace("<br>", " ")
     assert "&lt;b&gt;bakery&lt;/b&gt;" in hover and "<b>bakery" not in hover
     assert " ".join(long_text.split()[-4:]) in hover
@@ -131,27 +180,41 @@ def test_invalid_options_raise_config_error(result: AttributionResult) -> None:
 
 
 def test_empty_and_sourceless_results(hashing_attributor: Attributor) -> None:
-    """No answer sentences or no sources give nodes but no links, without errors."""
+    """No answer sentences: no links; no sources: the sentence hangs off "no source supports"."""
     empty = sankey_data(hashing_attributor.attribute("", CHUNKS[:2]))
-    assert empty.value == () and empty.n_source_units == 6
+    assert empty.value == () and empty.n_source_units == 0
     bare = sankey_data(hashing_attributor.attribute("A claim.", []))
-    assert bare.value == () and bare.labels[0].startswith("A1:")
+    assert bare.labels[0].startswith("A1:") and bare.labels[-1] == "no source supports"
+    assert bare.value == (UNSUPPORTED_WIDTH,)
 
 
-def test_rebuilt_result_without_matrix_falls_back_to_citations(result: AttributionResult) -> None:
-    """A to_dict() without the similarity matrix still links each sentence to its citations."""
+def test_rebuilt_result_draws_the_same_flow(result: AttributionResult) -> None:
+    """The flow comes from the citations: a to_dict() without its matrix draws the same."""
     data = result.to_dict()
     data["similarity"] = []
-    cited = sum(len(s.citations) for s in result.answer_sentences)
-    assert len(sankey_data(AttributionResult.from_dict(data)).value) == cited
-    from dataclasses import replace
+    assert sankey_data(AttributionResult.from_dict(data)) == sankey_data(result)
 
-    bare = replace(result, similarity=np.zeros((0, 0), dtype=np.float32))
-    assert len(sankey_data(bare).value) == cited
+
+def test_crafted_indices_are_ignored(result: AttributionResult) -> None:
+    """Citations whose indices or strengths are not numbers (a crafted file) are not drawn."""
+    bad = tuple(
+        replace(
+            s,
+            citations=tuple(
+                replace(c, source_index="0", sentence_index=True, similarity="0.9")
+                for c in s.citations
+            ),
+        )
+        for s in result.answer_sentences
+    )
+    data = sankey_data(replace(result, answer_sentences=bad))
+    assert data.n_source_units == 0
+    assert all(v == UNSUPPORTED_WIDTH for v in data.value)
 
 
 def test_figure_holds_the_same_flow(result: AttributionResult) -> None:
-    """`sankey_figure` is a plotly Sankey with the nodes and links of `sankey_data`."""
+    """`sankey_figure` is a plotly Sankey with the nodes and links of `sankey_data`, and its
+    title says what link width means."""
     pytest.importorskip("plotly")
     figure = sankey_figure(result, top_k=2)
     trace = figure.data[0]
@@ -161,7 +224,9 @@ def test_figure_holds_the_same_flow(result: AttributionResult) -> None:
     assert list(trace.link.source) == list(data.source)
     assert list(trace.link.target) == list(data.target)
     assert list(trace.link.value) == pytest.approx(list(data.value))
+    assert list(trace.link.customdata) == list(data.link_hover)
     assert "%{customdata}" in trace.node.hovertemplate
+    assert "Link width = citation strength" in figure.layout.title.text
 
 
 def test_html_inlines_plotly_for_offline_use(hashing_attributor: Attributor) -> None:
@@ -191,4 +256,4 @@ def test_missing_plotly_names_the_extra(
         sankey_figure(result)
     with pytest.raises(ImportError):
         sankey_html(result)
-    assert sankey_data(result).n_source_units == N_UNITS
+    assert sankey_data(result).n_source_units > 0

@@ -12,9 +12,11 @@ from rag_attrib.scoring import (
     aggregate,
     chunk_shares,
     cosine_matrix,
+    first_copies,
     minmax,
     neighbour_context,
     normalize,
+    score_once,
     select_citations,
     sliding_windows,
     softmax,
@@ -164,3 +166,37 @@ def test_neighbour_context_matches_loop_and_stops_at_chunk_borders() -> None:
     np.testing.assert_array_equal(neighbour_context(strength, chunk, 0.0), strength)
     single = np.array([[0.9]], dtype=np.float32)
     np.testing.assert_array_equal(neighbour_context(single, np.array([0]), 0.5), single)
+
+
+def test_first_copies_folds_copies_in_later_chunks_only():
+    """A sentence maps to its first copy in an earlier chunk; repeats inside a chunk stay."""
+    texts = ["A b.", "C d.", "A  b.", "C d.", "E."]
+    chunk = np.array([0, 0, 1, 1, 1])
+    assert first_copies(texts, chunk).tolist() == [0, 1, 0, 1, 4]
+    assert first_copies(["A.", "A."], np.array([0, 0])).tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("how", ["softmax", "minmax", "none"])
+def test_score_once_equals_scoring_without_the_copies(how):
+    """Scores with copies equal scores without them; copies get 0 and are never ranked."""
+    rng = np.random.default_rng(3)
+    strength = rng.uniform(-0.2, 0.9, size=(4, 5)).astype(np.float32)
+    first = np.array([0, 1, 2, 1, 4])
+    strength[:, 3] = strength[:, 1] + 0.05  # a copy seen with better context
+    scores, ranked = score_once(strength, first, how, temperature=0.1)
+    unique = [0, 1, 2, 4]
+    folded = strength[:, unique].copy()
+    folded[:, 1] = strength[:, 3]
+    np.testing.assert_allclose(
+        scores[:, unique], normalize(folded, how, temperature=0.1), rtol=1e-6
+    )
+    assert (scores[:, 3] == 0).all() and np.isneginf(ranked[:, 3]).all()
+    np.testing.assert_allclose(ranked[:, 1], strength[:, 3])
+
+
+def test_score_once_without_copies_is_normalize():
+    """No copies: the plain normalisation and the strength itself."""
+    strength = np.array([[0.1, 0.5]], dtype=np.float32)
+    scores, ranked = score_once(strength, np.array([0, 1]), "softmax", temperature=0.1)
+    np.testing.assert_allclose(scores, normalize(strength, "softmax", temperature=0.1))
+    assert ranked is strength or np.array_equal(ranked, strength)

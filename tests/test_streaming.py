@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -237,3 +241,85 @@ def test_background_stream_works_in_a_forked_child():
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+class _Gate:
+    """An embedder whose first `stuck` calls wait until `release` is set."""
+
+    model_id = "gate"
+
+    def __init__(self, stuck: int = 1) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.stuck = stuck
+        self.inner = HashingEmbedder()
+
+    def encode(self, texts):
+        if self.stuck > 0:
+            self.stuck -= 1
+            self.entered.set()
+            self.release.wait(30)
+        return self.inner.encode(texts)
+
+
+def _stream_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("rag_attrib-stream")]
+
+
+def test_shutdown_workers_cancels_queued_warming_and_joins_the_rest():
+    """shutdown_workers: queued warming is cancelled (its stream still finishes), work under
+    way is waited for, and afterwards no worker thread is left; a new stream starts afresh."""
+    from rag_attrib.streaming import _worker_pool, shutdown_workers
+
+    assert shutdown_workers(timeout=5)
+    gate = _Gate(stuck=1)
+    attributor = Attributor(gate)
+    blockers = [BackgroundAttributionStream(attributor, SOURCES)]
+    assert gate.entered.wait(10)
+    # fill every worker, then queue one more stream that cannot start
+    size = _worker_pool()._size
+    others = [
+        BackgroundAttributionStream(Attributor(_Gate(stuck=1)), SOURCES) for _ in range(size - 1)
+    ]
+    queued = BackgroundAttributionStream(Attributor(HashingEmbedder()), SOURCES)
+    assert not shutdown_workers(timeout=0.2)  # the stuck calls are still running
+    assert isinstance(queued.error, RuntimeError)  # cancelled: finish() attributes as usual
+    assert queued.finish(ANSWER).answer_sentences
+    gate.release.set()
+    for stream in others:
+        stream.attributor.embedder.embedder.release.set()
+    for stream in [*blockers, *others]:
+        assert stream.wait(10)
+    deadline = time.monotonic() + 10
+    while _stream_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stream_threads() == []
+    fresh = BackgroundAttributionStream(Attributor(HashingEmbedder()), SOURCES)
+    fresh.add(ANSWER)
+    assert fresh.finish().answer_sentences
+    assert shutdown_workers(timeout=5) and _stream_threads() == []
+
+
+def test_a_stuck_embedder_does_not_hold_up_interpreter_exit():
+    """A program whose stream is stuck in the embedder still exits promptly and cleanly."""
+    code = textwrap.dedent(
+        """
+        import threading
+        from rag_attrib import Attributor
+        from rag_attrib.streaming import BackgroundAttributionStream
+
+        class Stuck:
+            model_id = "stuck"
+            def encode(self, texts):
+                threading.Event().wait()  # never returns
+
+        stream = BackgroundAttributionStream(Attributor(Stuck()), ["A source sentence."])
+        stream.add("An answer. And more. ")
+        print("done")
+        """
+    )
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done" and "Traceback" not in out.stderr
+    assert time.monotonic() - started < 60

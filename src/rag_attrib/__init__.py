@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
-from .errors import ConfigError, EmptyInputError, MissingDependencyError, RagAttribError
+from .errors import (
+    ConfigError,
+    EmptyInputError,
+    InputTooLargeError,
+    MissingDependencyError,
+    RagAttribError,
+)
 from .results import (
     AttributionResult,
     Citation,
@@ -39,6 +45,7 @@ __all__ = [
     "ConfigError",
     "Embedder",
     "EmptyInputError",
+    "InputTooLargeError",
     "MissingDependencyError",
     "RagAttribError",
     "SentenceAttribution",

@@ -3,6 +3,7 @@
     rag-attrib explain --answer answer.txt --source a.txt b.txt [--html view.html] [--json out.json]
     rag-attrib explain --jsonl records.jsonl --out results.jsonl
     rag-attrib render results.jsonl --line 3 --html view.html
+    rag-attrib batch traffic.jsonl --out attributed/ [--format parquet] [--engine ray]
 
 A thin shell over the public API: bad input gives a one-line message and exit code 2.
 """
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +27,7 @@ from typing import IO, Any
 from . import __version__
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
+from .export.jsonl import dumps_line, split_lines
 from .results import AttributionResult, Source
 
 __all__ = ["main"]
@@ -62,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RagAttribError, OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # every failure is one line and a non-zero exit, never a traceback
+        print(f"{PROG}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
     return code
 
 
@@ -96,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--out", metavar="OUT", help="where to write one result a line (- for stdout)"
     )
+    batch.add_argument(
+        "--errors",
+        metavar="FILE",
+        help="write failed records as {line, error} lines here (default: stderr)",
+    )
     explain.add_argument(
         "--model",
         metavar="NAME",
@@ -129,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_view_options(render)
     render.add_argument("-q", "--quiet", action="store_true", help="print no table")
     render.set_defaults(run=_render)
+
+    from .batch.cli import add_batch_command
+
+    add_batch_command(commands)
     return parser
 
 
@@ -149,8 +165,8 @@ def _explain(args: argparse.Namespace) -> int:
     if args.answer is None or not args.source:
         msg = "explain needs --answer FILE and --source FILE... (or --jsonl IN --out OUT)"
         raise InputError(msg)
-    if args.out is not None:
-        raise InputError("--out goes with --jsonl; for one answer use --json or --html")
+    if args.out is not None or args.errors is not None:
+        raise InputError("--out goes with --jsonl (as --errors does); for one answer use --json")
     _check_view_options(args)
     if [args.answer, *args.source].count("-") > 1:
         raise InputError("only one of --answer and --source can read stdin (-)")
@@ -186,17 +202,41 @@ def _explain_batch(args: argparse.Namespace) -> int:
         raise InputError("--jsonl writes JSONL only; use `rag-attrib render OUT --line N --html`")
     if args.out is None:
         raise InputError("--jsonl needs --out OUT (- for stdout)")
-    records = _parse_records(_read_text(args.jsonl, "JSONL input"), _display(args.jsonl))
+    name = _display(args.jsonl)
+    lines = _record_lines(_read_text(args.jsonl, "JSONL input"), name)
     attributor = _attributor(args.model)
-    progress = Progress(len(records), sys.stderr, enabled=not args.quiet)
+    progress = Progress(len(lines), sys.stderr, enabled=not args.quiet)
     unsupported = 0
-    with _open_output(args.out) as out:
-        for record in records:
-            result = attributor.attribute(record.answer, record.sources, question=record.question)
-            unsupported += len(result.unsupported)
-            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    failures: list[tuple[int, str]] = []
+    # A bad record is reported with its line and skipped; the output appears (replacing any
+    # earlier one) only when every record has been tried, so it never mixes two runs.
+    with _atomic_output(args.out) as out:
+        for number, line in lines:
+            where = f"{name} line {number}"
+            try:
+                record = _record(_json_line(line, where), where)
+                result = attributor.attribute(record.answer, record.sources, record.question)
+                row = dumps_line(result.to_dict())
+            except Exception as exc:  # one bad record must not cost the others
+                failures.append((number, _record_error(exc, where)))
+                if args.errors is None:
+                    progress.interrupt(f"{PROG}: error: {failures[-1][1]}")
+            else:
+                unsupported += len(result.unsupported)
+                out.write(row + "\n")
             progress.advance()
-    progress.close()
+    progress.close(failed=len(failures))
+    if failures:
+        if args.errors is not None:
+            lines_out = (dumps_line({"line": n, "error": e}) for n, e in failures)
+            _write_text(args.errors, "".join(x + "\n" for x in lines_out))
+            where = f" (see {_display(args.errors)})"
+        else:
+            where = ""
+        done = len(lines) - len(failures)
+        msg = f"{len(failures)} of {len(lines)} records failed{where}; {done} written"
+        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
     if args.fail_on_unsupported and unsupported:
         return EXIT_UNSUPPORTED
     return EXIT_OK
@@ -252,21 +292,33 @@ class Record:
     question: str | None
 
 
-def _parse_records(text: str, name: str) -> list[Record]:
-    """Parse and validate every line before any work starts, so bad input fails fast."""
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{name} line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-        records.append(_record(data, where))
-    if not records:
+def _record_lines(text: str, name: str) -> list[tuple[int, str]]:
+    """The non-blank lines of a JSONL input with their 1-based numbers."""
+    lines = [(n, line) for n, line in enumerate(split_lines(text), start=1) if line.strip()]
+    if not lines:
         raise EmptyInputError(f"{name} has no records")
-    return records
+    return lines
+
+
+def _json_line(line: str, where: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InputError(f"{where}: unreadable JSON ({_one_line(exc)})") from None
+
+
+def _record_error(exc: Exception, where: str) -> str:
+    """One line for a failed record, naming its line (InputErrors already do)."""
+    text = _one_line(exc)
+    if isinstance(exc, InputError):
+        return text
+    if isinstance(exc, RagAttribError):
+        return f"{where}: {text}"
+    return f"{where}: {type(exc).__name__}: {text}"
 
 
 def _record(data: Any, where: str) -> Record:
@@ -275,6 +327,8 @@ def _record(data: Any, where: str) -> Record:
     answer, sources, question = data.get("answer"), data.get("sources"), data.get("question")
     if not isinstance(answer, str):
         raise InputError(f"{where}: 'answer' must be a string")
+    if not answer.strip():
+        raise InputError(f"{where}: 'answer' is empty")
     if not isinstance(sources, list):
         raise InputError(f"{where}: 'sources' must be a list of strings or {{id, text}} objects")
     if question is not None and not isinstance(question, str):
@@ -300,7 +354,9 @@ def _load_result(text: str, name: str, line: int) -> AttributionResult:
     try:
         data = json.loads(text)
         where = name
-    except json.JSONDecodeError:
+    except RecursionError:
+        raise InputError(f"{name}: JSON nested too deeply to read") from None
+    except ValueError:  # JSONDecodeError: maybe JSONL
         data, where = _jsonl_line(text, name, line)
     if not isinstance(data, Mapping):
         raise InputError(f"{where}: expected a JSON object")
@@ -311,22 +367,19 @@ def _load_result(text: str, name: str, line: int) -> AttributionResult:
         raise InputError(msg)
     try:
         return AttributionResult.from_dict(data)
-    except (KeyError, TypeError) as exc:
-        raise InputError(f"{where}: malformed attribution ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:  # from_dict names the bad field
+        raise InputError(f"{where}: malformed attribution ({exc})") from None
 
 
 def _jsonl_line(text: str, name: str, line: int) -> tuple[Any, str]:
-    lines = text.splitlines()
+    lines = split_lines(text)
     if line == 0 or abs(line) > len(lines):
         raise InputError(f"{name} has {len(lines)} line(s); --line {line} is out of range")
     number = line if line > 0 else len(lines) + line + 1
     where = f"{name} line {number}"
     if not lines[number - 1].strip():
         raise InputError(f"{where} is blank")
-    try:
-        return json.loads(lines[number - 1]), where
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
+    return _json_line(lines[number - 1], where), where
 
 
 def _read_text(path: str, what: str) -> str:
@@ -345,23 +398,35 @@ def _read_text(path: str, what: str) -> str:
 
 
 def _write_text(path: str, text: str) -> None:
-    with _open_output(path) as out:
+    with _atomic_output(path) as out:
         out.write(text)
 
 
 @contextlib.contextmanager
-def _open_output(path: str) -> Iterator[IO[str]]:
-    """Open `path` for writing as UTF-8, or yield stdout for "-" (left open)."""
+def _atomic_output(path: str) -> Iterator[IO[str]]:
+    """Write UTF-8 to a temporary file beside `path` and move it into place on success.
+
+    A failure or an interrupt leaves `path` as it was (never half old, half new). "-" yields
+    stdout (left open).
+    """
     if path == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
+    target = Path(path)
     try:
-        out = open(path, "w", encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise InputError(f"cannot write {_display(path)}: {exc.strerror or exc}") from None
-    with out:
-        yield out
+    try:
+        with open(fd, "w", encoding="utf-8") as out:
+            yield out
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(f"cannot write {_display(path)}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _display(path: str) -> str:
@@ -417,14 +482,24 @@ class Progress:
             f"records  {rate:.1f}/s  eta {eta:.0f}s "
         )
 
-    def close(self) -> None:
-        """Finish the bar (or print the summary line)."""
+    def interrupt(self, line: str) -> None:
+        """Print `line` (even when disabled: errors are never quiet), keeping the bar below it."""
+        if self.live:
+            self.stream.write("\r\x1b[K")
+        self.stream.write(line + "\n")
+        if self.live:
+            self.stream.write(self.line())
+        self.stream.flush()
+
+    def close(self, failed: int = 0) -> None:
+        """Finish the bar (or print the summary line); `failed` steps are not counted done."""
         if not self.enabled:
             return
         if self.live:
             self.stream.write("\n")
         elapsed = time.monotonic() - self.started
-        self.stream.write(f"{self.done}/{self.total} records attributed in {elapsed:.1f} s\n")
+        done = self.done - failed
+        self.stream.write(f"{done}/{self.total} records attributed in {elapsed:.1f} s\n")
         self.stream.flush()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -62,6 +63,9 @@ class AttributionConfig:
             recommend") when none of its best-matching chunks speaks so, states nothing a source
             backs; it is unsupported, however many words it shares with one.
         batch_size: encoder batch size.
+        max_answer_chars: a longer answer raises `InputTooLargeError` (cost grows with answer
+            sentences x source sentences; see README "Limits and bad input").
+        max_source_chars: the same, for all sources' texts together.
     """
 
     normalization: Normalization = "softmax"
@@ -80,6 +84,8 @@ class AttributionConfig:
     check_numbers: bool = True
     check_claims: bool = True
     batch_size: int = 32
+    max_answer_chars: int = 50_000
+    max_source_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -93,6 +99,8 @@ class AttributionConfig:
         _check_int("window", self.window, low=1)
         _check_int("top_k", self.top_k, low=1)
         _check_int("batch_size", self.batch_size, low=1)
+        _check_int("max_answer_chars", self.max_answer_chars, low=1)
+        _check_int("max_source_chars", self.max_source_chars, low=1)
         _check_number("min_score", self.min_score, low=0.0, high=1.0)
         if self.verdict not in VERDICTS:
             msg = f"verdict must be one of {_quoted(VERDICTS)}; got {self.verdict!r}"
@@ -143,13 +151,16 @@ def _check_number(
     high: float | None = None,
     low_open: bool = False,
 ) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     if ok:
         number = float(value)  # type: ignore[arg-type]
-        ok = (number > low if low_open else number >= low) and (high is None or number <= high)
+        # NaN and infinities cannot be written to JSON or read back, so no option takes them
+        ok = math.isfinite(number) and (number > low if low_open else number >= low)
+        ok = ok and (high is None or number <= high)
     if not ok:
         bound = f"> {low}" if low_open else f">= {low}"
         if high is not None:
             bound += f" and <= {high}"
-        msg = f"{name} must be a number {bound}; got {value!r}"
+        kind = "finite number" if high is None else "number"
+        msg = f"{name} must be a {kind} {bound}; got {value!r}"
         raise ConfigError(msg)

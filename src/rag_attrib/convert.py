@@ -54,6 +54,7 @@ def to_langchain_citations(result: AttributionResult) -> list[JSONDict]:
                 "score": c.score,
                 "similarity": c.similarity,
                 "answer_sentence_index": s.index,
+                **({"also_in": list(c.also_in)} if c.also_in else {}),
             },
         }
         out.append(item)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._types import FloatMatrix
 from .errors import MissingDependencyError
+from .validate import check_vectors
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -231,7 +232,8 @@ class CachedEmbedder:
             if key not in found and key not in todo:
                 todo[key] = text
         if todo:
-            fresh = self.embedder.encode(list(todo.values()))
+            # checked before caching: a NaN row kept here would poison every later call
+            fresh = check_vectors(self.embedder.encode(list(todo.values())), len(todo))
             for key, vec in zip(todo, fresh, strict=True):
                 found[key] = vec
             with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ from ._types import FloatMatrix, FloatVector, IntVector
 from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import first_person, is_question, lexical_matrix, missing_numbers
+from .limits import check_size, unscored
 from .rerankers import Reranker, rerank
 from .results import (
     AttributionResult,
@@ -31,12 +33,14 @@ from .scoring import (
     aggregate,
     chunk_shares,
     cosine_matrix,
+    first_copies,
     neighbour_context,
-    normalize,
+    score_once,
     select_citations,
     sliding_windows,
     windows_to_sentences,
 )
+from .validate import EmbedderError, check_vectors, clean_metadata, clean_text
 
 __all__ = [
     "Attributor",
@@ -51,6 +55,8 @@ SourceLike = Source | str
 """What `sources=` accepts: `Source` objects or plain strings (ids become their positions)."""
 
 Splitter = Callable[[str], list[Span]]
+
+logger = logging.getLogger(__name__)
 
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
 # longer ones must stand alone, or an invented claim would borrow the question's support.
@@ -142,7 +148,10 @@ class Attributor:
         _check_text("answer", answer)
         if question is not None:
             _check_text("question", question)
-        resolved = to_sources(sources)
+            question = clean_text(question)
+        answer = clean_text(answer)
+        resolved, notes = _resolve(sources)
+        check_size(answer, resolved, self.config)
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
@@ -152,9 +161,14 @@ class Attributor:
 
         t = time.perf_counter()
         owner = _owners(source_spans)
-        strength, own, cosine, encode_ms = self._strength(
-            answer_spans, resolved, source_spans, owner, question
-        )
+        try:
+            strength, own, cosine, encode_ms = self._strength(
+                answer_spans, resolved, source_spans, owner, question
+            )
+        except EmbedderError as exc:  # a defined result that says why, not a crash or a NaN
+            logger.warning("rag_attrib: attribution failed: %s", exc)
+            result = unscored(answer, question, answer_spans, resolved, source_spans, str(exc))
+            return replace(result, config=self.config.to_dict(), model=self.model_id)
         timings["encode_ms"] = encode_ms
         timings["score_ms"] = _ms(t) - encode_ms
 
@@ -183,13 +197,21 @@ class Attributor:
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
+        if notes:
+            logger.warning("rag_attrib: %s", "; ".join(notes))
         # record what decided: the verdict used (after a fallback too) and its threshold
         used = replace(
             self.config,
             verdict="verifier" if verdict is not None else "similarity",
             support_threshold=self._threshold(verdict),
         )
-        return replace(result, config=used.to_dict(), model=self.model_id, timings=timings)
+        return replace(
+            result,
+            config=used.to_dict(),
+            model=self.model_id,
+            timings=timings,
+            error="; ".join(notes) or None,
+        )
 
     def _threshold(self, verdict: verifier.Verdict | None) -> float:
         if self.config.support_threshold is not None:
@@ -254,7 +276,8 @@ class Attributor:
 
         t = time.perf_counter()
         # one batched encode: the floor
-        vectors = self.embedder.encode([*queries, *(text for _, text in extra), *units])
+        texts = [*queries, *(text for _, text in extra), *units]
+        vectors = check_vectors(self.embedder.encode(texts), len(texts))
         encode_ms = _ms(t)
         k = m + len(extra)
         cosine = cosine_matrix(vectors[:m], vectors[k:])
@@ -341,7 +364,9 @@ class Attributor:
         else:
             support = np.zeros(m, dtype=np.float32)
         supported = (support >= threshold) & (n > 0)
-        scores = normalize(strength, cfg.normalization, temperature=cfg.temperature)
+        # overlapping chunks repeat sentences: each is scored and cited once (its first copy)
+        first = first_copies([span.text for span in flat_spans], owner)
+        scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         issues = [
             self._issues(span.text, strength[i], owner, sources)
             for i, span in enumerate(answer_spans)
@@ -361,7 +386,7 @@ class Attributor:
             if supported[i] or (verdict is not None and n):
                 picks = select_citations(
                     scores[i],
-                    strength[i],
+                    ranked[i],
                     top_k=cfg.top_k,
                     min_score=cfg.min_score,
                     ratio=cfg.citation_ratio,
@@ -375,7 +400,8 @@ class Attributor:
                         start=flat_spans[j].start,
                         end=flat_spans[j].end,
                         score=float(scores[i, j]),
-                        similarity=float(strength[i, j]),
+                        similarity=float(ranked[i, j]),
+                        also_in=_also_in(j, first, owner, sources),
                     )
                     for j in picks
                 )
@@ -395,7 +421,7 @@ class Attributor:
         # Only supported answer sentences move source scores: a softmax row always has a
         # winner, even for a sentence nothing backs.
         kept = scores[supported]
-        sentence_scores = aggregate(kept, cfg.aggregation, weights=support[supported])
+        sentence_scores = aggregate(kept, cfg.aggregation, weights=support[supported])[first]
         shares = chunk_shares(kept, owner, len(sources), weights=support[supported])
         best = strength.max(axis=0) if m else np.zeros(n, dtype=np.float32)
 
@@ -457,6 +483,12 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
 
 
+def _also_in(j: int, first: IntVector, owner: IntVector, sources: list[Source]) -> tuple[str, ...]:
+    """The ids of the other sources holding a copy of source sentence `j`, in order."""
+    ids = [sources[owner[k]].id for k in np.flatnonzero(first == j) if owner[k] != owner[j]]
+    return tuple(dict.fromkeys(ids))
+
+
 def _owners(source_spans: list[list[Span]]) -> IntVector:
     """The source index of every source sentence, in order -> (n,)."""
     counts = [len(s) for s in source_spans]
@@ -486,9 +518,31 @@ def _unit_texts(
 def to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     """Normalise `sources=` input to `Source` objects; ids default to the position.
 
+    Texts lose lone surrogates (see `validate.clean_text`) and metadata becomes a JSON-safe
+    dict (`validate.clean_metadata`); what cannot be kept is dropped quietly here, and
+    `Attributor.attribute` (given the same sources) names it in the result's `error`.
+
     Raises:
         TypeError: an item is not a `Source`, a string or a mapping with "text".
     """
+    return _resolve(sources)[0]
+
+
+def _resolve(sources: Sequence[SourceLike] | None) -> tuple[list[Source], list[str]]:
+    """`to_sources`, and a note per source whose metadata lost something."""
+    notes: list[str] = []
+    out = []
+    for i, source in enumerate(_to_sources(sources)):
+        metadata, dropped = clean_metadata(source.metadata, f"sources[{i}].metadata")
+        if dropped:
+            more = f" and {len(dropped) - 3} more" if len(dropped) > 3 else ""
+            shown = ", ".join(dropped[:3]) + more
+            notes.append(f"dropped metadata that is not JSON-safe: {shown}")
+        out.append(Source(clean_text(source.id), clean_text(source.text), metadata))
+    return out, notes
+
+
+def _to_sources(sources: Sequence[SourceLike] | None) -> list[Source]:
     if sources is None:
         return []
     if isinstance(sources, (str, bytes)):

@@ -3,6 +3,7 @@
 RagAttribError
  ├── ConfigError(ValueError)            an option has an invalid value
  ├── EmptyInputError(ValueError)        input that cannot be attributed at all
+ ├── InputTooLargeError(ValueError)     input over the size policy (AttributionConfig limits)
  └── MissingDependencyError(ImportError) an optional dependency is not installed
 """
 
@@ -14,6 +15,7 @@ from types import ModuleType
 __all__ = [
     "ConfigError",
     "EmptyInputError",
+    "InputTooLargeError",
     "MissingDependencyError",
     "RagAttribError",
     "import_optional",
@@ -30,6 +32,10 @@ class ConfigError(RagAttribError, ValueError):
 
 class EmptyInputError(RagAttribError, ValueError):
     """Input that cannot be attributed (for example, a CLI run given an empty answer)."""
+
+
+class InputTooLargeError(RagAttribError, ValueError):
+    """An answer or sources over `AttributionConfig.max_answer_chars` / `max_source_chars`."""
 
 
 class MissingDependencyError(RagAttribError, ImportError):

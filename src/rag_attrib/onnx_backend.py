@@ -33,6 +33,7 @@ import numpy as np
 from ._types import FloatMatrix
 from .embedders import DEFAULT_MODEL, SentenceTransformerEmbedder, default_model_path
 from .errors import ConfigError, MissingDependencyError
+from .validate import clean_text
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -308,7 +309,8 @@ class OnnxEmbedder:
         if not texts:
             return out
         # sentence-transformers strips (and lowercases, if configured) before tokenising
-        prepared = [str(t).strip() for t in texts]
+        # (lone surrogates become U+FFFD: the Rust tokenizer raises TypeError on them)
+        prepared = [clean_text(str(t)).strip() for t in texts]
         if settings["lowercase"]:
             prepared = [t.lower() for t in prepared]
         encodings = tokenizer.encode_batch(prepared)

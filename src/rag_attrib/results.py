@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._types import FloatMatrix, JSONDict
+from .validate import clean_metadata
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -58,7 +59,8 @@ class Citation:
 
     `start`/`end` are offsets into the cited source's text; `score` is the normalised score,
     `similarity` the strength before normalisation (cosine, or the hybrid strength, with the
-    neighbour context of `AttributionConfig.context_weight`).
+    neighbour context of `AttributionConfig.context_weight`). `also_in` lists the ids of the
+    other sources that hold the same sentence (overlapping chunks): it is cited once.
     """
 
     source_id: str
@@ -69,6 +71,7 @@ class Citation:
     end: int
     score: float
     similarity: float
+    also_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,77 +159,59 @@ class AttributionResult:
         """Return a copy that records an error (integrations use this instead of raising)."""
         return replace(self, error=error)
 
-    def to_dict(self) -> JSONDict:
-        """Return a JSON-safe dict with `"schema": "rag_attrib.attribution/1"`."""
-        return {
+    def to_dict(self, *, matrix: bool = False) -> JSONDict:
+        """Return a JSON-safe dict with `"schema": "rag_attrib.attribution/1"`.
+
+        Its size follows what the result reports (sentences, citations, sources): the dense
+        answer x source similarity matrix is included only with `matrix=True`. A record
+        without it rebuilds the matrix from the citations (NaN where unknown).
+
+        Raises:
+            ValueError: a score is NaN or infinite (results from `Attributor` never are); the
+                message names the field.
+        """
+        data: JSONDict = {
             "schema": SCHEMA,
             "answer": self.answer,
             "question": self.question,
             "model": self.model,
             "error": self.error,
-            "config": _jsonable(dict(self.config)),
-            "timings": {k: float(v) for k, v in self.timings.items()},
+            "config": clean_metadata(self.config, "config")[0],
+            "timings": {
+                str(k): float(v)
+                for k, v in self.timings.items()
+                if isinstance(v, (int, float)) and math.isfinite(v)
+            },
             "coverage": self.coverage,
-            "answer_sentences": [_answer_sentence_dict(s) for s in self.answer_sentences],
-            "sources": [_source_dict(s) for s in self.sources],
-            "similarity": [[_f(x) for x in row] for row in self.similarity.tolist()],
+            "answer_sentences": [
+                _answer_sentence_dict(s, f"answer_sentences[{i}]")
+                for i, s in enumerate(self.answer_sentences)
+            ],
+            "sources": [_source_dict(s, f"sources[{i}]") for i, s in enumerate(self.sources)],
         }
+        if matrix:
+            # JSON has no NaN: None marks a value unknown to a rebuilt result's matrix
+            data["similarity"] = [[_f(x) for x in row] for row in self.similarity.tolist()]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AttributionResult:
-        """Rebuild a result from `to_dict()` output.
+        """Rebuild a result from `to_dict()` output, checking every field's type and range.
 
         Raises:
-            ValueError: the dict is not a rag_attrib attribution of a known schema.
+            ValueError: the dict is not a rag_attrib attribution of a known schema, or a field
+                has the wrong type or an out-of-range value (the message names the field).
         """
-        schema = data.get("schema")
-        if schema != SCHEMA:
-            msg = f"expected schema {SCHEMA!r}, got {schema!r}: is this a rag_attrib to_dict()?"
-            raise ValueError(msg)
-        sources = tuple(
-            SourceAttribution(
-                id=s["id"],
-                index=s["index"],
-                text=s["text"],
-                score=s["score"],
-                max_similarity=s["max_similarity"],
-                sentences=tuple(SourceSentence(**x) for x in s["sentences"]),
-                metadata=s.get("metadata") or {},
-            )
-            for s in data["sources"]
-        )
-        sentences = tuple(
-            SentenceAttribution(
-                index=a["index"],
-                text=a["text"],
-                start=a["start"],
-                end=a["end"],
-                citations=tuple(Citation(**c) for c in a["citations"]),
-                supported=a["supported"],
-                support=a["support"],
-                issues=tuple(a.get("issues") or ()),
-            )
-            for a in data["answer_sentences"]
-        )
-        n_source_sentences = sum(len(s.sentences) for s in sources)
-        shape = (len(sentences), n_source_sentences)
-        raw = data.get("similarity")
-        if raw:  # None marks a value that was NaN on export
-            rows = [[np.nan if x is None else x for x in row] for row in raw]
-            similarity = np.asarray(rows, dtype=np.float32).reshape(shape)
-        else:
-            similarity = matrix_from_citations(sentences, sources, shape)
-        return cls(
-            answer=data["answer"],
-            answer_sentences=sentences,
-            sources=sources,
-            similarity=similarity,
-            question=data.get("question"),
-            config=data.get("config") or {},
-            model=data.get("model"),
-            timings=data.get("timings") or {},
-            error=data.get("error"),
-        )
+        from .readback import read_result  # it imports this module
+
+        return read_result(cls, data)
+
+    def __repr__(self) -> str:
+        """One line: how many sentences are supported, the sources, which are unsupported."""
+        try:
+            return _summary(self)
+        except Exception:  # a repr must never raise, whatever a hand-built result holds
+            return f"AttributionResult(<{len(self.answer_sentences)} answer sentences>)"
 
     def to_html(self) -> str:
         """Return the self-contained HTML view (see `rag_attrib.render.html`)."""
@@ -236,11 +221,14 @@ class AttributionResult:
 
     def save_html(self, path: str | PathLike[str]) -> None:
         """Write the self-contained HTML view to `path` (UTF-8)."""
-        with open(path, "w", encoding="utf-8") as f:
+        # errors="replace": to_html() already cleans lone surrogates; this is the backstop
+        with open(path, "w", encoding="utf-8", errors="replace") as f:
             f.write(self.to_html())
 
     def _repr_html_(self) -> str:
-        return self.to_html()
+        from .render.html import render_fragment
+
+        return render_fragment(self)
 
 
 def matrix_from_citations(
@@ -257,19 +245,47 @@ def matrix_from_citations(
     return out
 
 
+def _summary(r: AttributionResult) -> str:
+    n = len(r.answer_sentences)
+    bad = [i + 1 for i, s in enumerate(r.answer_sentences) if s.supported is not True]
+    parts = [f"{n - len(bad)}/{n} sentences supported", f"{len(r.sources)} sources"]
+    top = r.top_source if all(isinstance(s.score, (int, float)) for s in r.sources) else None
+    if top is not None:
+        parts.append(f"top {_clip(top.id, 24)!r}")
+    if bad:
+        first = r.answer_sentences[bad[0] - 1].text
+        more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
+        parts.append(f"unsupported: {bad[0]} {_clip(first, 40)!r}{more}")
+    if r.error:
+        parts.append(f"error={_clip(r.error, 60)!r}")
+    return f"AttributionResult({', '.join(parts)})"
+
+
+def _clip(value: Any, limit: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _f(x: float) -> float | None:
-    # JSON has no NaN/inf; None keeps the matrix shape.
     return float(x) if math.isfinite(x) else None
 
 
-def _answer_sentence_dict(s: SentenceAttribution) -> JSONDict:
+def _finite(x: float, where: str) -> float:
+    # NaN would become null and fail to read back: say so here instead
+    if not math.isfinite(x):
+        msg = f"{where} is {x!r}; a result holds finite numbers only"
+        raise ValueError(msg)
+    return float(x)
+
+
+def _answer_sentence_dict(s: SentenceAttribution, where: str) -> JSONDict:
     return {
         "index": s.index,
         "text": s.text,
         "start": s.start,
         "end": s.end,
         "supported": s.supported,
-        "support": _f(s.support),
+        "support": _finite(s.support, f"{where}.support"),
         "issues": list(s.issues),
         "citations": [
             {
@@ -279,39 +295,31 @@ def _answer_sentence_dict(s: SentenceAttribution) -> JSONDict:
                 "text": c.text,
                 "start": c.start,
                 "end": c.end,
-                "score": _f(c.score),
-                "similarity": _f(c.similarity),
+                "score": _finite(c.score, f"{where}.citations[{k}].score"),
+                "similarity": _finite(c.similarity, f"{where}.citations[{k}].similarity"),
+                "also_in": list(c.also_in),
             }
-            for c in s.citations
+            for k, c in enumerate(s.citations)
         ],
     }
 
 
-def _source_dict(s: SourceAttribution) -> JSONDict:
+def _source_dict(s: SourceAttribution, where: str) -> JSONDict:
     return {
         "id": s.id,
         "index": s.index,
         "text": s.text,
-        "score": _f(s.score),
-        "max_similarity": _f(s.max_similarity),
-        "metadata": _jsonable(dict(s.metadata)),
+        "score": _finite(s.score, f"{where}.score"),
+        "max_similarity": _finite(s.max_similarity, f"{where}.max_similarity"),
+        "metadata": clean_metadata(s.metadata, f"{where}.metadata")[0],
         "sentences": [
-            {"index": x.index, "text": x.text, "start": x.start, "end": x.end, "score": _f(x.score)}
-            for x in s.sentences
+            {
+                "index": x.index,
+                "text": x.text,
+                "start": x.start,
+                "end": x.end,
+                "score": _finite(x.score, f"{where}.sentences[{k}].score"),
+            }
+            for k, x in enumerate(s.sentences)
         ],
     }
-
-
-def _jsonable(value: Any) -> Any:
-    """Coerce metadata to JSON-safe values; unknown objects become their `str()`."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return _f(value)
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    return str(value)

@@ -16,9 +16,11 @@ __all__ = [
     "aggregate",
     "chunk_shares",
     "cosine_matrix",
+    "first_copies",
     "minmax",
     "neighbour_context",
     "normalize",
+    "score_once",
     "select_citations",
     "sliding_windows",
     "softmax",
@@ -50,9 +52,10 @@ def softmax(x: FloatMatrix, *, temperature: float = 1.0, axis: int = -1) -> Floa
     if x.size == 0:
         empty: FloatMatrix = x.copy()
         return empty
-    z = x / np.float32(temperature)
-    z = z - z.max(axis=axis, keepdims=True)  # stable: the largest exponent is 0
-    e = np.exp(z)
+    # Shift before dividing, in float64: the largest exponent is 0 and the others are <= 0
+    # (or -inf), so any temperature > 0, even 1e-300, gives finite scores (one-hot in the limit).
+    with np.errstate(over="ignore", under="ignore"):
+        e = np.exp((x.astype(np.float64) - x.max(axis=axis, keepdims=True)) / float(temperature))
     out: FloatMatrix = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
     return out
 
@@ -221,3 +224,44 @@ def select_citations(
     best = float(strength[order[0]])
     keep = (scores[order] >= min_score) & (strength[order] >= ratio * best - 1e-7)
     return np.asarray(order[keep], dtype=np.int64)
+
+
+def first_copies(texts: Sequence[str], sentence_chunk: IntVector) -> IntVector:
+    """For each source sentence, the index of its first copy in an earlier chunk -> (n,).
+
+    Overlapping chunks (a splitter's `chunk_overlap`) repeat sentences; copies are compared
+    with white space folded. A sentence with no copy in an earlier chunk maps to itself (a
+    sentence repeated inside one chunk stays two sentences).
+    """
+    first: dict[str, int] = {}
+    out = np.arange(len(texts), dtype=np.int64)
+    for j, text in enumerate(texts):
+        f = first.setdefault(" ".join(text.split()), j)
+        if sentence_chunk[f] != sentence_chunk[j]:
+            out[j] = f
+    return out
+
+
+def score_once(
+    strength: FloatMatrix,
+    first: IntVector,
+    how: str,
+    *,
+    temperature: float = 1.0,
+) -> tuple[FloatMatrix, FloatMatrix]:
+    """Scores where each repeated source sentence counts once, and the strength to rank by.
+
+    The first copy of a sentence takes the best strength of all its copies and is normalised
+    over the distinct sentences only, so a copy neither splits a softmax row nor a chunk's
+    share; later copies get score 0 and strength -inf (never cited). (m, n) -> (m, n), (m, n).
+    """
+    strength = np.asarray(strength, dtype=np.float32)
+    unique = first == np.arange(strength.shape[1])
+    if unique.all():
+        return normalize(strength, how, temperature=temperature), strength
+    ranked = strength.copy()
+    np.maximum.at(ranked.T, first, strength.T)
+    ranked[:, ~unique] = -np.inf
+    scores = np.zeros_like(strength)
+    scores[:, unique] = normalize(ranked[:, unique], how, temperature=temperature)
+    return scores, ranked

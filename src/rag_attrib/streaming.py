@@ -7,12 +7,13 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from .engine import Attributor, SourceLike, to_sources
 from .results import AttributionResult, Source
+from .workers import DaemonPool
 
-__all__ = ["AttributionStream", "BackgroundAttributionStream"]
+__all__ = ["AttributionStream", "BackgroundAttributionStream", "shutdown_workers"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class AttributionStream:
     ) -> None:
         self.attributor = attributor
         self.sources: list[Source] = to_sources(sources)
+        self._given = sources  # attribute() reports what cleaning the sources dropped
         self.question = question
         self._text = ""
         self._base = 0  # where the first sentence that may still grow starts
@@ -98,23 +100,40 @@ class AttributionStream:
             answer: the final answer, when the caller has it assembled already.
         """
         return self.attributor.attribute(
-            self.text if answer is None else answer, self.sources, question=self.question
+            self.text if answer is None else answer, self._given, question=self.question
         )
 
 
-_pool: ThreadPoolExecutor | None = None
+_pool: DaemonPool | None = None
 _pool_lock = threading.Lock()
 
 
-def _worker_pool() -> ThreadPoolExecutor:
+def _worker_pool() -> DaemonPool:
     """The threads shared by every background stream (as many as cores, at most 4)."""
     global _pool
     if _pool is None:
         with _pool_lock:
             if _pool is None:
                 workers = max(1, min(4, os.cpu_count() or 1))
-                _pool = ThreadPoolExecutor(workers, thread_name_prefix="rag_attrib-stream")
+                _pool = DaemonPool(workers, "rag_attrib-stream")
     return _pool
+
+
+def shutdown_workers(timeout: float | None = None) -> bool:
+    """Stop the threads that warm background streams.
+
+    Warming not started yet is cancelled (those streams attribute the usual way when they
+    finish); warming under way is waited for up to `timeout` seconds (None: until done). At
+    interpreter exit this runs with `timeout=0`, and a stuck embedder call never holds up the
+    exit (the threads are daemons). A stream opened afterwards starts fresh threads.
+
+    Returns:
+        True if no worker thread is left running.
+    """
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    return True if pool is None else pool.shutdown(timeout)
 
 
 def _forget_pool() -> None:
@@ -178,7 +197,8 @@ class BackgroundAttributionStream:
         self._pending: list[str] = []
         self._closed = False
         self._idle: Future[None] | None = None  # set while a drain is queued or running
-        self._lock = threading.Lock()
+        # reentrant: a cancelled drain's callback may run inside _schedule, which holds it
+        self._lock = threading.RLock()
         with self._lock:
             self._schedule()  # opening encodes the sources
 
@@ -257,9 +277,17 @@ class BackgroundAttributionStream:
             return
         self._idle = Future()
         try:
-            _worker_pool().submit(self._drain)
-        except RuntimeError as exc:  # the interpreter is shutting down
+            job = _worker_pool().submit(self._drain)
+        except RuntimeError as exc:  # the workers (or the interpreter) are shutting down
             self._stop(exc)
+            return
+        job.add_done_callback(self._cancelled)
+
+    def _cancelled(self, job: Future[None]) -> None:
+        """A drain cancelled before it ran (`shutdown_workers`) stops the warming."""
+        if job.cancelled():
+            with self._lock:
+                self._stop(RuntimeError("the stream workers were shut down"))
 
     def _drain(self) -> None:
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -17,7 +18,26 @@ from typing import IO, Any
 from ..results import AttributionResult
 from .base import context_record, current_trace_ids
 
-__all__ = ["JSONLExporter", "jsonl_record", "read_jsonl_line"]
+__all__ = ["JSONLExporter", "dumps_line", "jsonl_record", "read_jsonl_line", "split_lines"]
+
+# Not escaped by json.dumps(ensure_ascii=False), yet str.splitlines() and many JSONL readers
+# break lines at them: a text holding one would cut its record in two.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_LINE_BREAK = re.compile("[\x85\u2028\u2029]")
+
+
+def dumps_line(value: Any) -> str:
+    """`value` as one JSON line (UTF-8 text kept, no NaN, no character that breaks a line)."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return _LINE_BREAK.sub(lambda m: _LINE_BREAKS[m.group()], text)
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a JSONL text: split at "\n" only (a "\r" before it is dropped)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 class JSONLExporter:
@@ -58,7 +78,7 @@ class JSONLExporter:
         Raises:
             ValueError: the exporter was closed.
         """
-        line = json.dumps(jsonl_record(result, context), ensure_ascii=False, allow_nan=False)
+        line = dumps_line(jsonl_record(result, context))
         with self._lock:
             if self.closed:
                 msg = "JSONLExporter is closed; create a new one to keep writing"

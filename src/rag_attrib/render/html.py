@@ -1,41 +1,47 @@
-"""The coloured-sources view: one self-contained HTML page (inline CSS and JS, no fetches).
+"""The attribution view: one self-contained HTML page (inline CSS and JS, no fetches).
 
-Every source sentence is shaded by its attribution score; each answer sentence lists its
-citations, and hovering or clicking it highlights exactly the source sentences it cites.
-All text goes through `html.escape`, so a source containing markup renders as text.
+Each answer sentence has a number and a colour; the source sentences it cites carry the same
+colour and number mark, so the page reads without hovering. Hovering or clicking an answer
+sentence still dims everything it does not cite.
+
+Safety: a result may come from a crafted file. Every text goes through `html.escape`, every
+number, index and flag is type-checked before it reaches markup (see `_common`), a
+Content-Security-Policy forbids network requests and any script but the view's own, and lone
+surrogates and control characters are replaced one for one so the page always encodes.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
+import base64
+import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from ..results import AttributionResult, SentenceAttribution, SourceAttribution, SourceSentence
+from ..results import AttributionResult
+from ._common import (
+    PALETTE,
+    as_float,
+    as_index,
+    citation_figure,
+    citation_kind,
+    clean,
+    is_true,
+    num,
+    source_label,
+)
+from ._style import css, script
 
-__all__ = ["render_html", "sentence_key"]
+__all__ = ["render_fragment", "render_html", "sentence_key"]
 
 DEFAULT_TITLE = "Answer attribution"
-
-# Score -> background colour stops (white, then a highlighter yellow to a warm orange); dark
-# text stays readable on the strongest stop.
-_STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
-    (0.0, (255, 255, 255)),
-    (0.2, (255, 246, 204)),
-    (0.45, (255, 226, 140)),
-    (0.7, (255, 193, 104)),
-    (1.0, (250, 164, 96)),
-)
-# Below this fraction of the scale a sentence is left unshaded, so noise does not tint the page.
-_MIN_SHADE = 0.02
 
 
 def sentence_key(source_index: int, sentence_index: int) -> str:
     """Return the id the page uses for a source sentence, e.g. "s0-3" (also in `data-cites`)."""
-    return f"s{source_index}-{sentence_index}"
+    return f"s{int(source_index)}-{int(sentence_index)}"
 
 
 def render_html(
@@ -47,101 +53,260 @@ def render_html(
     """Render `result` as one self-contained HTML page.
 
     The markup lives under one root element with a unique id and all CSS and JS is scoped to it,
-    so the same string also works as a fragment (Jupyter's `_repr_html_`), even twice on a page.
+    so two views joined on one page do not clash (`render_fragment` gives the bare root for a
+    notebook).
 
     Args:
         result: the attribution to show.
         title: the heading (and page title); None gives "Answer attribution".
-        sankey: also embed the Sankey flow under the coloured view (needs plotly, the `viz`
-            extra; plotly.js is inlined, about 4.5 MB).
+        sankey: also embed the Sankey flow under the view (needs plotly, the `viz` extra;
+            plotly.js is inlined, about 4.5 MB).
 
     Returns:
-        An HTML document as a string.
+        An HTML document as a string (it encodes to UTF-8 whatever the texts held).
 
     Raises:
         MissingDependencyError: `sankey=True` and plotly is not installed.
     """
-    heading = title if title is not None else DEFAULT_TITLE
-    root = f"ra-{uuid.uuid4().hex[:12]}"
-    flow = _flow_section(result) if sankey else ""
-    body = "".join(
-        (
-            f'<div id="{root}" class="ra-root">',
-            f"<style>{_css(root)}</style>",
-            _header(result, heading),
-            _legend(result),
-            '<div class="ra-grid">',
-            _answer_column(result),
-            _sources_column(result),
-            "</div>",
-            flow,
-            f"<script>{_script(root)}</script>",
-            "</div>",
-        )
+    heading = clean(title) if title is not None else DEFAULT_TITLE
+    body, scripts = _root(result, heading, sankey=sankey)
+    # No fetch, image, font or frame may leave the page, and only the view's own scripts
+    # (by hash) run, so markup that slipped through could still not execute.
+    hashes = " ".join(_hash(js) for js in dict.fromkeys(scripts))
+    policy = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+        f"script-src {hashes}; base-uri 'none'; form-action 'none'"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(heading)}</title></head>"
         f'<body style="margin:0;background:#f3f4f6">{body}</body></html>\n'
     )
 
 
+def render_fragment(result: AttributionResult, *, title: str | None = None) -> str:
+    """The view as one `<div>` for a notebook (`_repr_html_`): no document around it, and so no
+    Content-Security-Policy, which would also bind the notebook's own scripts in a frame."""
+    heading = clean(title) if title is not None else DEFAULT_TITLE
+    return _root(result, heading, sankey=False)[0]
+
+
+def _root(result: AttributionResult, heading: str, *, sankey: bool) -> tuple[str, list[str]]:
+    """The view's root element and the text of every script in it."""
+    root = f"ra-{uuid.uuid4().hex[:12]}"
+    view = _read(result)
+    scripts = [script()]
+    flow = ""
+    if sankey:
+        flow, extra = _flow_section(result)
+        scripts += extra
+    body = "".join(
+        (
+            f'<div id="{root}" class="ra-root">',
+            f"<style>{css(root, len(PALETTE))}</style>",
+            _header(view, heading),
+            _legend(view),
+            '<div class="ra-grid">',
+            _answer_column(view),
+            _sources_column(view),
+            "</div>",
+            flow,
+            f"<script>{scripts[0]}</script>",
+            "</div>",
+        )
+    )
+    return body, scripts
+
+
+# --- the result, read once with every value checked ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Cite:
+    key: str | None  # sentence_key of the cited source sentence; None if it points nowhere
+    label: str
+    sentence: int | None  # 0-based position in its source
+    text: str
+    figure: float | None
+    kind: str  # what `figure` is: "support" or "strength"
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    pos: int
+    text: str
+    supported: bool
+    support: float | None
+    issues: tuple[str, ...]
+    cites: tuple[_Cite, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceSentence:
+    key: str
+    text: str
+    start: int | None
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    pos: int
+    label: str
+    title: str
+    text: str
+    share: float
+    sentences: tuple[_SourceSentence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    question: str
+    model: str
+    error: str
+    total_ms: float | None
+    threshold: float | None
+    verifier: bool  # support is a verifier's probability, not a match strength
+    answers: tuple[_Answer, ...]
+    sources: tuple[_Source, ...]
+
+
+def _read(result: AttributionResult) -> _View:
+    """Positions, not the stored `index` fields, number everything: they cannot be forged."""
+    sources = tuple(_read_source(s, p) for p, s in enumerate(result.sources))
+    answers = tuple(_read_answer(a, p, sources) for p, a in enumerate(result.answer_sentences))
+    timings = result.timings if isinstance(result.timings, Mapping) else {}
+    config = result.config if isinstance(result.config, Mapping) else {}
+    return _View(
+        question=clean(result.question),
+        model=clean(result.model),
+        error=clean(result.error),
+        total_ms=as_float(timings.get("total_ms")),
+        threshold=as_float(config.get("support_threshold")),
+        verifier=config.get("verdict") == "verifier",
+        answers=answers,
+        sources=sources,
+    )
+
+
+def _read_source(source: Any, pos: int) -> _Source:
+    metadata = getattr(source, "metadata", None)
+    title = metadata.get("title") if isinstance(metadata, Mapping) else None
+    label = source_label(getattr(source, "id", ""), pos)
+    share = as_float(getattr(source, "score", None)) or 0.0
+    sentences = tuple(
+        _SourceSentence(
+            key=sentence_key(pos, k),
+            text=clean(getattr(x, "text", "")),
+            start=as_index(getattr(x, "start", None)),
+            score=as_float(getattr(x, "score", None)),
+        )
+        for k, x in enumerate(getattr(source, "sentences", ()))
+    )
+    return _Source(
+        pos=pos,
+        label=label,
+        title=clean(title) if isinstance(title, str) and title != label else "",
+        text=clean(getattr(source, "text", "")),
+        share=min(max(share, 0.0), 1.0),
+        sentences=sentences,
+    )
+
+
+def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answer:
+    cites = []
+    for c in getattr(sentence, "citations", ()):
+        src = as_index(getattr(c, "source_index", None), len(sources))
+        k = as_index(getattr(c, "sentence_index", None))
+        if src is not None and (k is None or k >= len(sources[src].sentences)):
+            k = None
+        linked = src is not None and k is not None
+        cites.append(
+            _Cite(
+                key=sentence_key(src, k) if src is not None and k is not None else None,
+                label=(
+                    sources[src].label
+                    if src is not None
+                    else clean(getattr(c, "source_id", "")) or "?"
+                ),
+                sentence=k if linked else None,
+                text=clean(getattr(c, "text", "")),
+                figure=citation_figure(c),
+                kind=citation_kind(c),
+                score=as_float(getattr(c, "score", None)),
+            )
+        )
+    issues = getattr(sentence, "issues", ())
+    return _Answer(
+        pos=pos,
+        text=clean(getattr(sentence, "text", "")),
+        supported=is_true(getattr(sentence, "supported", False)),
+        support=as_float(getattr(sentence, "support", None)),
+        issues=tuple(clean(x) for x in issues) if isinstance(issues, (tuple, list)) else (),
+        cites=tuple(cites),
+    )
+
+
 # --- header, legend -------------------------------------------------------------------------
 
 
-def _header(result: AttributionResult, heading: str) -> str:
+def _header(view: _View, heading: str) -> str:
     parts = [f'<header class="ra-head"><h1>{escape(heading)}</h1>']
-    if result.question:
-        question = escape(result.question)
+    if view.question:
+        question = escape(view.question)
         parts.append(f'<p class="ra-question"><span class="ra-q">Question</span>{question}</p>')
-    parts.append(f'<div class="ra-stats">{_stats(result)}</div>')
-    if result.error:
+    parts.append(f'<div class="ra-stats">{_stats(view)}</div>')
+    if view.error:
         parts.append(
             '<div class="ra-error" role="alert"><strong>Attribution error:</strong> '
-            f"{escape(result.error)}</div>"
+            f"{escape(view.error)}</div>"
         )
     parts.append("</header>")
     return "".join(parts)
 
 
-def _stats(result: AttributionResult) -> str:
-    n = len(result.answer_sentences)
-    supported = n - len(result.unsupported)
+def _stats(view: _View) -> str:
+    n = len(view.answers)
+    supported = sum(a.supported for a in view.answers)
+    share = supported / n if n else 1.0
     cls = "ra-pill ra-good" if supported == n else "ra-pill ra-warn"
     pills = [
-        f'<span class="{cls}"><b>{result.coverage:.0%}</b> supported '
-        f"({supported}/{n} sentences)</span>",
-        f'<span class="ra-pill"><b>{len(result.sources)}</b> '
-        f"source{'s' if len(result.sources) != 1 else ''}</span>",
+        f'<span class="{cls}"><b>{share:.0%}</b> supported ({supported}/{n} sentences)</span>',
+        f'<span class="ra-pill"><b>{len(view.sources)}</b> '
+        f"source{'s' if len(view.sources) != 1 else ''}</span>",
     ]
     # timings stay in a tooltip: they describe the run, not the evidence
-    total = result.timings.get("total_ms")
-    timing = (
-        f' title="attributed in {total:.0f} ms"'
-        if isinstance(total, (int, float)) and math.isfinite(total)
-        else ""
-    )
-    if result.model:
-        pills.append(f'<span class="ra-pill"{timing}>model <b>{escape(result.model)}</b></span>')
+    timing = f' title="attributed in {view.total_ms:.0f} ms"' if view.total_ms is not None else ""
+    if view.model:
+        pills.append(f'<span class="ra-pill"{timing}>model <b>{escape(view.model)}</b></span>')
     return "".join(pills)
 
 
-def _legend(result: AttributionResult) -> str:
-    vmax = _scale_max(result)
-    stops = ", ".join(f"rgb{rgb} {t:.0%}" for t, rgb in _STOPS)
+def _legend(view: _View) -> str:
+    at = f" (supported from {num(view.threshold)})" if view.threshold is not None else ""
+    kinds = {c.kind for a in view.answers for c in a.cites}
+    if view.verifier and "strength" in kinds:  # say so when the two figures differ in kind
+        scales = (
+            f"A sentence's support is the verifier's probability that its sources back it{at}; "
+            "a citation's figure is its match strength"
+        )
+    else:
+        own = "support" if "support" in kinds else "strength"
+        scales = f"Each sentence shows its support{at}, each citation its {own}, on one scale"
     return (
         '<div class="ra-legend" aria-label="legend">'
-        '<span class="ra-legend-item"><span class="ra-scale-label">0</span>'
-        f'<span class="ra-scale" style="background:linear-gradient(90deg, {stops})"></span>'
-        f'<span class="ra-scale-label">{vmax:.2f}</span>'
-        '<span class="ra-legend-text">source sentence score</span></span>'
-        '<span class="ra-legend-item"><span class="ra-swatch ra-swatch-hl"></span>'
-        '<span class="ra-legend-text">cited by the selected answer sentence</span></span>'
-        '<span class="ra-legend-item"><span class="ra-swatch ra-swatch-bad"></span>'
-        '<span class="ra-legend-text">unsupported: no source backs it</span></span>'
-        '<span class="ra-legend-hint">Hover an answer sentence to see its sources; '
-        "click to pin, Esc to clear.</span>"
+        '<span class="ra-legend-item"><span class="ra-mark ra-main ra-c0" data-n="1"></span>'
+        '<span class="ra-legend-text">answer sentence 1 cites this (its best source)</span></span>'
+        '<span class="ra-legend-item"><span class="ra-mark ra-more ra-c0" data-n="1"></span>'
+        '<span class="ra-legend-text">a further source of sentence 1</span></span>'
+        '<span class="ra-legend-item"><span class="ra-mark ra-closest" data-n="4"></span>'
+        '<span class="ra-legend-text">closest match of an unsupported sentence: '
+        "it does <b>not</b> support it</span></span>"
+        f'<span class="ra-legend-item ra-legend-wide">{escape(scales)}. '
+        "Hover or click an answer sentence to dim everything else; Esc clears.</span>"
         "</div>"
     )
 
@@ -149,351 +314,213 @@ def _legend(result: AttributionResult) -> str:
 # --- answer -----------------------------------------------------------------------------------
 
 
-def _answer_column(result: AttributionResult) -> str:
+def _answer_column(view: _View) -> str:
     parts = ['<section class="ra-col ra-answer-col"><h2>Answer</h2>']
-    if not result.answer_sentences:
+    if not view.answers:
         parts.append('<p class="ra-empty">The answer is empty.</p>')
-    threshold = _support_threshold(result.config)
-    labels = {s.index: s.id for s in result.sources}
     parts.append('<ol class="ra-answers">')
-    parts.extend(_answer_card(s, labels, threshold) for s in result.answer_sentences)
+    parts.extend(_answer_card(a, view.threshold) for a in view.answers)
     parts.append("</ol></section>")
     return "".join(parts)
 
 
-def _answer_card(
-    sentence: SentenceAttribution, labels: Mapping[int, str], threshold: float | None
-) -> str:
-    cites = " ".join(sentence_key(c.source_index, c.sentence_index) for c in sentence.citations)
-    classes = "ra-ans" if sentence.supported else "ra-ans ra-unsupported"
+def _colour(pos: int) -> str:
+    return f"ra-c{pos % len(PALETTE)}"
+
+
+def _answer_card(answer: _Answer, threshold: float | None) -> str:
+    cites = " ".join(c.key for c in answer.cites if c.key is not None)
+    state = "ra-supported" if answer.supported else "ra-unsupported"
+    n = answer.pos + 1
     parts = [
-        f'<li class="{classes}" tabindex="0" data-index="{sentence.index}" '
-        f'data-cites="{cites}" data-supported="{str(sentence.supported).lower()}">',
-        f'<span class="ra-num">{sentence.index + 1}</span><div class="ra-ans-body">',
-        f'<p class="ra-ans-text">{escape(sentence.text)}</p>',
+        f'<li class="ra-ans {state} {_colour(answer.pos)}" tabindex="0" data-index="{answer.pos}" '
+        f'data-cites="{cites}" data-supported="{"true" if answer.supported else "false"}">',
+        f'<span class="ra-num">{n}</span><div class="ra-ans-body">',
+        f'<p class="ra-ans-text">{escape(answer.text)}</p>',
+        _verdict(answer, threshold),
     ]
-    if sentence.citations:
-        parts.append('<ul class="ra-cites">')
-        for c in sentence.citations:
-            key = sentence_key(c.source_index, c.sentence_index)
-            label = labels.get(c.source_index, c.source_id)
-            # the chip shows the strength: with a sharp softmax a second citation that holds
-            # half the claim would read as a near-zero score
-            tip = f"strength {_num(c.similarity)}, score {_num(c.score)}: {c.text}"
-            parts.append(
-                f'<li class="ra-cite" data-sid="{key}" title="{escape(tip)}">'
-                f'<span class="ra-cite-src">{escape(label)}</span>'
-                f'<span class="ra-cite-sn">sentence {c.sentence_index + 1}</span>'
-                f'<span class="ra-cite-score">{_num(c.similarity)}</span></li>'
-            )
+    if answer.cites:
+        heading = "Cites" if answer.supported else "Closest match, does not support it"
+        parts.append(f'<div class="ra-cites-head">{heading}</div><ul class="ra-cites">')
+        for rank, c in enumerate(answer.cites):
+            parts.append(_chip(answer, rank, c))
         parts.append("</ul>")
-    else:
-        badge = "" if sentence.supported else '<span class="ra-badge">unsupported</span>'
-        parts.append(f'<p class="ra-nocite">{badge}{_no_citation_note(sentence, threshold)}</p>')
+    elif answer.supported:
+        parts.append('<p class="ra-nocite">No citation passed the score threshold.</p>')
     parts.append("</div></li>")
     return "".join(parts)
 
 
-def _no_citation_note(sentence: SentenceAttribution, threshold: float | None) -> str:
-    if sentence.supported:
-        return "No citation passed the score threshold."
-    if sentence.issues:
-        return escape("Unsupported: " + "; ".join(sentence.issues) + ".")
-    note = f"No source backs this sentence: best match strength {_num(sentence.support)}"
-    if threshold is not None:
-        note += f", below the support threshold {_num(threshold)}"
-    return escape(note + ".")
+def _verdict(answer: _Answer, threshold: float | None) -> str:
+    """One line: the verdict, the one figure it used, and the reasons when there are any."""
+    if answer.supported:
+        return (
+            '<p class="ra-verdict"><span class="ra-tag ra-tag-good">supported</span>'
+            f'<span class="ra-fig">support {num(answer.support)}</span></p>'
+        )
+    figure = f"support {num(answer.support)}"
+    if threshold is not None and answer.support is not None and answer.support < threshold:
+        figure += f", below {num(threshold)}"
+    if answer.issues:
+        reason = "; ".join(answer.issues)
+    elif answer.support is None and not answer.cites:
+        reason = "no source to compare with"
+    else:
+        reason = "no source backs this sentence"
+    return (
+        '<p class="ra-verdict"><span class="ra-tag ra-tag-bad">unsupported</span>'
+        f'<span class="ra-fig">{escape(figure)}</span>'
+        f'<span class="ra-reason">{escape(reason)}</span></p>'
+    )
+
+
+def _mark_kind(answer: _Answer, rank: int) -> str:
+    if not answer.supported:
+        return "ra-closest"
+    return "ra-main" if rank == 0 else "ra-more"
+
+
+def _chip(answer: _Answer, rank: int, c: _Cite) -> str:
+    where = f"sentence {c.sentence + 1}" if c.sentence is not None else "not found"
+    verb = "cites" if answer.supported else "is closest to, without support from,"
+    tip = f"answer sentence {answer.pos + 1} {verb} {c.label}, {where}"
+    tip += f" ({c.kind} {num(c.figure)}, share {num(c.score)}): {c.text}"
+    sid = f' data-sid="{c.key}"' if c.key is not None else ""
+    kind = _mark_kind(answer, rank)
+    return (
+        f'<li class="ra-cite {kind}"{sid} title="{escape(tip)}">'
+        f'<span class="ra-mark {kind} {_colour(answer.pos)}" data-n="{answer.pos + 1}"></span>'
+        f'<span class="ra-cite-src">{escape(c.label)}</span>'
+        f'<span class="ra-cite-sn">{where}</span>'
+        f'<span class="ra-cite-score">{num(c.figure)}</span></li>'
+    )
 
 
 # --- sources ----------------------------------------------------------------------------------
 
+_Marks = Mapping[str, list[tuple[int, str]]]
 
-def _sources_column(result: AttributionResult) -> str:
+
+def _sources_column(view: _View) -> str:
     parts = ['<section class="ra-col ra-sources-col"><h2>Sources</h2>']
-    if not result.sources:
+    if not view.sources:
         parts.append('<p class="ra-empty">No sources were given.</p>')
-    vmax = _scale_max(result)
-    cited_by = _cited_by(result)
-    parts.extend(_source_card(s, vmax, cited_by) for s in result.sources)
+    marks = _marks(view)
+    parts.extend(_source_card(s, marks) for s in view.sources)
     parts.append("</section>")
     return "".join(parts)
 
 
-def _source_card(source: SourceAttribution, vmax: float, cited_by: Mapping[str, list[int]]) -> str:
-    share = _clip(source.score, 0.0, 1.0)
-    title = source.metadata.get("title") if isinstance(source.metadata, Mapping) else None
-    subtitle = (
-        f'<span class="ra-src-title">{escape(title)}</span>'
-        if isinstance(title, str) and title and title != source.id
-        else ""
-    )
+def _marks(view: _View) -> dict[str, list[tuple[int, str]]]:
+    """For each cited source sentence, who cites it: (answer position, mark kind)."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for a in view.answers:
+        for rank, c in enumerate(a.cites):
+            if c.key is not None:
+                out.setdefault(c.key, []).append((a.pos, _mark_kind(a, rank)))
+    return out
+
+
+def _source_card(source: _Source, marks: _Marks) -> str:
+    subtitle = f'<span class="ra-src-title">{escape(source.title)}</span>' if source.title else ""
     return "".join(
         (
-            f'<article class="ra-source" data-source="{source.index}">',
+            f'<article class="ra-source" data-source="{source.pos}">',
             '<div class="ra-src-head"><div class="ra-src-name">',
-            f'<span class="ra-src-num">{source.index + 1}</span>',
-            f'<span class="ra-src-id">{escape(source.id)}</span>{subtitle}</div>',
-            f'<div class="ra-share" title="share of the answer\'s attribution: {share:.1%}">',
-            f'<span class="ra-bar"><span class="ra-bar-fill" style="width:{share * 100:.1f}%">'
-            "</span></span>",
-            f'<span class="ra-share-num">{share:.0%}</span></div></div>',
-            f'<div class="ra-src-text">{_source_text(source, vmax, cited_by)}</div>',
+            f'<span class="ra-src-id">{escape(source.label)}</span>{subtitle}</div>',
+            f'<div class="ra-share" title="share of the answer\'s attribution: '
+            f'{source.share:.1%}">',
+            f'share<span class="ra-bar"><span class="ra-bar-fill" style="width:'
+            f'{source.share * 100:.1f}%"></span></span>',
+            f'<span class="ra-share-num">{source.share:.0%}</span></div></div>',
+            f'<div class="ra-src-text">{_source_text(source, marks)}</div>',
             "</article>",
         )
     )
 
 
-def _source_text(source: SourceAttribution, vmax: float, cited_by: Mapping[str, list[int]]) -> str:
-    """Rebuild the source text exactly: sentences as shaded spans, the text between as is."""
+def _source_text(source: _Source, marks: _Marks) -> str:
+    """Rebuild the source text exactly: sentences as spans, the text between as is."""
     parts: list[str] = []
     cursor = 0
     text = source.text
     for sentence in source.sentences:
         start = _locate(text, sentence, cursor)
-        if start is None:  # offsets that do not match the text: show the sentence unplaced
+        if start is None:  # offsets that do not match the text: the text shows unmarked
             continue
         parts.append(escape(text[cursor:start]))
-        parts.append(_sentence_span(source.index, sentence, vmax, cited_by))
+        parts.append(_sentence_span(sentence, marks.get(sentence.key, [])))
         cursor = start + len(sentence.text)
     parts.append(escape(text[cursor:]))
     return "".join(parts)
 
 
-def _locate(text: str, sentence: SourceSentence, cursor: int) -> int | None:
-    """Return where `sentence` starts in `text` at or after `cursor` (its offsets, if valid)."""
-    if cursor <= sentence.start and text[sentence.start : sentence.end] == sentence.text:
-        return sentence.start
+def _locate(text: str, sentence: _SourceSentence, cursor: int) -> int | None:
+    """Return where `sentence` starts in `text` at or after `cursor` (its offset, if valid)."""
+    start = sentence.start
+    if start is not None and cursor <= start and text.startswith(sentence.text, start):
+        return start
     # A hand-edited or foreign to_dict() may carry stale offsets; fall back to searching.
     found = text.find(sentence.text, cursor) if sentence.text else -1
     return found if found >= 0 else None
 
 
-def _sentence_span(
-    source_index: int, sentence: SourceSentence, vmax: float, cited_by: Mapping[str, list[int]]
-) -> str:
-    key = sentence_key(source_index, sentence.index)
-    users = cited_by.get(key, [])
-    tip = f"score {_num(sentence.score)}"
+def _sentence_span(sentence: _SourceSentence, users: list[tuple[int, str]]) -> str:
+    tip = f"score {num(sentence.score)}"
+    classes = "ra-sent"
+    marks = ""
     if users:
-        tip += " · cited by answer sentence " + ", ".join(str(i + 1) for i in users)
-    fraction = _clip(sentence.score / vmax, 0.0, 1.0) if math.isfinite(sentence.score) else 0.0
-    style = f' style="background-color:{_shade(fraction)}"' if fraction >= _MIN_SHADE else ""
-    cited = " ra-cited" if users else ""
+        supporting = [(p, k) for p, k in users if k != "ra-closest"]
+        if supporting:
+            # the first citer that names it as its best source, else the first citer, tints it
+            pos, kind = min(supporting, key=lambda u: (u[1] != "ra-main", u[0]))
+            classes += f" ra-cited {kind} {_colour(pos)}"
+        else:
+            classes += " ra-cited ra-closest"
+        tip += " · " + "; ".join(_user_note(p, k) for p, k in users)
+        marks = "".join(
+            f'<span class="ra-mark {k} {_colour(p)}" data-n="{p + 1}"></span>' for p, k in users
+        )
     return (
-        f'<span class="ra-sent{cited}" data-sid="{key}" data-score="{_num(sentence.score, 4)}"'
-        f' title="{escape(tip)}"{style}>{escape(sentence.text)}</span>'
+        f'<span class="{classes}" data-sid="{sentence.key}" title="{escape(tip)}">'
+        f"{_glue(sentence.text, marks)}</span>"
     )
+
+
+def _glue(text: str, marks: str) -> str:
+    """The sentence with its marks after the last word, kept on one line with it, so a mark
+    never starts the next line beside the next sentence."""
+    if not marks:
+        return escape(text)
+    cut = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+    if len(text) - cut > 30:  # a long URL-like tail may wrap; the marks then follow it
+        return escape(text) + marks
+    return f'{escape(text[:cut])}<span class="ra-tail">{escape(text[cut:])}{marks}</span>'
+
+
+def _user_note(pos: int, kind: str) -> str:
+    if kind == "ra-main":
+        return f"best source of answer sentence {pos + 1}"
+    if kind == "ra-more":
+        return f"further source of answer sentence {pos + 1}"
+    return f"closest match of answer sentence {pos + 1}, which it does not support"
 
 
 # --- optional Sankey --------------------------------------------------------------------------
 
 
-def _flow_section(result: AttributionResult) -> str:
-    from .sankey import sankey_html  # plotly is optional: import only when asked for
+def _flow_section(result: AttributionResult) -> tuple[str, list[str]]:
+    from .sankey import flow_fragment  # plotly is optional: import only when asked for
 
-    return (
-        '<section class="ra-flow"><h2>Flow: source sentences to answer sentences</h2>'
-        f"{sankey_html(result, full_html=False)}</section>"
+    flow, scripts = flow_fragment(result)
+    html = (
+        '<section class="ra-flow"><h2>Flow: cited source sentences to answer sentences</h2>'
+        f"{flow}</section>"
     )
+    return html, scripts
 
 
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _cited_by(result: AttributionResult) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for s in result.answer_sentences:
-        for c in s.citations:
-            out.setdefault(sentence_key(c.source_index, c.sentence_index), []).append(s.index)
-    return out
-
-
-def _scale_max(result: AttributionResult) -> float:
-    """The score at the top of the colour scale: the largest sentence score, or 1."""
-    scores = [x.score for s in result.sources for x in s.sentences]
-    scores = [x for x in scores if math.isfinite(x) and x > 0]
-    return max(scores) if scores else 1.0
-
-
-def _support_threshold(config: Mapping[str, Any]) -> float | None:
-    value = config.get("support_threshold")
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def _shade(t: float) -> str:
-    """Interpolate the colour stops at `t` in [0, 1]; return an `rgb(...)` CSS colour."""
-    for (t0, c0), (t1, c1) in itertools.pairwise(_STOPS):
-        if t <= t1:
-            w = (t - t0) / (t1 - t0)
-            r, g, b = (round(a + (b_ - a) * w) for a, b_ in zip(c0, c1, strict=True))
-            return f"rgb({r},{g},{b})"
-    return "rgb({},{},{})".format(*_STOPS[-1][1])
-
-
-def _clip(x: float, low: float, high: float) -> float:
-    if not math.isfinite(x):
-        return low
-    return min(max(x, low), high)
-
-
-def _num(x: float | None, digits: int = 2) -> str:
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    return f"{x:.{digits}f}"
-
-
-def _css(root: str) -> str:
-    r = f"#{root}"
-    rules: Sequence[str] = (
-        f"{r}{{--fg:#1f2328;--muted:#59636e;--line:#d8dee4;--panel:#ffffff;--bg:#f3f4f6;"
-        "--accent:#2563eb;--accent-soft:#dbeafe;--bad:#c2410c;--bad-soft:#fff1e7;--good:#15803d;"
-        "font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,'Helvetica Neue',Arial,"
-        "'Liberation Sans',sans-serif;font-size:14px;line-height:1.55;color:var(--fg);"
-        "background:var(--bg);padding:20px 24px 28px;box-sizing:border-box;text-align:left;"
-        "container-type:inline-size;border-radius:10px}",
-        f"{r} *{{box-sizing:border-box}}",
-        f"{r} h1{{font-size:20px;margin:0 0 6px;font-weight:650;letter-spacing:-.01em}}",
-        f"{r} h2{{font-size:12px;margin:0 0 10px;text-transform:uppercase;letter-spacing:.08em;"
-        "color:var(--muted);font-weight:650}",
-        f"{r} p{{margin:0}}",
-        f"{r} .ra-head{{margin-bottom:12px}}",
-        f"{r} .ra-question{{font-size:15px;margin:2px 0 10px;max-width:75ch}}",
-        f"{r} .ra-q{{display:inline-block;font-size:11px;font-weight:650;text-transform:uppercase;"
-        "letter-spacing:.06em;color:var(--accent);background:var(--accent-soft);border-radius:4px;"
-        "padding:1px 6px;margin-right:8px;vertical-align:1px}",
-        f"{r} .ra-stats{{display:flex;flex-wrap:wrap;gap:6px}}",
-        f"{r} .ra-pill{{font-size:12px;color:var(--muted);background:var(--panel);"
-        "border:1px solid var(--line);border-radius:999px;padding:2px 10px}",
-        f"{r} .ra-pill b{{color:var(--fg);font-weight:650}}",
-        f"{r} .ra-good b{{color:var(--good)}}",
-        f"{r} .ra-warn b{{color:var(--bad)}}",
-        f"{r} .ra-error{{margin-top:10px;padding:8px 12px;border-radius:6px;color:#7f1d1d;"
-        "background:#fee2e2;border:1px solid #fca5a5;white-space:pre-wrap}",
-        f"{r} .ra-legend{{display:flex;flex-wrap:wrap;align-items:center;gap:8px 20px;"
-        "font-size:12px;color:var(--muted);margin:0 0 16px;padding:8px 12px;"
-        "background:var(--panel);border:1px solid var(--line);border-radius:8px}",
-        f"{r} .ra-legend-item{{display:inline-flex;align-items:center;gap:6px}}",
-        f"{r} .ra-scale{{display:inline-block;width:120px;height:10px;border-radius:3px;"
-        "border:1px solid var(--line)}",
-        f"{r} .ra-scale-label{{font-variant-numeric:tabular-nums}}",
-        f"{r} .ra-swatch{{display:inline-block;width:22px;height:12px;border-radius:3px}}",
-        f"{r} .ra-swatch-hl{{background:#fff;box-shadow:0 0 0 2px var(--accent)}}",
-        f"{r} .ra-swatch-bad{{background:var(--bad-soft);border-left:4px solid var(--bad)}}",
-        f"{r} .ra-legend-hint{{margin-left:auto;font-style:italic}}",
-        f"{r} .ra-grid{{display:grid;grid-template-columns:minmax(0,1fr);gap:20px;"
-        "align-items:start}",
-        f"@container (min-width: 820px){{{r} .ra-grid{{grid-template-columns:"
-        "minmax(0,5fr) minmax(0,7fr)}"
-        f"{r} .ra-answer-col{{position:sticky;top:12px;max-height:calc(100vh - 24px);"
-        "overflow:auto}}",
-        f"{r} .ra-answers{{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;"
-        "gap:10px}",
-        f"{r} .ra-ans{{background:var(--panel);border:1px solid var(--line);"
-        "border-left:4px solid var(--accent);border-radius:8px;padding:10px 12px;cursor:pointer;"
-        "transition:box-shadow .12s, border-color .12s;outline:none;display:grid;"
-        "grid-template-columns:auto minmax(0,1fr);gap:10px;align-items:start}",
-        f"{r} .ra-ans:hover,{r} .ra-ans:focus-visible,{r} .ra-ans.active{{"
-        "box-shadow:0 2px 10px rgba(37,99,235,.18);border-color:var(--accent)}",
-        f"{r} .ra-ans.pinned{{background:#f5f9ff;box-shadow:0 0 0 2px var(--accent)}}",
-        f"{r} .ra-num{{display:inline-flex;align-items:center;justify-content:center;"
-        "min-width:22px;height:22px;border-radius:11px;background:var(--accent);color:#fff;"
-        "font-size:12px;font-weight:650;padding:0 6px;margin-top:1px}",
-        f"{r} .ra-ans-text{{font-size:15px}}",
-        f"{r} .ra-unsupported{{border-left-color:var(--bad);background:var(--bad-soft)}}",
-        f"{r} .ra-unsupported .ra-num{{background:var(--bad)}}",
-        f"{r} .ra-unsupported .ra-ans-text{{text-decoration:underline wavy var(--bad);"
-        "text-decoration-thickness:1px;text-underline-offset:4px}",
-        f"{r} .ra-unsupported:hover,{r} .ra-unsupported.active{{border-color:var(--bad);"
-        "box-shadow:0 2px 10px rgba(194,65,12,.2)}",
-        f"{r} .ra-badge{{font-size:11px;font-weight:650;text-transform:uppercase;"
-        "letter-spacing:.05em;color:#fff;background:var(--bad);border-radius:4px;padding:1px 6px;"
-        "margin-right:8px}",
-        f"{r} .ra-cites{{list-style:none;margin:8px 0 0;padding:0;display:flex;flex-wrap:wrap;"
-        "gap:6px}",
-        f"{r} .ra-cite{{display:inline-flex;align-items:center;gap:6px;font-size:12px;"
-        "border:1px solid var(--line);border-radius:6px;padding:1px 4px 1px 8px;background:#fff}",
-        f"{r} .ra-cite:hover{{border-color:var(--accent)}}",
-        f"{r} .ra-cite-src{{font-weight:650}}",
-        f"{r} .ra-cite-sn{{color:var(--muted)}}",
-        f"{r} .ra-cite-score{{font-variant-numeric:tabular-nums;background:var(--accent-soft);"
-        "color:#1e3a8a;border-radius:4px;padding:0 5px}",
-        f"{r} .ra-nocite{{margin-top:6px;font-size:12px;color:var(--bad)}}",
-        f"{r} .ra-source{{background:var(--panel);border:1px solid var(--line);border-radius:8px;"
-        "padding:10px 14px 12px;margin-bottom:12px;transition:border-color .12s, opacity .12s}",
-        f"{r} .ra-src-head{{display:flex;align-items:center;justify-content:space-between;"
-        "gap:12px;margin-bottom:6px}",
-        f"{r} .ra-src-name{{display:flex;align-items:baseline;gap:8px;min-width:0}}",
-        f"{r} .ra-src-num{{font-size:11px;font-weight:650;color:var(--muted);"
-        "border:1px solid var(--line);border-radius:4px;padding:0 5px}",
-        f"{r} .ra-src-id{{font-weight:650;font-family:ui-monospace,SFMono-Regular,Menlo,"
-        "'DejaVu Sans Mono',monospace;font-size:13px;overflow-wrap:anywhere}",
-        f"{r} .ra-src-title{{color:var(--muted);font-size:13px;overflow:hidden;"
-        "text-overflow:ellipsis;white-space:nowrap}",
-        f"{r} .ra-share{{display:flex;align-items:center;gap:8px;flex:none}}",
-        f"{r} .ra-bar{{display:inline-block;width:110px;height:8px;border-radius:4px;"
-        "background:#e5e7eb;overflow:hidden}",
-        f"{r} .ra-bar-fill{{display:block;height:100%;background:linear-gradient(90deg,"
-        "#fbbf24,#f97316);border-radius:4px}",
-        f"{r} .ra-share-num{{font-size:12px;font-weight:650;min-width:34px;text-align:right;"
-        "font-variant-numeric:tabular-nums}",
-        f"{r} .ra-src-text{{white-space:pre-wrap;overflow-wrap:anywhere;font-size:14px;"
-        "line-height:1.75}",
-        f"{r} .ra-sent{{border-radius:3px;padding:1px 0;transition:opacity .12s, box-shadow .12s;"
-        "-webkit-box-decoration-break:clone;box-decoration-break:clone}",
-        f"{r}.ra-active .ra-sent{{opacity:.35}}",
-        f"{r}.ra-active .ra-source{{opacity:.75}}",
-        f"{r}.ra-active .ra-source.cited{{opacity:1;border-color:var(--accent)}}",
-        f"{r} .ra-sent.highlight{{opacity:1;box-shadow:0 0 0 2px var(--accent)}}",
-        f"{r} .ra-sent.highlight:not([style]){{background-color:var(--accent-soft)}}",
-        f"{r} .ra-sent.flash{{animation:{root}-flash 1s ease-out}}",
-        f"@keyframes {root}-flash{{0%{{box-shadow:0 0 0 6px rgba(37,99,235,.5)}}"
-        "100%{box-shadow:0 0 0 2px var(--accent)}}",
-        f"{r} .ra-empty{{color:var(--muted);font-style:italic}}",
-        f"{r} .ra-flow{{margin-top:20px;background:var(--panel);border:1px solid var(--line);"
-        "border-radius:8px;padding:12px 14px}",
-    )
-    return "".join(rules)
-
-
-def _script(root: str) -> str:
-    # Plain ES5-ish JS so old notebook front ends run it too; everything hangs off the root id.
-    return (
-        "(function(){"
-        f'var root=document.getElementById("{root}");if(!root)return;'
-        "var pinned=null;"
-        "function each(sel,f){Array.prototype.forEach.call(root.querySelectorAll(sel),f);}"
-        "function clear(){root.classList.remove('ra-active');"
-        "each('.highlight',function(e){e.classList.remove('highlight');});"
-        "each('.ra-source.cited',function(e){e.classList.remove('cited');});"
-        "each('.ra-ans.active',function(e){e.classList.remove('active');});}"
-        "function show(card,scroll){clear();if(!card)return;"
-        "card.classList.add('active');root.classList.add('ra-active');"
-        "var ids=(card.getAttribute('data-cites')||'').split(' ').filter(Boolean);var first=null;"
-        "ids.forEach(function(id){"
-        "var el=root.querySelector('.ra-sent[data-sid=\"'+id+'\"]');if(!el)return;"
-        "el.classList.add('highlight');if(!first)first=el;"
-        "var src=el.closest('.ra-source');if(src)src.classList.add('cited');});"
-        "if(first&&scroll)first.scrollIntoView({block:scroll,behavior:'smooth'});}"
-        "function pin(card){"
-        "if(pinned)pinned.classList.remove('pinned');"
-        "pinned=(pinned===card)?null:card;"
-        "if(pinned){pinned.classList.add('pinned');show(pinned,'center');}else{show(null);}}"
-        "each('.ra-ans',function(card){"
-        "card.addEventListener('mouseenter',function(){show(card,'nearest');});"
-        "card.addEventListener('mouseleave',function(){show(pinned,null);});"
-        "card.addEventListener('focus',function(){show(card,'nearest');});"
-        "card.addEventListener('blur',function(){show(pinned,null);});"
-        "card.addEventListener('click',function(ev){"
-        "var chip=ev.target.closest?ev.target.closest('.ra-cite'):null;"
-        "if(chip){var el=root.querySelector('.ra-sent[data-sid=\"'+chip.getAttribute('data-sid')"
-        "+'\"]');if(el){el.scrollIntoView({block:'center',behavior:'smooth'});"
-        "el.classList.remove('flash');void el.offsetWidth;el.classList.add('flash');}"
-        "if(pinned===card)return;}"
-        "pin(card);});"
-        "card.addEventListener('keydown',function(ev){"
-        "if(ev.key==='Enter'||ev.key===' '){ev.preventDefault();pin(card);}});});"
-        "root.addEventListener('keydown',function(ev){"
-        "if(ev.key==='Escape'&&pinned){pinned.classList.remove('pinned');pinned=null;"
-        "show(null);}});"
-        "})();"
-    )
+def _hash(js: str) -> str:
+    """The CSP source that allows exactly this inline script."""
+    digest = hashlib.sha256(js.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"

@@ -1,38 +1,49 @@
-"""The Sankey flow: source sentences (or chunks) -> answer sentences, with plotly (extra `viz`).
+"""The Sankey flow: cited source sentences (or chunks) -> answer sentences, with plotly
+(extra `viz`).
 
-Link width is the raw strength (cosine, or the hybrid strength) stored in
-`result.similarity`; only the `top_k` strongest links of each answer sentence are drawn.
+It is drawn from the citations, not from the strength matrix: a link is a citation and its
+width the citation's strength; unsupported sentences get a grey link from a "no source
+supports" node instead of flows from sources they do not follow from.
 """
 
 from __future__ import annotations
 
-import math
+import re
 import textwrap
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
 from ..errors import ConfigError, import_optional
-from ..results import AttributionResult, matrix_from_citations
+from ..results import AttributionResult
+from ._common import (
+    PALETTE,
+    as_float,
+    as_index,
+    citation_figure,
+    citation_kind,
+    clean,
+    is_true,
+    num,
+    source_label,
+)
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
 
-__all__ = ["SankeyData", "sankey_data", "sankey_figure", "sankey_html"]
+__all__ = ["SankeyData", "flow_fragment", "sankey_data", "sankey_figure", "sankey_html"]
 
 Level = Literal["sentence", "chunk"]
 LEVELS: tuple[str, ...] = ("sentence", "chunk")
 
-# Colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau) for answer sentences.
-PALETTE = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-    "#4E79A7", "#F28E2B", "#59A14F", "#B07AA1", "#76B7B2", "#EDC948", "#FF9DA7",
-)  # fmt: skip
+# Answer sentences take the HTML view's colours, so sentence 2 is the same colour in both.
 UNSUPPORTED_COLOUR = "#9CA3AF"
 SOURCE_COLOUR = "#64748B"
-_LABEL_CHARS = 38
+# The grey link into an unsupported sentence has a fixed width: it marks the sentence only.
+UNSUPPORTED_WIDTH = 0.3
+WIDTH_NOTE = "Link width = citation {kind} · grey = no source supports the sentence"
+_LABEL_WIDTH = 24
+_LABEL_LINES = 3
 _HOVER_WIDTH = 60
 
 
@@ -40,7 +51,8 @@ _HOVER_WIDTH = 60
 class SankeyData:
     """The flow as plain lists, before plotly: nodes (source units, then answer sentences), links.
 
-    `source`/`target` index `labels`; `value` is the raw strength of each link.
+    `source`/`target` index `labels`; `value` is the strength of each cited link (a fixed
+    width for the grey links into unsupported sentences); `link_hover` says what each link is.
     """
 
     labels: tuple[str, ...]
@@ -51,6 +63,7 @@ class SankeyData:
     value: tuple[float, ...]
     link_colours: tuple[str, ...]
     n_source_units: int
+    link_hover: tuple[str, ...] = ()
 
 
 def sankey_data(
@@ -60,17 +73,23 @@ def sankey_data(
     top_k: int = 3,
     min_score: float = 0.0,
 ) -> SankeyData:
-    """Compute the nodes and links of the Sankey flow (no plotly needed).
+    """Compute the nodes and links of the Sankey flow from the citations (no plotly needed).
+
+    A link joins a supported answer sentence to each source unit it cites; its width is the
+    citation's strength, the figure the HTML view shows beside it. Unsupported sentences get no
+    link from a source: one grey link of a fixed width comes from a "no source supports" node,
+    so they stay visible.
 
     Args:
         result: the attribution.
-        level: "sentence" (one node per source sentence) or "chunk" (one per source; a chunk's
-            strength is its best sentence's).
-        top_k: at most this many links per answer sentence, strongest first.
-        min_score: links weaker than this raw strength are dropped (non-positive ones always).
+        level: "sentence" (one node per cited source sentence) or "chunk" (one per cited source;
+            a link's width is the strongest of that source's citations).
+        top_k: draw at most this many citations per answer sentence, strongest first.
+        min_score: citations weaker than this strength are not drawn (non-positive ones never).
 
     Returns:
-        A `SankeyData` with one node per source unit and per answer sentence.
+        A `SankeyData`: cited source units, then answer sentences, then the "no source supports"
+        node when some sentence is unsupported.
 
     Raises:
         ConfigError: `level` or `top_k` is invalid.
@@ -81,28 +100,56 @@ def sankey_data(
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         msg = f"top_k must be an integer >= 1; got {top_k!r}"
         raise ConfigError(msg)
-    strength = _unit_strength(result, level)
-    labels, hover, colours = _source_nodes(result, level)
-    n_units = len(labels)
+    floor = as_float(min_score) or 0.0
+    kind = _kind(result)
+    flows = [_flows(s, result, level, top_k, floor) for s in result.answer_sentences]
+    units = sorted({unit for row in flows for unit in row})
+    node_of = {unit: k for k, unit in enumerate(units)}
+    labels, hover, names = _source_nodes(result, units)
+    colours = [SOURCE_COLOUR] * len(units)
+    n_units = len(units)
+    answers = result.answer_sentences
+    sink = n_units + len(answers) if any(not is_true(s.supported) for s in answers) else None
 
     source: list[int] = []
     target: list[int] = []
     value: list[float] = []
     link_colours: list[str] = []
-    for i, sentence in enumerate(result.answer_sentences):
-        colour = _answer_colour(i, supported=sentence.supported)
-        labels.append(f"A{i + 1}: {_short(sentence.text)}")
-        verdict = "" if sentence.supported else "<br><i>unsupported: no source backs it</i>"
-        hover.append(f"<b>Answer sentence {i + 1}</b><br>{_wrap(sentence.text)}{verdict}")
+    link_hover: list[str] = []
+    for i, (sentence, row) in enumerate(zip(answers, flows, strict=True)):
+        supported = is_true(sentence.supported)
+        colour = _answer_colour(i, supported=supported)
+        text = clean(sentence.text)
+        labels.append(_label(f"A{i + 1}: {text}"))
+        verdict = "" if supported else "<br><i>unsupported: no source supports it</i>"
+        hover.append(
+            f"<b>Answer sentence {i + 1}</b> (support {num(sentence.support)})"
+            f"<br>{_wrap(text)}{verdict}"
+        )
         colours.append(colour)
-        row = strength[i] if strength.size else np.zeros(0)
-        picks = _top(row, top_k, min_score)
-        for j in picks:
-            source.append(j)
+        if sink is not None and not supported:
+            source.append(sink)
             target.append(n_units + i)
-            value.append(float(row[j]))
-            # the strongest link of a sentence is vivid, weaker ones fade
-            link_colours.append(_rgba(colour, 0.15 + 0.5 * (row[j] / row[picks[0]]) ** 2))
+            value.append(UNSUPPORTED_WIDTH)
+            link_colours.append(_rgba(UNSUPPORTED_COLOUR, 0.35))
+            link_hover.append(
+                f"answer sentence {i + 1}: no source supports it (support {num(sentence.support)})"
+            )
+            continue
+        best = max(row.values(), default=1.0)
+        for unit, strength in row.items():
+            source.append(node_of[unit])
+            target.append(n_units + i)
+            value.append(strength)
+            # the strongest link of a sentence is vivid, weaker ones lighter
+            link_colours.append(_rgba(colour, 0.25 + 0.45 * (strength / best) ** 2))
+            link_hover.append(
+                f"answer sentence {i + 1} cites {names[node_of[unit]]}: {kind} {strength:.2f}"
+            )
+    if sink is not None:
+        labels.append("no source supports")
+        hover.append("<b>No source supports</b> the answer sentences linked from here")
+        colours.append(UNSUPPORTED_COLOUR)
     return SankeyData(
         labels=tuple(labels),
         hover=tuple(hover),
@@ -112,6 +159,7 @@ def sankey_data(
         value=tuple(value),
         link_colours=tuple(link_colours),
         n_source_units=n_units,
+        link_hover=tuple(link_hover),
     )
 
 
@@ -127,11 +175,12 @@ def sankey_figure(
     Args:
         result: the attribution.
         level: "sentence" or "chunk" source nodes.
-        top_k: at most this many links per answer sentence.
-        min_score: drop links weaker than this raw strength.
+        top_k: draw at most this many citations per answer sentence.
+        min_score: drop citations weaker than this strength.
 
     Returns:
-        A `plotly.graph_objects.Figure`; labels are shortened, full text shows on hover.
+        A `plotly.graph_objects.Figure` whose title says what link width means; labels wrap
+        onto short lines, the full text shows on hover.
 
     Raises:
         MissingDependencyError: plotly is not installed (`pip install 'rag-attrib[viz]'`).
@@ -142,8 +191,9 @@ def sankey_figure(
     """
     go = import_optional("plotly.graph_objects", extra="viz", feature="The Sankey view")
     data = sankey_data(result, level=level, top_k=top_k, min_score=min_score)
-    n_nodes = len(data.labels)
-    height = max(360, min(1400, 26 * max(data.n_source_units, n_nodes - data.n_source_units)))
+    n_right = len(result.answer_sentences)
+    n_left = data.n_source_units + (len(data.labels) > data.n_source_units + n_right)
+    height = max(360, min(1600, 56 * max(n_left, n_right) + 60))
     trace = go.Sankey(
         arrangement="snap",
         valueformat=".2f",
@@ -152,7 +202,7 @@ def sankey_figure(
             "customdata": list(data.hover),
             "hovertemplate": "%{customdata}<extra></extra>",
             "color": list(data.node_colours),
-            "pad": 12,
+            "pad": 14,
             "thickness": 14,
             "line": {"width": 0},
         },
@@ -161,13 +211,20 @@ def sankey_figure(
             "target": list(data.target),
             "value": list(data.value),
             "color": list(data.link_colours),
-            "hovertemplate": "strength %{value:.2f}<extra></extra>",
+            "customdata": list(data.link_hover),
+            "hovertemplate": "%{customdata}<extra></extra>",
         },
+        textfont={"size": 11, "color": "#1f2328", "shadow": "auto"},
     )
     figure = go.Figure(trace)
     figure.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title={
+            "text": WIDTH_NOTE.format(kind=_kind(result)),
+            "font": {"size": 12, "color": "#59636e"},
+            "x": 0.01,
+        },
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
         font={"size": 11},
         paper_bgcolor="rgba(0,0,0,0)",
     )
@@ -187,8 +244,8 @@ def sankey_html(
     Args:
         result: the attribution.
         level: "sentence" or "chunk" source nodes.
-        top_k: at most this many links per answer sentence.
-        min_score: drop links weaker than this raw strength.
+        top_k: draw at most this many citations per answer sentence.
+        min_score: drop citations weaker than this strength.
         full_html: a whole document (True) or a `<div>` fragment to embed.
 
     Raises:
@@ -203,55 +260,85 @@ def sankey_html(
     return html
 
 
-def _unit_strength(result: AttributionResult, level: Level) -> np.ndarray[Any, Any]:
-    """Raw strength, answer sentences x source units (sentences, or chunks by their best)."""
-    m = len(result.answer_sentences)
-    n = sum(len(s.sentences) for s in result.sources)
-    raw = result.similarity
-    if raw.shape != (m, n):  # a result built without its matrix: fall back to citations
-        raw = matrix_from_citations(result.answer_sentences, result.sources, (m, n))
-    sim = np.nan_to_num(np.asarray(raw, dtype=np.float64), nan=0.0)
-    if level == "sentence" or m == 0:
-        return sim
-    out = np.zeros((m, len(result.sources)))
-    offset = 0
-    for c, s in enumerate(result.sources):
-        k = len(s.sentences)
-        if k:
-            out[:, c] = sim[:, offset : offset + k].max(axis=1)
-        offset += k
+def flow_fragment(result: AttributionResult) -> tuple[str, list[str]]:
+    """The default flow as a fragment for the HTML view, plotly.js inlined, and the text of
+    each of its scripts (the view allows them by hash in its Content-Security-Policy).
+
+    Raises:
+        MissingDependencyError: plotly is not installed (`pip install 'rag-attrib[viz]'`).
+    """
+    offline = import_optional("plotly.offline", extra="viz", feature="The Sankey view")
+    plot: str = sankey_figure(result).to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        config={"displaylogo": False, "displayModeBar": False, "responsive": True},
+    )
+    # plotly JSON-escapes "<" in the figure data, so the only script here is its own
+    found = re.search(r"<script>(.*?)</script>", plot, re.S)
+    scripts = ["window.PlotlyConfig={MathJaxConfig:'local'};", offline.get_plotlyjs()]
+    if found:
+        scripts.append(found.group(1))
+    head = "".join(f"<script>{js}</script>" for js in scripts[:2])
+    return head + plot, scripts
+
+
+Unit = tuple[int, int]  # (source position, sentence position); sentence -1 for a whole chunk
+
+
+def _flows(
+    sentence: Any, result: AttributionResult, level: Level, top_k: int, floor: float
+) -> dict[Unit, float]:
+    """The links of one answer sentence: cited unit -> strength, best first (none if
+    unsupported: its closest matches do not support it)."""
+    if not is_true(sentence.supported):
+        return {}
+    out: dict[Unit, float] = {}
+    n_sources = len(result.sources)
+    for c in tuple(sentence.citations)[:top_k]:
+        src = as_index(c.source_index, n_sources)
+        k = (
+            as_index(c.sentence_index, len(result.sources[src].sentences))
+            if src is not None
+            else None
+        )
+        strength = citation_figure(c)
+        if src is None or k is None or strength is None or strength <= 0 or strength < floor:
+            continue
+        unit = (src, k if level == "sentence" else -1)
+        out[unit] = max(out.get(unit, 0.0), strength)
     return out
 
 
 def _source_nodes(
-    result: AttributionResult, level: Level
+    result: AttributionResult, units: list[Unit]
 ) -> tuple[list[str], list[str], list[str]]:
+    """Labels, hover texts and plain names (escaped) of the cited source units."""
     labels: list[str] = []
     hover: list[str] = []
-    colours: list[str] = []
-    for s in result.sources:
-        if level == "chunk":
-            labels.append(_short(f"{s.id}", 30))
-            hover.append(
-                f"<b>{escape(s.id)}</b> (share {s.score:.0%})<br>{_wrap(s.text, limit=600)}"
-            )
-            colours.append(SOURCE_COLOUR)
+    names: list[str] = []
+    for src, k in units:
+        s = result.sources[src]
+        name = source_label(s.id, src)
+        if k < 0:
+            labels.append(_label(name))
+            hover.append(f"<b>{escape(name)}</b><br>{_wrap(clean(s.text), limit=600)}")
+            names.append(escape(name))
             continue
-        for x in s.sentences:
-            labels.append(f"{_short(s.id, 14)} {x.index + 1}: {_short(x.text, 28)}")
-            hover.append(f"<b>{escape(s.id)}</b>, sentence {x.index + 1}<br>{_wrap(x.text)}")
-            colours.append(SOURCE_COLOUR)
-    return labels, hover, colours
+        text = clean(s.sentences[k].text)
+        labels.append(_label(f"{name}, s{k + 1}: {text}"))
+        hover.append(f"<b>{escape(name)}</b>, sentence {k + 1}<br>{_wrap(text)}")
+        names.append(f"{escape(name)}, sentence {k + 1}")
+    return labels, hover, names
 
 
-def _top(row: np.ndarray[Any, Any], k: int, min_score: float) -> list[int]:
-    """Indices of the k largest entries of `row` that are positive and >= min_score."""
-    order = sorted(range(len(row)), key=lambda j: (-row[j], j))[:k]
-    return [j for j in order if math.isfinite(row[j]) and row[j] > 0 and row[j] >= min_score]
+def _kind(result: AttributionResult) -> str:
+    """What link width is: the citations' own "support" when they carry one, else "strength"."""
+    kinds = {citation_kind(c) for s in result.answer_sentences for c in s.citations}
+    return "support" if kinds == {"support"} else "strength"
 
 
 def _answer_colour(i: int, *, supported: bool) -> str:
-    return PALETTE[i % len(PALETTE)] if supported else UNSUPPORTED_COLOUR
+    return PALETTE[i % len(PALETTE)][0] if supported else UNSUPPORTED_COLOUR
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:
@@ -259,12 +346,13 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha:.2f})"
 
 
-def _short(text: str, limit: int = _LABEL_CHARS) -> str:
-    """One line of at most `limit` characters, escaped for plotly's label markup."""
-    flat = " ".join(text.split())
-    if len(flat) > limit:
-        flat = flat[: limit - 1].rstrip() + "…"
-    return escape(flat, quote=False)
+def _label(text: str) -> str:
+    """A node label wrapped onto at most `_LABEL_LINES` short lines, escaped for plotly."""
+    lines = textwrap.wrap(" ".join(text.split()), _LABEL_WIDTH, break_long_words=True)
+    if len(lines) > _LABEL_LINES:
+        lines = lines[:_LABEL_LINES]
+        lines[-1] = lines[-1][: _LABEL_WIDTH - 1].rstrip() + "…"
+    return "<br>".join(escape(line, quote=False) for line in lines)
 
 
 def _wrap(text: str, *, limit: int = 2000) -> str:

@@ -1,0 +1,335 @@
+"""Capture: what the runs of one call produced (documents, LLM answers), and the job from it.
+
+Documents are found where they are: retriever runs, tool outputs (`ToolMessage.artifact`, or
+documents written into its content), chain and graph-node outputs, and documents handed in with
+`add_sources`. Runs inside a retriever are skipped (a compression retriever's outer documents
+are what reached the LLM), and so are LLMs inside retrievers and tools (they do not answer).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.documents import Document
+from langchain_core.outputs import LLMResult
+from typing_extensions import override
+
+from ...results import Source
+from .._pipeline import Job
+from ._read import answer_of, documents_to_sources, find_documents, holds_text, prompt_text
+
+SOURCES_EVENT = "rag_attrib.sources"
+"""The custom event `add_sources` dispatches; its data is `{"documents": [...]}`."""
+
+NO_ANSWER = (
+    "no answer found: the output holds no answer text and no LLM gave one; return the answer "
+    "as a str, a message, under an 'answer' key or as the last AI message of 'messages'"
+)
+NO_SOURCES = (
+    "no retriever or tool returned documents in this call, so nothing can be cited: use a "
+    "retriever, return Documents from a tool or a node, or hand them in with add_sources(docs)"
+)
+NO_DOCUMENTS = (
+    "the retrievers returned no documents, so nothing can be cited: check the retriever's "
+    "query and index"
+)
+EMPTY_ANSWER = (
+    "the answer text is empty while the output holds text: put the answer under 'answer' "
+    "(or return it as a str or message)"
+)
+
+_SPACE = re.compile(r"\s+")
+_PROBE = 200  # characters of a document looked for in the prompt
+
+
+@dataclass(slots=True)
+class _Run:
+    parent: UUID | None
+    kind: str  # "chain", "retriever", "llm" or "tool"
+    order: int
+
+
+@dataclass(slots=True)
+class _Generation:
+    text: str
+    prompt: str
+    value: Any  # the Generation / ChatGeneration, for attaching to its message
+
+
+@dataclass(slots=True)
+class Capture:
+    """What the runs of one call produced (mutated under the collector's lock)."""
+
+    runs: dict[UUID, _Run] = field(default_factory=dict)
+    documents: list[tuple[int, int, Document]] = field(default_factory=list)
+    inner: list[Document] = field(default_factory=list)  # seen inside a retriever
+    explicit: list[Document] = field(default_factory=list)  # handed in with add_sources
+    searched: bool = False  # a retriever ran, or documents were reported
+    queries: list[str] = field(default_factory=list)
+    open_llms: set[UUID] = field(default_factory=set)
+    prompts: dict[UUID, str] = field(default_factory=dict)
+    generations: list[_Generation] = field(default_factory=list)
+    generation: Any = None  # the last finished LLM generation
+
+    def start(self, run_id: UUID, parent_run_id: UUID | None, kind: str) -> None:
+        if run_id not in self.runs:
+            self.runs[run_id] = _Run(parent_run_id, kind, len(self.runs))
+
+    def within(self, run_id: UUID, kinds: tuple[str, ...]) -> bool:
+        """Whether a run has an ancestor of one of `kinds` (itself excluded)."""
+        run = self.runs.get(run_id)
+        seen = 0
+        while run is not None and run.parent is not None and seen < len(self.runs):
+            run = self.runs.get(run.parent)
+            if run is not None and run.kind in kinds:
+                return True
+            seen += 1
+        return False
+
+    def found(self, run_id: UUID, documents: Sequence[Document], *, search: bool) -> None:
+        """Keep `documents` produced by `run_id` (a retriever's count as a search even if 0)."""
+        if self.within(run_id, ("retriever",)):
+            self.inner.extend(documents)
+            return
+        self.searched = self.searched or search or bool(documents)
+        run = self.runs.get(run_id)
+        order = run.order if run is not None else len(self.runs)
+        self.documents.extend((order, k, doc) for k, doc in enumerate(documents))
+
+    def llm_started(self, run_id: UUID, prompt: str) -> None:
+        self.open_llms.add(run_id)
+        self.prompts[run_id] = prompt
+
+    def llm_ended(self, run_id: UUID, response: LLMResult) -> None:
+        self.open_llms.discard(run_id)
+        if not response.generations or not response.generations[0]:
+            return
+        generation = response.generations[0][0]
+        self.generation = generation
+        if self.within(run_id, ("retriever", "tool")):
+            return
+        text = getattr(generation, "text", None)
+        message = getattr(generation, "message", None)
+        if isinstance(text, str) and text.strip() and not getattr(message, "tool_calls", None):
+            self.generations.append(_Generation(text, self.prompts.get(run_id, ""), generation))
+
+    def llm_failed(self, run_id: UUID) -> None:
+        self.open_llms.discard(run_id)
+
+    def answering(self, answer: str | None) -> _Generation | None:
+        """The LLM generation that gave `answer` (else the last one with text)."""
+        if answer is not None:
+            wanted = answer.strip()
+            for candidate in reversed(self.generations):
+                if candidate.text.strip() == wanted:
+                    return candidate
+        return self.generations[-1] if self.generations else None
+
+    def sources(self, prompt: str | None = None) -> list[Source]:
+        """The call's documents as sources: those that reached `prompt` when it shows any."""
+        ordered = sorted(self.documents, key=lambda item: (item[0], item[1]))
+        documents = [_with_inner_id(doc, self.inner) for _, _, doc in ordered]
+        if prompt:
+            flat = _SPACE.sub(" ", prompt)
+            reached = [d for d in documents if _probe(d) in flat]
+            documents = reached or documents  # the prompt may rephrase them all: keep them
+        return documents_to_sources([*self.explicit, *documents])
+
+
+def _probe(doc: Document) -> str:
+    return _SPACE.sub(" ", doc.page_content).strip()[:_PROBE]
+
+
+def _with_inner_id(doc: Document, inner: list[Document]) -> Document:
+    """A compressor's document that lost its id gets the id of the document it came from."""
+    if doc.id or not inner:
+        return doc
+    for origin in inner:
+        if origin.id and origin.page_content == doc.page_content:
+            return doc.model_copy(update={"id": origin.id})
+    for origin in inner:
+        if (
+            origin.id
+            and origin.metadata == doc.metadata
+            and doc.page_content in origin.page_content
+        ):
+            return doc.model_copy(update={"id": origin.id})
+    return doc
+
+
+def build_job(capture: Capture, output: Any, question: str | None) -> Job:
+    """The job for one call: the answer the user gets, the documents the LLM saw, problems."""
+    answer = answer_of(output)
+    problem = None
+    if answer is not None and not answer.strip() and holds_text(output):
+        problem = EMPTY_ANSWER
+    generation = capture.answering(answer)
+    if answer is None and generation is not None:
+        answer = generation.text
+    sources = capture.sources(generation.prompt if generation is not None else None)
+    if answer is None:
+        problem = NO_ANSWER
+    elif not sources:
+        problem = problem or (NO_DOCUMENTS if capture.searched else NO_SOURCES)
+    question = question or (capture.queries[0] if capture.queries else None)
+    return Job(answer or "", sources, question, problem)
+
+
+class Collector(BaseCallbackHandler):
+    """Feeds run events into the `Capture` each run belongs to.
+
+    Subclasses say which capture a run belongs to: `_enter` when the run starts, `_lookup`
+    afterwards. Both are called with `self._lock` held.
+    """
+
+    raise_error: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> Capture | None:
+        raise NotImplementedError
+
+    def _lookup(self, run_id: UUID) -> Capture | None:
+        raise NotImplementedError
+
+    def _start(self, run_id: UUID, parent_run_id: UUID | None, kind: str) -> Capture | None:
+        with self._lock:
+            capture = self._enter(run_id, parent_run_id)
+            if capture is not None:
+                capture.start(run_id, parent_run_id, kind)
+            return capture
+
+    def _found(self, run_id: UUID, documents: Sequence[Document], *, search: bool) -> None:
+        with self._lock:
+            capture = self._lookup(run_id)
+            if capture is not None:
+                capture.found(run_id, documents, search=search)
+
+    @override
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Note a chain (or graph node) run."""
+        self._start(run_id, kwargs.get("parent_run_id"), "chain")
+
+    @override
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Keep the documents a chain or node returned."""
+        documents = find_documents(outputs)
+        if documents:
+            self._found(run_id, documents, search=False)
+
+    @override
+    def on_retriever_start(
+        self, serialized: Any, query: str, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Note a retriever run and its query."""
+        capture = self._start(run_id, kwargs.get("parent_run_id"), "retriever")
+        if capture is not None and isinstance(query, str) and query.strip():
+            with self._lock:
+                if not capture.within(run_id, ("retriever",)):
+                    capture.queries.append(query)
+
+    @override
+    def on_retriever_end(
+        self, documents: Sequence[Document], *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Keep the retrieved documents."""
+        self._found(run_id, list(documents), search=True)
+
+    @override
+    def on_tool_start(
+        self, serialized: Any, input_str: str, *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Note a tool run."""
+        self._start(run_id, kwargs.get("parent_run_id"), "tool")
+
+    @override
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Keep the documents a tool returned (artifact, content, or the value itself)."""
+        documents = find_documents(output)
+        if documents:
+            self._found(run_id, documents, search=True)
+
+    @override
+    def on_chat_model_start(
+        self, serialized: Any, messages: list[list[Any]], *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Note an open chat model run and its prompt."""
+        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt_text(messages))
+
+    @override
+    def on_llm_start(
+        self, serialized: Any, prompts: list[str], *, run_id: UUID, **kwargs: Any
+    ) -> None:
+        """Note an open completion-model run and its prompt."""
+        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt_text(prompts))
+
+    def _llm_started(self, run_id: UUID, parent_run_id: UUID | None, prompt: str) -> None:
+        capture = self._start(run_id, parent_run_id, "llm")
+        if capture is not None:
+            with self._lock:
+                capture.llm_started(run_id, prompt)
+
+    @override
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        """Keep the generation."""
+        with self._lock:
+            capture = self._lookup(run_id)
+            if capture is not None:
+                capture.llm_ended(run_id, response)
+
+    @override
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Forget a failed LLM run."""
+        with self._lock:
+            capture = self._lookup(run_id)
+            if capture is not None:
+                capture.llm_failed(run_id)
+
+    @override
+    def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        """Keep documents handed in with `add_sources`."""
+        if name != SOURCES_EVENT or not isinstance(data, dict):
+            return
+        documents = [d for d in data.get("documents", ()) if isinstance(d, Document)]
+        with self._lock:
+            capture = self._lookup(run_id)
+            if capture is not None:
+                capture.explicit.extend(documents)
+                capture.searched = True
+
+
+class CaptureHandler(Collector):
+    """Collects one call's documents and LLM answers: no correlation needed."""
+
+    run_inline: bool = True  # cheap appends; no need for an executor hop in async runs
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.capture = Capture()
+
+    def sources(self) -> tuple[list[Source], str | None]:
+        """The documents captured so far, and the first retriever query."""
+        with self._lock:
+            queries = self.capture.queries
+            return self.capture.sources(), (queries[0] if queries else None)
+
+    def job(self, output: Any, question: str | None) -> Job:
+        """The job for the call's `output` (see `build_job`)."""
+        with self._lock:
+            return build_job(self.capture, output, question)
+
+    @override
+    def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> Capture | None:
+        return self.capture
+
+    @override
+    def _lookup(self, run_id: UUID) -> Capture | None:
+        return self.capture

@@ -1,0 +1,112 @@
+"""Delivering an attribution: into the call's config, onto the output, as a last stream
+chunk, as the "attribution" custom event, and as a child run for run-based tracers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForChainRun,
+    BaseCallbackHandler,
+    BaseCallbackManager,
+    CallbackManagerForChainRun,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessageChunk
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.utils import AddableDict
+
+from .._streams import NO_CHUNK
+from .handler import EVENT_NAME
+
+logger = logging.getLogger("rag_attrib.integrations.langchain")
+
+ChunkMode = Literal["auto", "always", "never"]
+"""When a stream gets a last chunk carrying the attribution (see `with_attribution`)."""
+
+
+def with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
+    """A copy of `config` whose callbacks also include `handler` (inherited by every child)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        return patch_config(config, callbacks=manager)
+    patched = patch_config(config)
+    patched["callbacks"] = [*(callbacks or []), handler]
+    return patched
+
+
+def attached(output: Any, payload: dict[str, Any]) -> Any:
+    """A copy of `output` carrying `payload`, or None for shapes that cannot carry it."""
+    if isinstance(output, AIMessage):
+        metadata = {**output.response_metadata, EVENT_NAME: payload}
+        return output.model_copy(update={"response_metadata": metadata})
+    if isinstance(output, Mapping):
+        return {**output, EVENT_NAME: payload}
+    if isinstance(output, str):
+        return {"answer": str(output), EVENT_NAME: payload}
+    return None
+
+
+def final_chunk(total: Any, payload: dict[str, Any], mode: ChunkMode) -> Any:
+    """The extra last chunk of a stream, or `NO_CHUNK`.
+
+    "auto" adds one only where chunks add up with `+`: message chunks and `AddableDict`s.
+    Text streams must stay joinable, whole messages do not add up (`AIMessage +
+    AIMessageChunk` builds a prompt), and LangGraph state chunks are plain dicts that loops
+    index by key: those get the custom event, `last_result` and the child run only.
+    """
+    if mode == "never":
+        return NO_CHUNK
+    if isinstance(total, BaseMessageChunk):
+        empty: str | list[Any] = "" if isinstance(total.content, str) else []
+        return AIMessageChunk(content=empty, response_metadata={EVENT_NAME: payload})
+    if isinstance(total, AddableDict) or mode == "always":
+        return AddableDict({EVENT_NAME: payload})
+    return NO_CHUNK
+
+
+def dispatch(payload: dict[str, Any], config: RunnableConfig) -> None:
+    try:
+        dispatch_custom_event(EVENT_NAME, payload, config=config)
+    except Exception:  # a user's handler may raise; the chain's output matters more
+        logger.warning("rag_attrib: dispatching the attribution event failed", exc_info=True)
+
+
+async def adispatch(payload: dict[str, Any], config: RunnableConfig) -> None:
+    try:
+        await adispatch_custom_event(EVENT_NAME, payload, config=config)
+    except Exception:  # a user's handler may raise; the chain's output matters more
+        logger.warning("rag_attrib: dispatching the attribution event failed", exc_info=True)
+
+
+def record_child_run(
+    run_manager: CallbackManagerForChainRun, answer: str, payload: dict[str, Any]
+) -> None:
+    """A child run named "attribution" whose outputs hold the payload.
+
+    Run-based tracers (LangSmith) ignore custom events and record run outputs only; outputs
+    that cannot carry the payload (text streams) would otherwise leave no trace of it.
+    """
+    try:
+        child = run_manager.get_child().on_chain_start(None, {"answer": answer}, name=EVENT_NAME)
+        child.on_chain_end({EVENT_NAME: payload})
+    except Exception:
+        logger.warning("rag_attrib: recording the attribution run failed", exc_info=True)
+
+
+async def arecord_child_run(
+    run_manager: AsyncCallbackManagerForChainRun, answer: str, payload: dict[str, Any]
+) -> None:
+    try:
+        child = await run_manager.get_child().on_chain_start(
+            None, {"answer": answer}, name=EVENT_NAME
+        )
+        await child.on_chain_end({EVENT_NAME: payload})
+    except Exception:
+        logger.warning("rag_attrib: recording the attribution run failed", exc_info=True)

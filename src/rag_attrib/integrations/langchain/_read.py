@@ -1,0 +1,229 @@
+"""Reading LangChain objects: documents, answers, questions and stream chunks."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    BaseMessageChunk,
+    HumanMessage,
+    ToolMessage,
+)
+from langchain_core.runnables.utils import AddableDict
+
+from ...results import Source
+
+ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
+"""Keys of a chain output (or graph state) that hold the answer, in the order tried."""
+
+_QUESTION_KEYS = ("question", "input", "query")
+_MAX_DEPTH = 4  # how deep documents are looked for in an output (state -> list -> message)
+# A `Document`'s repr, as a tool that returned documents leaves it in `ToolMessage.content`.
+_DOC_REPR = re.compile(
+    r"Document\((?:id=(?P<id>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"), )?"
+    r"metadata=(?P<meta>\{.*?\}), page_content=(?P<text>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\)",
+    re.DOTALL,
+)
+
+
+def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
+    """Convert LangChain documents to `Source`s, dropping repeats.
+
+    The id is `Document.id`, else `metadata["source"]`, else the position in the result;
+    `Document.metadata` is carried into `Source.metadata`. A repeat is a document with the same
+    id and text, or one without an id whose text was already seen (a compressor or a copy that
+    dropped the id).
+
+    Returns:
+        One `Source` per distinct document, in the order given.
+    """
+    seen: set[tuple[str | None, str]] = set()
+    texts: set[str] = set()
+    out: list[Source] = []
+    for doc in documents:
+        meta = dict(doc.metadata or {})
+        given = doc.id if doc.id else meta.get("source")
+        key = (None if given is None else str(given), doc.page_content)
+        if key in seen or (not doc.id and doc.page_content in texts):
+            continue
+        seen.add(key)
+        texts.add(doc.page_content)
+        out.append(
+            Source(
+                id=key[0] if key[0] is not None else str(len(out)),
+                text=doc.page_content,
+                metadata=meta,
+            )
+        )
+    return out
+
+
+def find_documents(value: Any, depth: int = 0) -> list[Document]:
+    """The `Document`s in a run's output: lists, dict values, tool messages, nested a little.
+
+    A `ToolMessage` gives its `artifact`'s documents, else those written in its content.
+    """
+    if isinstance(value, Document):
+        return [value]
+    if depth >= _MAX_DEPTH or isinstance(value, (str, bytes)):
+        return []
+    if isinstance(value, ToolMessage):
+        found = find_documents(value.artifact, depth + 1)
+        return found or documents_in_text(value.content)
+    if isinstance(value, BaseMessage):
+        return []
+    if isinstance(value, Mapping):
+        items: Iterable[Any] = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return []
+    return [doc for item in items for doc in find_documents(item, depth + 1)]
+
+
+def documents_in_text(content: Any) -> list[Document]:
+    """Documents a tool returned that LangChain wrote into a `ToolMessage` as their repr."""
+    if not isinstance(content, str) or "Document(" not in content:
+        return []
+    out = []
+    for match in _DOC_REPR.finditer(content):
+        try:
+            text = ast.literal_eval(match["text"])
+            meta = ast.literal_eval(match["meta"])
+            doc_id = ast.literal_eval(match["id"]) if match["id"] else None
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(text, str) and isinstance(meta, dict):
+            out.append(Document(page_content=text, metadata=meta, id=doc_id))
+    return out
+
+
+def message_text(message: BaseMessage) -> str:
+    """The text of a message (text blocks of a content list joined)."""
+    return str(message.text)
+
+
+def is_answer_message(message: Any) -> bool:
+    """An AI message that answers: it has text and asks for no tool."""
+    return (
+        isinstance(message, AIMessage)
+        and not message.tool_calls
+        and bool(message_text(message).strip())
+    )
+
+
+def answer_of(output: Any) -> str | None:
+    """The answer text in a chain or graph output, or None when it holds none.
+
+    A str, a message's text, the first of `ANSWER_KEYS` that holds one, or the last AI
+    message with text of a `messages` list; a LangGraph "updates" chunk is looked into.
+    """
+    if isinstance(output, str):
+        return str(output)  # drops str subclasses such as langchain's TextAccessor
+    if isinstance(output, BaseMessage):
+        if isinstance(output, AIMessage) and output.tool_calls and not message_text(output):
+            return None
+        return message_text(output)
+    if not isinstance(output, Mapping):
+        return None
+    for key in ANSWER_KEYS:
+        item = output.get(key)
+        if isinstance(item, (str, BaseMessage)):
+            return answer_of(item)
+    messages = output.get("messages")
+    if isinstance(messages, (list, tuple)):
+        for message in reversed(messages):
+            if is_answer_message(message):
+                return message_text(message)
+        return None
+    nested = [v for v in output.values() if isinstance(v, Mapping)]
+    if len(nested) == 1:  # a LangGraph "updates" chunk: {node: update}
+        return answer_of(nested[0])
+    return None
+
+
+def holds_text(output: Any, depth: int = 0) -> bool:
+    """Whether an output holds any non-blank text (to tell an empty answer from no answer)."""
+    if isinstance(output, str):
+        return bool(output.strip())
+    if isinstance(output, BaseMessage):
+        return bool(message_text(output).strip())
+    if depth >= _MAX_DEPTH:
+        return False
+    if isinstance(output, Mapping):
+        return any(holds_text(v, depth + 1) for v in output.values())
+    if isinstance(output, (list, tuple)):
+        return any(holds_text(v, depth + 1) for v in output)
+    return False
+
+
+def question_of(value: Any) -> str | None:
+    """The user's question in a chain input, if it has an obvious one."""
+    if isinstance(value, str):
+        return str(value) if value.strip() else None
+    if isinstance(value, HumanMessage):
+        return message_text(value) or None
+    if isinstance(value, Mapping):
+        for key in _QUESTION_KEYS:
+            item = value.get(key)
+            if isinstance(item, str) and item.strip():
+                return str(item)
+        messages = value.get("messages")
+        if isinstance(messages, (list, tuple)):
+            for message in reversed(messages):
+                if isinstance(message, HumanMessage):
+                    return message_text(message) or None
+                if isinstance(message, tuple) and len(message) == 2 and message[0] == "user":
+                    return question_of(message[1])
+    return None
+
+
+def prompt_text(messages: Iterable[Any]) -> str:
+    """The text of an LLM's prompt (messages or strings), for checking what reached it."""
+    return "\n".join(m if isinstance(m, str) else message_text(m) for m in _flat(messages))
+
+
+def _flat(items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            yield from _flat(item)
+        elif isinstance(item, (str, BaseMessage)):
+            yield item
+
+
+def token_text(token: Any) -> str:
+    """The text of a streamed token: a str, or the text blocks of a content list."""
+    if isinstance(token, str):
+        return str(token)
+    if isinstance(token, list):
+        return "".join(
+            str(b) if isinstance(b, str) else str(b.get("text") or "")
+            for b in token
+            if isinstance(b, str) or (isinstance(b, Mapping) and b.get("type") == "text")
+        )
+    return ""
+
+
+def add_chunks(total: Any, chunk: Any) -> Any:
+    """Aggregate stream chunks: text, message chunks and `AddableDict`s add up with `+`; any
+    other chunk (a graph's state, a `(message, metadata)` tuple) replaces the total."""
+    if total is None or not isinstance(total, (str, BaseMessageChunk, AddableDict)):
+        return chunk
+    try:
+        return total + chunk
+    except TypeError:
+        return chunk
+
+
+def combine(items: Iterable[Any]) -> Any:
+    """All of a stream's chunks added up (see `add_chunks`)."""
+    total = None
+    for item in items:
+        total = add_chunks(total, item)
+    return total

@@ -1,0 +1,386 @@
+"""`with_attribution(chain)`: a wrapper Runnable that returns the output with its attribution."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.runnables import ConfigurableFieldSpec, Runnable, RunnableConfig
+from typing_extensions import override
+
+from ...convert import attribution_payload
+from ...engine import Attributor
+from ...export.base import Exporter, capture_context
+from ...results import AttributionResult, Source
+from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
+from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
+from ._capture import CaptureHandler
+from ._deliver import (
+    ChunkMode,
+    adispatch,
+    arecord_child_run,
+    attached,
+    dispatch,
+    final_chunk,
+    record_child_run,
+    with_handler,
+)
+from ._read import add_chunks, answer_of, combine, question_of
+from .handler import run_context
+
+__all__ = ["AttributedRunnable", "ChunkMode", "with_attribution"]
+
+logger = logging.getLogger("rag_attrib.integrations.langchain")
+
+_ATTACH_FAILED = "rag_attrib: attaching the attribution failed; the chain output is unchanged"
+_CHUNK_MODES = ("auto", "always", "never")
+
+
+class AttributedRunnable(Runnable[Any, Any]):
+    """Runs `bound` and returns its output with the attribution attached (see `with_attribution`).
+
+    Args:
+        bound: the chain, graph or agent to run.
+        attributor, exporters, name, timeout, attribution_chunk, on_result: see
+            `with_attribution`.
+    """
+
+    def __init__(
+        self,
+        bound: Runnable[Any, Any],
+        attributor: Attributor | None = None,
+        *,
+        exporters: Iterable[Exporter] = (),
+        name: str | None = None,
+        timeout: float | None = None,
+        attribution_chunk: ChunkMode = "auto",
+        on_result: Callable[[AttributionResult], None] | None = None,
+    ) -> None:
+        if attribution_chunk not in _CHUNK_MODES:
+            msg = f"attribution_chunk must be one of {_CHUNK_MODES}; got {attribution_chunk!r}"
+            raise ValueError(msg)
+        self.bound = bound
+        self.attributor = attributor
+        self.exporters: tuple[Exporter, ...] = tuple(exporters)
+        self.name = name or "with_attribution"
+        self.timeout = check_timeout(timeout)
+        self.attribution_chunk: ChunkMode = attribution_chunk
+        self.on_result = on_result
+        self._reporter = Reporter(logger)
+        self._lock = threading.Lock()
+        self._last: AttributionResult | None = None
+
+    @property
+    def last_result(self) -> AttributionResult | None:
+        """The most recently finished call's result (also for streams that carry no chunk)."""
+        with self._lock:
+            return self._last
+
+    @property
+    @override
+    def InputType(self) -> Any:
+        return self.bound.InputType
+
+    @override
+    def get_input_schema(self, config: RunnableConfig | None = None) -> Any:
+        return self.bound.get_input_schema(config)
+
+    @property
+    @override
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return self.bound.config_specs
+
+    # -- shared steps
+
+    def _job(self, output: Any, handler: CaptureHandler, inputs: Any) -> Job:
+        job = handler.job(output, question_of(inputs))
+        self._reporter.report(job.problem)
+        return job
+
+    def _context(
+        self,
+        run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
+        captured: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return run_context(
+            captured, run_manager.run_id, self.name, run_manager.tags, run_manager.metadata
+        )
+
+    def _done(self, result: AttributionResult) -> dict[str, Any]:
+        """Keep the result, hand it to `on_result`, and return its payload."""
+        with self._lock:
+            self._last = result
+        if self.on_result is not None:
+            try:
+                self.on_result(result)
+            except Exception:  # the user's callback must not break their own chain
+                logger.warning("rag_attrib: the on_result callback raised", exc_info=True)
+        return attribution_payload(result)
+
+    # -- invoke
+
+    @override
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Run the chain and return its output with the attribution attached."""
+        return self._call_with_config(self._invoke, input, config, **kwargs)
+
+    @override
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        """Async `invoke`."""
+        return await self._acall_with_config(self._ainvoke, input, config, **kwargs)
+
+    def _invoke(
+        self,
+        input_: Any,
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        captured = capture_context(self.exporters)
+        handler = CaptureHandler()
+        output = self.bound.invoke(input_, with_handler(config, handler), **kwargs)
+        try:
+            job = self._job(output, handler, input_)
+            context = self._context(run_manager, captured)
+            result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
+            payload = self._done(result)
+            dispatch(payload, config)
+            carried = attached(output, payload)
+            if carried is None:
+                record_child_run(run_manager, job.answer, payload)
+        except Exception:  # never break the user's call
+            logger.exception(_ATTACH_FAILED)
+            return output
+        return output if carried is None else carried
+
+    async def _ainvoke(
+        self,
+        input_: Any,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Any:
+        captured = capture_context(self.exporters)
+        handler = CaptureHandler()
+        output = await self.bound.ainvoke(input_, with_handler(config, handler), **kwargs)
+        try:
+            job = self._job(output, handler, input_)
+            context = self._context(run_manager, captured)
+            result = await arun_job(
+                self.attributor, job, self.exporters, context, timeout=self.timeout
+            )
+            payload = self._done(result)
+            await adispatch(payload, config)
+            carried = attached(output, payload)
+            if carried is None:
+                await arecord_child_run(run_manager, job.answer, payload)
+        except Exception:  # never break the user's call
+            logger.exception(_ATTACH_FAILED)
+            return output
+        return output if carried is None else carried
+
+    # -- streams
+
+    @override
+    def transform(
+        self, input: Iterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        """`stream` over a stream of inputs (when the wrapper follows another streaming step)."""
+        yield from self._transform_stream_with_config(input, self._transform, config, **kwargs)
+
+    @override
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Stream the chain's chunks unchanged, then (where chunks add up) one carrying the
+        attribution.
+
+        Message streams end with an empty `AIMessageChunk`, `AddableDict` streams with
+        `{"attribution": ...}` (both merge with `+`). Text streams and LangGraph state streams
+        (`stream_mode="values"`/`"updates"`) get no extra chunk, so loops such as
+        `event["messages"][-1]` keep working: read `last_result`, pass `on_result=`, or listen
+        for the "attribution" custom event. An early break attaches nothing.
+        """
+        yield from self.transform(iter([input]), config, **kwargs)
+
+    @override
+    async def atransform(
+        self, input: AsyncIterator[Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async `transform`."""
+        async for chunk in self._atransform_stream_with_config(
+            input, self._atransform, config, **kwargs
+        ):
+            yield chunk
+
+    @override
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Async `stream`."""
+
+        async def single() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self.atransform(single(), config, **kwargs):
+            yield chunk
+
+    def _transform(
+        self,
+        inputs: Iterator[Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        call = _StreamCall(self, run_manager, config)
+        yield from tap_iter(self.bound.transform(call.read(inputs), call.config, **kwargs), call)
+
+    async def _atransform(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        call = _StreamCall(self, run_manager, config)
+        chunks = self.bound.atransform(call.aread(inputs), call.config, **kwargs)
+        async for chunk in tap_aiter(chunks, call):
+            yield chunk
+
+
+class _StreamCall:
+    """One streamed call of an `AttributedRunnable`: follows its chunks, attributes at the end."""
+
+    def __init__(
+        self,
+        owner: AttributedRunnable,
+        run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> None:
+        self.owner = owner
+        self.run_manager = run_manager
+        self.captured = capture_context(owner.exporters)
+        self.handler = CaptureHandler()
+        self.config = with_handler(config, self.handler)
+        self.user_config = config
+        self.inputs: list[Any] = []
+        self.total: Any = None
+        self.warmer = Warmer(owner.attributor, self._sources)
+
+    def read(self, inputs: Iterator[Any]) -> Iterator[Any]:
+        for item in inputs:
+            self.inputs.append(item)
+            yield item
+
+    async def aread(self, inputs: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for item in inputs:
+            self.inputs.append(item)
+            yield item
+
+    def _sources(self) -> tuple[list[Source], str | None]:
+        sources, query = self.handler.sources()
+        return sources, question_of(combine(self.inputs)) or query
+
+    def on_chunk(self, chunk: Any) -> None:
+        self.total = add_chunks(self.total, chunk)
+        self.warmer.follow(answer_of(self.total))
+
+    def on_stop(self) -> None:
+        self.warmer.close()
+
+    def _prepare(self) -> tuple[Job, dict[str, Any]]:
+        job = self.owner._job(self.total, self.handler, combine(self.inputs))
+        return job, self.owner._context(self.run_manager, self.captured)
+
+    def _final(self, payload: dict[str, Any]) -> Any:
+        return final_chunk(self.total, payload, self.owner.attribution_chunk)
+
+    def finish(self) -> Any:
+        owner = self.owner
+        self.warmer.settle(owner.timeout)
+        job, context = self._prepare()
+        result = run_job(owner.attributor, job, owner.exporters, context, timeout=owner.timeout)
+        payload = owner._done(result)
+        dispatch(payload, self.user_config)
+        final = self._final(payload)
+        if final is NO_CHUNK and isinstance(self.run_manager, CallbackManagerForChainRun):
+            record_child_run(self.run_manager, job.answer, payload)
+        return final
+
+    async def afinish(self) -> Any:
+        owner = self.owner
+        await self.warmer.asettle(owner.timeout)
+        job, context = self._prepare()
+        result = await arun_job(
+            owner.attributor, job, owner.exporters, context, timeout=owner.timeout
+        )
+        payload = owner._done(result)
+        await adispatch(payload, self.user_config)
+        final = self._final(payload)
+        if final is NO_CHUNK and isinstance(self.run_manager, AsyncCallbackManagerForChainRun):
+            await arecord_child_run(self.run_manager, job.answer, payload)
+        return final
+
+
+def with_attribution(
+    chain: Runnable[Any, Any],
+    attributor: Attributor | None = None,
+    *,
+    exporters: Iterable[Exporter] = (),
+    name: str | None = None,
+    timeout: float | None = None,
+    attribution_chunk: ChunkMode = "auto",
+    on_result: Callable[[AttributionResult], None] | None = None,
+) -> AttributedRunnable:
+    """Wrap `chain` (an LCEL chain, a LangGraph graph, an agent) so every call is attributed.
+
+    Each call gets its own capture handler, so `batch`, `abatch`, threads and `asyncio.gather`
+    never mix documents. The output is copied, never mutated:
+
+    - `AIMessage` -> `response_metadata["attribution"]`
+    - `dict` (a graph's final state too) -> `out["attribution"]`
+    - `str` -> `{"answer": out, "attribution": ...}`
+    - streams: see `AttributedRunnable.stream` and `attribution_chunk`.
+
+    Every call also dispatches the custom event "attribution" (seen by `astream_events` and
+    custom handlers), calls `on_result`, sets `last_result`, and the wrapper run's outputs
+    (or, where the output cannot carry it, a child run named "attribution") hold the payload
+    for run-based tracers. Streams encode the documents and each answer sentence as soon as it
+    is complete (on a worker thread); the result is the one `invoke` gives.
+
+    Args:
+        chain: the Runnable to wrap (e.g. `retriever | prompt | model | parser`, a graph).
+        attributor: the `Attributor`; None uses a shared one over the bundled model.
+        exporters: exporters that receive each result.
+        name: the wrapper run's name in traces (default "with_attribution").
+        timeout: seconds an attribution may take; past it the call returns the chain's
+            output with an attribution whose `error` is "timed out". None: no limit.
+        attribution_chunk: "auto" ends a stream with an attribution chunk only where chunks
+            add up (message chunks, `AddableDict`); "always" also ends text and graph-state
+            streams with `AddableDict({"attribution": ...})` (the loop must expect it);
+            "never" adds none.
+        on_result: called with each call's `AttributionResult` (errors in it are logged).
+
+    Returns:
+        A Runnable.
+
+    Raises:
+        ValueError: a bad `timeout` or `attribution_chunk`.
+
+    Example:
+        >>> cited = with_attribution(rag_chain)
+        >>> out = cited.invoke("When did the fire start?")
+        >>> out["attribution"]["citations"][0]["cited_text"]
+    """
+    return AttributedRunnable(
+        chain,
+        attributor,
+        exporters=exporters,
+        name=name,
+        timeout=timeout,
+        attribution_chunk=attribution_chunk,
+        on_result=on_result,
+    )

@@ -1,0 +1,177 @@
+"""Reading LlamaIndex objects: answers, questions, and the document nodes behind an answer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.agent.workflow import AgentOutput, ToolCallResult
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.response.schema import PydanticResponse
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+
+from ...results import Source
+from .._pipeline import Job
+
+if TYPE_CHECKING:
+    import inspect
+
+__all__ = [
+    "NO_NODES",
+    "agent_nodes",
+    "answer_text",
+    "cited",
+    "evidence",
+    "job",
+    "node_sources",
+    "question_of",
+    "response_nodes",
+]
+
+# SubQuestionQueryEngine._construct_node: the one generated node shape LlamaIndex documents.
+_SUB_ANSWER = re.compile(r"\ASub question: .*\nResponse: ", re.DOTALL)
+_MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a node came from
+
+NO_NODES = (
+    "no source nodes: the response has no source_nodes and its tool outputs hold none, "
+    "so nothing can be cited (a CustomQueryEngine must return a Response with source_nodes)"
+)
+
+
+def node_sources(nodes: Iterable[NodeWithScore]) -> list[Source]:
+    """One `Source` per distinct node (first occurrence kept), id = node id, text = content."""
+    seen: set[str] = set()
+    out: list[Source] = []
+    for nws in nodes:
+        node = nws.node
+        if node.node_id in seen:
+            continue
+        seen.add(node.node_id)
+        metadata: dict[str, Any] = dict(node.metadata or {})
+        metadata["ref_doc_id"] = node.ref_doc_id
+        metadata["retrieval_score"] = nws.score
+        text = node.get_content(metadata_mode=MetadataMode.NONE)
+        out.append(Source(id=node.node_id, text=text, metadata=metadata))
+    return out
+
+
+def answer_text(response: object) -> str:
+    """The text the user reads: a response's `response`, an agent output's message."""
+    if isinstance(response, AgentOutput):
+        return _message_text(response.response)
+    if isinstance(response, PydanticResponse):
+        return response.response.model_dump_json() if response.response is not None else ""
+    text = getattr(response, "response", None)
+    return text if isinstance(text, str) else ""
+
+
+def _message_text(message: ChatMessage) -> str:
+    return message.content or ""
+
+
+def question_of(bound_args: inspect.BoundArguments) -> str | None:
+    """The user's question among a query, chat, synthesize or workflow-run call's arguments."""
+    arguments = bound_args.arguments
+    for key in ("str_or_query_bundle", "message", "query"):
+        value = arguments.get(key)
+        if isinstance(value, QueryBundle):
+            return value.query_str
+        if isinstance(value, str):
+            return value
+    start = arguments.get("start_event")
+    message = getattr(start, "user_msg", None) if start is not None else None
+    if isinstance(message, ChatMessage):
+        return _message_text(message) or None
+    return message if isinstance(message, str) else None
+
+
+def _nodes_in(value: object) -> list[NodeWithScore]:
+    """Nodes a tool returned: a response's `source_nodes`, or a retriever's node list."""
+    nodes = getattr(value, "source_nodes", None)
+    if nodes is None and isinstance(value, list):
+        nodes = value
+    return [n for n in nodes or () if isinstance(n, NodeWithScore)]
+
+
+def response_nodes(response: object) -> list[NodeWithScore]:
+    """`source_nodes`, else the nodes of the response's tool outputs (`sources[*].raw_output`).
+
+    `condense_question` chat's `astream_chat` leaves `source_nodes` empty although its query
+    engine's tool output holds them.
+    """
+    nodes = _nodes_in(response)
+    if nodes:
+        return nodes
+    return [
+        n for output in getattr(response, "sources", None) or () for n in _nodes_in_tool(output)
+    ]
+
+
+def _nodes_in_tool(output: object) -> list[NodeWithScore]:
+    return _nodes_in(getattr(output, "raw_output", None))
+
+
+def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
+    """The nodes the agent's tool calls of this run returned (`ToolCallResult.tool_output`)."""
+    nodes = [
+        n
+        for call in output.tool_calls
+        if isinstance(call, ToolCallResult)  # the agent appends its run's results here
+        for n in _nodes_in_tool(call.tool_output)
+    ]
+    return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
+
+
+def _generated(nws: NodeWithScore, llm_texts: Collection[str], retrieved: Collection[str]) -> bool:
+    """A node the pipeline wrote: no document behind it, not retrieved, an LLM's words inside."""
+    node = nws.node
+    if node.ref_doc_id is not None or node.node_id in retrieved:
+        return False
+    text = node.get_content(metadata_mode=MetadataMode.NONE)
+    if _SUB_ANSWER.match(text):
+        return True
+    return any(len(t) >= _MIN_LLM_TEXT and t in text for t in llm_texts)
+
+
+def evidence(
+    nodes: Sequence[NodeWithScore],
+    llm_texts: Collection[str] = (),
+    retrieved: Collection[str] = (),
+) -> tuple[list[NodeWithScore], str | None]:
+    """The nodes that may be cited, and a note when only generated ones were left.
+
+    Generated nodes (sub-question answers, LLM summaries) are dropped when any other node
+    exists: an answer copied from a sub-answer must cite the documents under it.
+    """
+    kept = [n for n in nodes if not _generated(n, llm_texts, retrieved)]
+    if kept or not nodes:
+        return kept, None
+    note = (
+        f"only nodes the pipeline generated reached the answer ({len(nodes)}, e.g. "
+        "sub-question answers); they are cited in place of documents"
+    )
+    return list(nodes), note
+
+
+def cited(
+    nodes: Sequence[NodeWithScore],
+    llm_texts: Collection[str] = (),
+    retrieved: Collection[str] = (),
+) -> tuple[list[Source], str | None]:
+    """The sources to cite among `nodes`, and the problem to report (None when all is well)."""
+    kept, note = evidence(nodes, llm_texts, retrieved)
+    return node_sources(kept), note if kept else NO_NODES
+
+
+def job(
+    answer: str,
+    nodes: Sequence[NodeWithScore],
+    question: str | None,
+    *,
+    llm_texts: Collection[str] = (),
+    retrieved: Collection[str] = (),
+) -> Job:
+    """What to attribute: the answer against the evidence among `nodes`, and any problem."""
+    sources, problem = cited(nodes, llm_texts, retrieved)
+    return Job(answer, sources, question, problem)

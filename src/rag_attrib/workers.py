@@ -1,0 +1,118 @@
+"""`DaemonPool`: background threads that never hold up the interpreter's exit.
+
+`ThreadPoolExecutor` joins its threads at exit, so one stuck embedder call (a hung model
+server, a deadlocked native library) would keep the user's program from ever exiting. These
+threads are daemons: at exit, queued work is cancelled and running work is abandoned.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+__all__ = ["DaemonPool"]
+
+T = TypeVar("T")
+
+_Item = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class DaemonPool:
+    """Up to `size` daemon threads running submitted calls in order.
+
+    Args:
+        size: the most threads (started only as work arrives).
+        name: thread name prefix.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = max(1, size)
+        self._name = name
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._closed = False
+        _pools.add(self)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue `fn(*args)`; the future is cancelled if the pool shuts down first.
+
+        Raises:
+            RuntimeError: the pool was shut down.
+        """
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                msg = f"{self._name} workers are shut down"
+                raise RuntimeError(msg)
+            self._queue.put((future, fn, args))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args)
+                except BaseException as exc:  # the caller reads it from the future
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del item, future, fn, args
+            self._idle.release()
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Cancel queued work, then wait up to `timeout` s (None: for ever) for running work.
+
+        Returns:
+            True if no thread of the pool is left running.
+        """
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in threads:
+            self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            thread.join(left)
+        return not any(thread.is_alive() for thread in threads)
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The pool's threads that are still alive."""
+        with self._lock:
+            return [t for t in self._threads if t.is_alive()]
+
+
+_pools: weakref.WeakSet[DaemonPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _at_exit() -> None:
+    # cancel what has not started; daemon threads still running die with the process
+    for pool in list(_pools):
+        pool.shutdown(timeout=0)

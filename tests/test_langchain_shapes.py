@@ -1,0 +1,558 @@
+"""LangChain where users are: the LangGraph RAG tutorial, v1 agents with tools and middleware, a
+Self-RAG graph, compression retrievers, overlapping splitter chunks and graph streams. All real
+langchain-core / langgraph / langchain / langchain-classic objects; only the LLM is a fake that
+reads its prompt and answers from it (two facts from two documents, then an invented sentence).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, TypedDict
+
+import numpy as np
+import pytest
+
+pytest.importorskip("langgraph")
+pytest.importorskip("langchain.agents")
+pytest.importorskip("langchain_classic")
+pytest.importorskip("langchain_community")
+pytest.importorskip("langchain_text_splitters")
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, dynamic_prompt
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_classic.retrievers.document_compressors import EmbeddingsFilter, LLMChainExtractor
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
+from langchain_core.tools import tool
+from langchain_core.vectorstores import InMemoryVectorStore
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+from langgraph.graph import END, START, StateGraph
+
+from rag_attrib import AttributionResult, Attributor
+from rag_attrib.integrations.langchain import (
+    AttributionCallbackHandler,
+    MiniLMEmbeddings,
+    add_sources,
+    with_attribution,
+)
+from rag_attrib.testing import HashingEmbedder
+
+DOCS = [
+    Document(
+        id="doc-bridge",
+        page_content="The Halden bridge opened in 1932. It carries six lanes of traffic.",
+        metadata={"source": "bridge.txt"},
+    ),
+    Document(
+        id="doc-tower",
+        page_content="The Halden tower was painted red in 1950. Its lift climbs ninety metres.",
+        metadata={"source": "tower.txt"},
+    ),
+    Document(
+        id="doc-ferry",
+        page_content="The Bergen ferry sails twice a day. Tickets cost forty crowns.",
+        metadata={"source": "ferry.txt"},
+    ),
+]
+QUESTION = "When did the Halden bridge open and when was the Halden tower painted red?"
+INVENTED = "Penguins deliver the mail every Tuesday morning."
+_WORD = re.compile(r"[a-z0-9]+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOP = {"the", "a", "and", "when", "was", "did", "of", "it", "its", "is", "to", "in"}
+RAG_PROMPT = ChatPromptTemplate.from_messages(
+    [
+        (
+            "human",
+            "You are an assistant for question-answering tasks. Use the following pieces of "
+            "retrieved context to answer the question.\nQuestion: {question}\n"
+            "Context: {context}\nAnswer:",
+        )
+    ]
+)
+
+
+def words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower())) - _STOP
+
+
+class ReaderChatModel(BaseChatModel):
+    """Reads its prompt: answers with the two context sentences closest to the question plus an
+    invented one; asks for `tool_name` first when set; extracts for LLMChainExtractor."""
+
+    tool_name: str | None = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "reader"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
+        text = "\n".join(str(m.text) for m in messages)
+        question = self._question(messages)
+        if self.tool_name and not any(isinstance(m, ToolMessage) for m in messages):
+            call = {"name": self.tool_name, "args": {"query": question}, "id": "call-1"}
+            message = AIMessage(content="", tool_calls=[call])
+        elif "Extracted relevant parts:" in text:
+            context = text.split(">>>")[1]
+            kept = [s for s in _SENTENCE.split(context) if len(words(s) & words(question)) >= 2]
+            message = AIMessage(content=" ".join(kept) or "NO_OUTPUT")
+        else:
+            candidates = {
+                s.strip()
+                for s in _SENTENCE.split(text)
+                if s.strip().endswith(".") and s.strip() not in question
+            }
+            best = sorted(candidates, key=lambda s: (-len(words(s) & words(question)), s))[:2]
+            best.sort(key=lambda s: "tower" in s)  # the bridge first, then the tower
+            message = AIMessage(content=" ".join([*best, INVENTED]))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _question(messages: list[BaseMessage]) -> str:
+        for m in reversed(messages):
+            if isinstance(m, HumanMessage):
+                found = re.search(r"Question: (.*)", str(m.text))
+                return found.group(1) if found else str(m.text).split("\n")[0]
+        return ""
+
+
+class Grader(BaseChatModel):
+    """A Self-RAG grader: always says the answer is grounded."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "grader"
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="yes"))])
+
+
+@pytest.fixture
+def attributor() -> Attributor:
+    return Attributor(HashingEmbedder())
+
+
+@pytest.fixture
+def store(attributor: Attributor) -> InMemoryVectorStore:
+    vector_store = InMemoryVectorStore(MiniLMEmbeddings(attributor))
+    vector_store.add_documents(DOCS)
+    return vector_store
+
+
+def check(
+    result: AttributionResult | None, *, cited: tuple[str, str] = ("doc-bridge", "doc-tower")
+):
+    """The answer read: each fact cites its own document first, the invention is flagged."""
+    assert result is not None and result.error is None, result and result.error
+    sentences = result.answer_sentences
+    assert [s.text for s in sentences][-1] == INVENTED
+    assert [s.citations[0].source_id for s in sentences[:2]] == list(cited)
+    assert not sentences[2].supported and not sentences[2].citations
+    ids = [s.id for s in result.sources]
+    assert len(ids) == len(set(ids))
+    for s in sentences:
+        keys = [(c.source_id, c.sentence_index) for c in s.citations]
+        assert len(keys) == len(set(keys))
+
+
+# --- the LangGraph RAG tutorial -----------------------------------------------------------------
+
+
+class RagState(TypedDict):
+    question: str
+    context: list[Document]
+    answer: str
+
+
+def tutorial_graph(store: InMemoryVectorStore, llm: BaseChatModel) -> Any:
+    def retrieve(state: RagState) -> dict[str, Any]:
+        return {"context": store.similarity_search(state["question"])}
+
+    def generate(state: RagState) -> dict[str, Any]:
+        docs_content = "\n\n".join(doc.page_content for doc in state["context"])
+        messages = RAG_PROMPT.invoke({"question": state["question"], "context": docs_content})
+        return {"answer": llm.invoke(messages).content}
+
+    builder = StateGraph(RagState).add_sequence([retrieve, generate])
+    builder.add_edge(START, "retrieve")
+    return builder.compile()
+
+
+def test_tutorial_graph_with_the_handler(store, attributor):
+    """The tutorial graph, unchanged: the answer in state["answer"] cites the retrieved docs."""
+    handler = AttributionCallbackHandler(attributor)
+    state = tutorial_graph(store, ReaderChatModel()).invoke(
+        {"question": QUESTION}, config={"callbacks": [handler]}
+    )
+    assert handler.last_result is not None and handler.last_result.answer == state["answer"]
+    check(handler.last_result)
+
+
+async def test_tutorial_graph_with_the_wrapper_async(store, attributor):
+    """`with_attribution(graph).ainvoke` adds "attribution" to the final state."""
+    state = await with_attribution(tutorial_graph(store, ReaderChatModel()), attributor).ainvoke(
+        {"question": QUESTION}
+    )
+    assert state["attribution"]["citations"][0]["extras"]["source_id"] == "doc-bridge"
+    assert state["answer"].endswith(INVENTED)
+
+
+@pytest.mark.parametrize("mode", ["values", "updates"])
+def test_graph_stream_loops_as_the_docs_write_them(store, attributor, mode):
+    """`stream_mode="values"/"updates"` loops read every chunk by key; no extra chunk breaks them."""
+    seen: list[AttributionResult] = []
+    cited = with_attribution(
+        tutorial_graph(store, ReaderChatModel()), attributor, on_result=seen.append
+    )
+    answers = []
+    for step in cited.stream({"question": QUESTION}, stream_mode=mode):
+        state = step if mode == "values" else next(iter(step.values()))
+        answers.append(state.get("answer"))
+    assert answers[-1] is not None and answers[-1].endswith(INVENTED)
+    check(cited.last_result)
+    assert seen == [cited.last_result]
+
+
+def test_agent_stream_values_loop_reads_the_last_message(store, attributor):
+    """The agent docs' loop `event["messages"][-1]` works; the accessor has the attribution."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+    )
+    cited = with_attribution(agent, attributor)
+    last = None
+    for event in cited.stream({"messages": [HumanMessage(QUESTION)]}, stream_mode="values"):
+        last = event["messages"][-1]
+    assert isinstance(last, AIMessage) and last.text.endswith(INVENTED)
+    check(cited.last_result)
+
+
+def test_always_mode_ends_a_state_stream_with_the_attribution(store, attributor):
+    """attribution_chunk="always" adds a last `{"attribution": ...}` chunk for loops that expect it."""
+    cited = with_attribution(
+        tutorial_graph(store, ReaderChatModel()), attributor, attribution_chunk="always"
+    )
+    chunks = list(cited.stream({"question": QUESTION}, stream_mode="values"))
+    assert set(chunks[-1]) == {"attribution"} and "answer" in chunks[-2]
+
+
+# --- v1 agents: tools and middleware --------------------------------------------------------------
+
+
+def _artifact_tool(store: InMemoryVectorStore) -> Any:
+    @tool(response_format="content_and_artifact")
+    def retrieve_context(query: str) -> tuple[str, list[Document]]:
+        """Retrieve information to help answer a query."""
+        docs = store.similarity_search(query, k=2)
+        text = "\n\n".join(f"Source: {d.metadata}\nContent: {d.page_content}" for d in docs)
+        return text, docs
+
+    return retrieve_context
+
+
+def test_agent_with_content_and_artifact_tool(store, attributor):
+    """The documents in `ToolMessage.artifact` are cited; the final AI message is the answer."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+    )
+    handler = AttributionCallbackHandler(attributor)
+    state = agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    assert handler.last_result is not None
+    assert handler.last_result.answer == state["messages"][-1].text
+    check(handler.last_result)
+
+
+def test_agent_with_a_tool_returning_documents_as_content(store, attributor):
+    """A tool that returns Documents (LangChain writes them into the content) is cited too."""
+
+    @tool
+    def search_docs(query: str) -> list[Document]:
+        """Search the documents."""
+        return store.similarity_search(query, k=2)
+
+    agent = create_agent(ReaderChatModel(tool_name="search_docs"), tools=[search_docs])
+    state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
+    citations = state["attribution"]["citations"]
+    assert {c["extras"]["source_id"] for c in citations} == {"doc-bridge", "doc-tower"}
+
+
+class ContextState(AgentState):
+    context: list[Document]
+
+
+def test_agent_with_before_model_middleware(store, attributor):
+    """The tutorial's RetrieveDocumentsMiddleware: documents put in the state are cited."""
+
+    class RetrieveDocumentsMiddleware(AgentMiddleware[ContextState]):
+        state_schema = ContextState
+
+        def before_model(self, state: ContextState, runtime: Any) -> dict[str, Any] | None:
+            last_message = state["messages"][-1]
+            retrieved_docs = store.similarity_search(str(last_message.text))
+            docs_content = "\n\n".join(doc.page_content for doc in retrieved_docs)
+            augmented = (
+                f"{last_message.text}\n\nUse the following context to answer the query:\n"
+                f"{docs_content}"
+            )
+            return {
+                "messages": [last_message.model_copy(update={"content": augmented})],
+                "context": retrieved_docs,
+            }
+
+    agent = create_agent(ReaderChatModel(), tools=[], middleware=[RetrieveDocumentsMiddleware()])
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    check(handler.last_result)
+
+
+def _dynamic_prompt_agent(store: InMemoryVectorStore, *, hand_in: bool) -> Any:
+    @dynamic_prompt
+    def prompt_with_context(request: ModelRequest) -> str:
+        last_query = str(request.state["messages"][-1].text)
+        retrieved_docs = store.similarity_search(last_query)
+        if hand_in:
+            add_sources(retrieved_docs)
+        docs_content = "\n\n".join(doc.page_content for doc in retrieved_docs)
+        return f"You are a helpful assistant. Use the following context:\n\n{docs_content}"
+
+    return create_agent(ReaderChatModel(), tools=[], middleware=[prompt_with_context])
+
+
+def test_agent_with_dynamic_prompt_and_add_sources(store, attributor):
+    """Documents only a prompt shows are handed in with `add_sources` and cited."""
+    agent = _dynamic_prompt_agent(store, hand_in=True)
+    state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
+    assert state["attribution"]["error"] is None
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    check(handler.last_result)
+
+
+def test_nothing_to_cite_warns_once_naming_the_fix(store, attributor, caplog):
+    """Without add_sources the prompt's documents are invisible: one WARNING per handler."""
+    agent = _dynamic_prompt_agent(store, hand_in=False)
+    handler = AttributionCallbackHandler(attributor)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "add_sources(docs)" in warnings[0]
+    assert handler.last_result is not None and "nothing can be cited" in (
+        handler.last_result.error or ""
+    )
+
+
+def test_add_sources_outside_a_run_logs_and_returns(caplog):
+    """Called outside any run it cannot reach a call: a WARNING, no exception."""
+    with caplog.at_level(logging.WARNING):
+        add_sources(DOCS[:1])
+    assert any("outside a LangChain run" in r.getMessage() for r in caplog.records)
+    with pytest.raises(TypeError, match="add_sources takes langchain_core Documents"):
+        add_sources(["not a document"])  # type: ignore[list-item]
+
+
+def test_add_sources_in_a_graph_node(attributor):
+    """The README's LangGraph example: a node that formats documents into a string."""
+
+    class State(TypedDict):
+        question: str
+        context: str
+        answer: str
+
+    def retrieve(state: State) -> dict[str, Any]:
+        add_sources(DOCS)
+        return {"context": "\n\n".join(d.page_content for d in DOCS)}
+
+    def generate(state: State) -> dict[str, Any]:
+        prompt = RAG_PROMPT.invoke({"question": state["question"], "context": state["context"]})
+        return {"answer": ReaderChatModel().invoke(prompt).content}
+
+    builder = StateGraph(State).add_sequence([retrieve, generate])
+    builder.add_edge(START, "retrieve")
+    handler = AttributionCallbackHandler(attributor)
+    builder.compile().invoke({"question": QUESTION}, config={"callbacks": [handler]})
+    check(handler.last_result)
+
+
+# --- Self-RAG: the answer in state["generation"], a grader after it ------------------------------
+
+
+class SelfRagState(TypedDict):
+    question: str
+    documents: list[Document]
+    generation: str
+
+
+def self_rag_graph(store: InMemoryVectorStore) -> Any:
+    llm, grader = ReaderChatModel(), Grader()
+
+    def retrieve(state: SelfRagState) -> dict[str, Any]:
+        return {"documents": store.similarity_search(state["question"])}
+
+    def grade_documents(state: SelfRagState) -> dict[str, Any]:
+        # The grader drops the ferry document: it must not be cited.
+        return {"documents": [d for d in state["documents"] if "Halden" in d.page_content]}
+
+    def generate(state: SelfRagState) -> dict[str, Any]:
+        context = "\n\n".join(d.page_content for d in state["documents"])
+        prompt = RAG_PROMPT.invoke({"question": state["question"], "context": context})
+        return {"generation": llm.invoke(prompt).content}
+
+    def grade_generation(state: SelfRagState) -> str:
+        verdict = grader.invoke(f"Is this grounded? {state['generation']}").content
+        return "useful" if verdict == "yes" else "retry"
+
+    builder = StateGraph(SelfRagState)
+    for node in (retrieve, grade_documents, generate):
+        builder.add_node(node.__name__, node)
+    builder.add_edge(START, "retrieve")
+    builder.add_edge("retrieve", "grade_documents")
+    builder.add_edge("grade_documents", "generate")
+    builder.add_conditional_edges(
+        "generate", grade_generation, {"useful": END, "retry": "generate"}
+    )
+    return builder.compile()
+
+
+def test_self_rag_answer_is_the_generation_not_the_grader(store, attributor):
+    """state["generation"] is attributed, not the grader's "yes"; dropped documents are not cited."""
+    handler = AttributionCallbackHandler(attributor)
+    state = self_rag_graph(store).invoke({"question": QUESTION}, config={"callbacks": [handler]})
+    result = handler.last_result
+    assert result is not None and result.answer == state["generation"]
+    check(result)
+    assert {s.id for s in result.sources} == {"doc-bridge", "doc-tower"}
+
+
+# --- compression retrievers ----------------------------------------------------------------------
+
+
+def cosine(a: Any, b: Any) -> Any:
+    return np.asarray(a) @ np.asarray(b).T  # MiniLMEmbeddings rows have unit length
+
+
+def _compression_chain(retriever: Any) -> Any:
+    def format_docs(docs: list[Document]) -> str:
+        return "\n\n".join(d.page_content for d in docs)
+
+    return (
+        {"context": retriever | format_docs, "question": RunnablePassthrough()}
+        | RAG_PROMPT
+        | ReaderChatModel()
+        | StrOutputParser()
+    )
+
+
+@pytest.mark.parametrize("compressor", ["embeddings_filter", "llm_extractor"])
+def test_compression_retriever_cites_what_reached_the_llm(store, attributor, compressor):
+    """The outer retriever's documents are cited, once each, with the ids they came from."""
+    if compressor == "embeddings_filter":
+        base = EmbeddingsFilter(
+            embeddings=MiniLMEmbeddings(attributor),
+            similarity_threshold=0.2,
+            similarity_fn=cosine,  # its default needs langchain-community
+        )
+    else:
+        base = LLMChainExtractor.from_llm(ReaderChatModel())
+    retriever = ContextualCompressionRetriever(
+        base_compressor=base, base_retriever=store.as_retriever(search_kwargs={"k": 3})
+    )
+    handler = AttributionCallbackHandler(attributor)
+    _compression_chain(retriever).invoke(QUESTION, config={"callbacks": [handler]})
+    check(handler.last_result)
+    assert handler.last_result is not None
+    assert "doc-ferry" not in {s.id for s in handler.last_result.sources}
+
+
+# --- overlapping chunks ------------------------------------------------------------------------
+
+
+def test_overlapping_chunks_cite_each_source_sentence_once(attributor):
+    """RecursiveCharacterTextSplitter(chunk_overlap=...) chunks: a shared sentence is cited once."""
+    text = " ".join(d.page_content for d in DOCS)
+    splitter = RecursiveCharacterTextSplitter(
+        chunk_size=110, chunk_overlap=60, separators=[". "], keep_separator="end"
+    )
+    chunks = splitter.create_documents([text])
+    for k, chunk in enumerate(chunks):
+        chunk.id = f"chunk-{k}"
+    assert len(chunks) >= 3
+    store = InMemoryVectorStore(MiniLMEmbeddings(attributor))
+    store.add_documents(chunks)
+    handler = AttributionCallbackHandler(attributor)
+    _compression_chain(store.as_retriever(search_kwargs={"k": len(chunks)})).invoke(
+        QUESTION, config={"callbacks": [handler]}
+    )
+    result = handler.last_result
+    assert result is not None and result.error is None
+    for sentence in result.answer_sentences[:2]:
+        texts = [c.text for c in sentence.citations]
+        assert texts and len(texts) == len(set(texts))
+        first = sentence.citations[0]
+        holders = [c.id for c in chunks if first.text in c.page_content]
+        assert first.source_id == holders[0] and list(first.also_in) == holders[1:]
+    assert not result.answer_sentences[2].supported
+    assert any(c.also_in for s in result.answer_sentences for c in s.citations)
+
+
+# --- what the answer is, and faults ---------------------------------------------------------------
+
+
+def test_empty_answer_while_the_output_holds_text_is_an_error(store, attributor):
+    """A graph whose "answer" is empty but whose state holds text reports it in `error`."""
+
+    def generate(state: RagState) -> dict[str, Any]:
+        ReaderChatModel().invoke(RAG_PROMPT.invoke({"question": state["question"], "context": ""}))
+        return {"answer": ""}
+
+    builder = StateGraph(RagState).add_sequence(
+        [("retrieve", lambda s: {"context": store.similarity_search(s["question"])}), generate]
+    )
+    builder.add_edge(START, "retrieve")
+    state = with_attribution(builder.compile(), attributor).invoke({"question": QUESTION})
+    assert state["answer"] == ""
+    assert "the answer text is empty while the output holds text" in state["attribution"]["error"]
+
+
+def test_timeout_returns_the_output_with_timed_out(store):
+    """A slow encoder past `timeout=`: the graph's output is intact, the error says timed out."""
+
+    class Slow(HashingEmbedder):
+        def encode(self, texts: Any) -> Any:
+            time.sleep(3.0)
+            return super().encode(texts)
+
+    cited = with_attribution(
+        tutorial_graph(store, ReaderChatModel()), Attributor(Slow()), timeout=0.05
+    )
+    started = time.perf_counter()
+    state = cited.invoke({"question": QUESTION})
+    assert time.perf_counter() - started < 2.5
+    assert state["answer"].endswith(INVENTED) and state["attribution"]["error"] == "timed out"
+
+
+@pytest.mark.parametrize("mode", ["values", "updates", "messages"])
+def test_handler_on_streamed_graphs_and_agents(store, attributor, mode):
+    """The handler attributes a streamed graph and agent in every stream mode."""
+    for runnable, given in (
+        (tutorial_graph(store, ReaderChatModel()), {"question": QUESTION}),
+        (
+            create_agent(
+                ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+            ),
+            {"messages": [HumanMessage(QUESTION)]},
+        ),
+    ):
+        handler = AttributionCallbackHandler(attributor)
+        for _ in runnable.stream(given, stream_mode=mode, config={"callbacks": [handler]}):
+            pass
+        check(handler.last_result)
