@@ -12,8 +12,8 @@ Workloads
      the finished answer in one go (fresh sources every run, as after a new retrieval)
 
 For each: cold (empty embedding cache) and warm (the same sources seen before, a new answer),
-with the default verdict (the trained verifier) and, warm, with verdict="similarity", next to
-references measured in the same run:
+with the default verdict ("similarity") and, warm, with verdict="verifier" (the trained
+verifier), next to references measured in the same run:
   seed    the seed article's recipe as written: encode both sides, a Python double loop of
           cosines, mean aggregation
   floor   one batched encode of exactly the sentences that must be encoded (cold: all unique
@@ -146,11 +146,11 @@ def engine_rows(
     def warm(k: int) -> None:
         warm_attributor.attribute(answer_of(1000 + k), sources)
 
-    similarity = Attributor(base, config=AttributionConfig(verdict="similarity"))
-    similarity.attribute(answer_of(-1), sources)
+    checked = Attributor(base, config=AttributionConfig(verdict="verifier"))
+    checked.attribute(answer_of(-1), sources)
 
-    def warm_similarity(k: int) -> None:
-        similarity.attribute(answer_of(1000 + k), sources)
+    def warm_verifier(k: int) -> None:
+        checked.attribute(answer_of(1000 + k), sources)
 
     def torch_warm(k: int) -> None:
         torch_base.encode([s.text for s in split_sentences(answer_of(2000 + k))])
@@ -160,7 +160,7 @@ def engine_rows(
             "rag_attrib cold": cold,
             "encoder floor, cold": floor_cold,
             "rag_attrib warm": warm,
-            "rag_attrib warm, verdict=similarity": warm_similarity,
+            "rag_attrib warm, verdict=verifier": warm_verifier,
             "encoder floor, warm": floor_warm,
             "torch encoder floor, warm": torch_warm,
             "seed recipe (as written)": lambda k: seed_recipe(model, answer_of(k), sources),

@@ -19,7 +19,7 @@ Per set and method:
 
 Methods: overlap (share of the claim's content words found in its sources), cosine (the best
 plain MiniLM cosine of each sentence), similarity (the engine with verdict="similarity", the
-verdict of earlier releases), verifier (the engine's default, verdict="verifier").
+verdict, the default), verifier (verdict="verifier", the trained verifier).
 """
 
 from __future__ import annotations
@@ -208,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             Attributor(embedder, cache_size=0, config=AttributionConfig(verdict="similarity")),
             verdict=True,
         ),
-        "verifier": engine(Attributor(embedder, cache_size=0), verdict=True),
+        "verifier": engine(
+            Attributor(embedder, cache_size=0, config=AttributionConfig(verdict="verifier")),
+            verdict=True,
+        ),
     }
     if args.cross_encoder is not None:
         methods["crossenc"] = cross_encoder(Attributor(embedder, cache_size=0), args.cross_encoder)

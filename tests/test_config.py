@@ -52,6 +52,6 @@ def test_from_dict_rejects_unknown_keys() -> None:
 def test_threshold_none_means_the_verdicts_own_default() -> None:
     """None is kept (to_dict round-trips it); the engine resolves it per verdict."""
     assert AttributionConfig().support_threshold is None
-    assert AttributionConfig().verdict == "verifier"
+    assert AttributionConfig().verdict == "similarity"
     cfg = AttributionConfig(verdict="similarity", support_threshold=0.3)
     assert AttributionConfig.from_dict(cfg.to_dict()) == cfg

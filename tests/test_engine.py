@@ -27,7 +27,8 @@ ANSWER = (
 def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributor) -> None:
     """Each supported answer sentence cites the source sentence sharing its words; the verifier
     still shows an unsupported sentence's closest sources, the similarity verdict withholds them."""
-    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    verifier = Attributor(HashingEmbedder(), config=AttributionConfig(verdict="verifier"))
+    result = verifier.attribute(ANSWER, CHUNKS)
     first, second, third = result.answer_sentences
     assert (first.citations[0].source_id, first.citations[0].sentence_index) == ("paris", 1)
     assert (second.citations[0].source_id, second.citations[0].sentence_index) == ("berlin", 1)
@@ -35,8 +36,7 @@ def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributo
     assert not third.supported and third.citations  # closest, does not support
     assert result.unsupported == (third,)
     assert result.coverage == pytest.approx(2 / 3)
-    similarity = Attributor(HashingEmbedder(), config=AttributionConfig(verdict="similarity"))
-    third = similarity.attribute(ANSWER, CHUNKS).answer_sentences[2]
+    third = hashing_attributor.attribute(ANSWER, CHUNKS).answer_sentences[2]  # similarity
     assert not third.supported and third.citations == ()
 
 

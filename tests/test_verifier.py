@@ -24,14 +24,19 @@ TOWER = Source(
 )
 
 
-def test_bundled_model_loads_and_is_the_default() -> None:
+@pytest.fixture(scope="module")
+def checked(real_attributor: Attributor) -> Attributor:
+    """The bundled model with the trained verifier deciding `supported`."""
+    return Attributor(real_attributor.embedder, config=AttributionConfig(verdict="verifier"))
+
+
+def test_bundled_model_loads() -> None:
     model = verifier.load_verifier()
     assert model is not None and 0.0 < model.threshold < 1.0
-    assert AttributionConfig().verdict == "verifier"
 
 
-def test_readme_usage_flags_the_invented_sentence(real_attributor: Attributor) -> None:
-    result = real_attributor.attribute(
+def test_readme_usage_flags_the_invented_sentence(checked: Attributor) -> None:
+    result = checked.attribute(
         answer="The fire began in a bakery on Pudding Lane. It was started by foreign agents.",
         sources=[FIRE, "plain strings work too"],
         question="How did the Great Fire of London start?",
@@ -46,14 +51,14 @@ def test_readme_usage_flags_the_invented_sentence(real_attributor: Attributor) -
     assert invented.issues
 
 
-def test_quickstart_flags_only_its_invented_sentence(real_attributor: Attributor) -> None:
+def test_quickstart_flags_only_its_invented_sentence(checked: Attributor) -> None:
     import runpy
 
     quickstart = runpy.run_path(
         str(Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"),
         run_name="not_main",
     )
-    result = real_attributor.attribute(
+    result = checked.attribute(
         quickstart["ANSWER"], quickstart["CHUNKS"], question=quickstart["QUESTION"]
     )
     assert [s.supported for s in result.answer_sentences] == [True, True, True, False]
@@ -69,19 +74,19 @@ def test_quickstart_flags_only_its_invented_sentence(real_attributor: Attributor
     ],
 )
 def test_pronoun_led_invented_sentence_does_not_inherit_support(
-    real_attributor: Attributor, invented: str
+    checked: Attributor, invented: str
 ) -> None:
     answer = f"The Eiffel Tower was finished in 1889 for the World's Fair. {invented}"
-    result = real_attributor.attribute(answer, [TOWER])
+    result = checked.attribute(answer, [TOWER])
     true, made_up = result.answer_sentences
     assert true.supported
     assert not made_up.supported
     assert made_up.citations  # its nearest sentence is still shown
 
 
-def test_pronoun_led_true_sentence_stays_supported(real_attributor: Attributor) -> None:
+def test_pronoun_led_true_sentence_stays_supported(checked: Attributor) -> None:
     answer = "The Eiffel Tower was finished in 1889. It is 330 metres tall."
-    result = real_attributor.attribute(answer, [TOWER])
+    result = checked.attribute(answer, [TOWER])
     assert [s.supported for s in result.answer_sentences] == [True, True]
 
 
@@ -94,9 +99,12 @@ def test_support_is_the_same_alone_and_in_a_longer_answer() -> None:
         "It was designed by Thomas Edison.",
         "The tower is 330 metres tall.",
     ]
-    together = Attributor(HashingEmbedder(), cache_size=0).attribute(" ".join(sentences), [TOWER])
+    cfg = AttributionConfig(verdict="verifier")
+    together = Attributor(HashingEmbedder(), config=cfg, cache_size=0).attribute(
+        " ".join(sentences), [TOWER]
+    )
     for k, sentence in enumerate(sentences):
-        alone = Attributor(HashingEmbedder(), cache_size=0).attribute(sentence, [TOWER])
+        alone = Attributor(HashingEmbedder(), config=cfg, cache_size=0).attribute(sentence, [TOWER])
         assert alone.answer_sentences[0].support == together.answer_sentences[k].support
         assert alone.answer_sentences[0].supported == together.answer_sentences[k].supported
 
@@ -121,7 +129,7 @@ def test_missing_or_corrupt_model_falls_back_to_similarity_with_one_warning(
     if content is not None:
         broken.write_text(content, encoding="utf-8")
     monkeypatch.setattr(verifier, "default_model_file", lambda: broken)
-    attributor = Attributor(real_attributor.embedder)
+    attributor = Attributor(real_attributor.embedder, config=AttributionConfig(verdict="verifier"))
     answer = "The tower is 330 metres tall. It was designed by Thomas Edison."
     with caplog.at_level(logging.WARNING, logger="rag_attrib"):
         first = attributor.attribute(answer, [TOWER])
@@ -137,21 +145,21 @@ def test_missing_or_corrupt_model_falls_back_to_similarity_with_one_warning(
 
 
 def test_empty_source_gives_unsupported_sentences_without_citations(
-    real_attributor: Attributor,
+    checked: Attributor,
 ) -> None:
-    result = real_attributor.attribute("The tower is 330 metres tall.", [""])
+    result = checked.attribute("The tower is 330 metres tall.", [""])
     (s,) = result.answer_sentences
     assert not s.supported and s.support == 0.0 and s.citations == ()
-    result = real_attributor.attribute("The tower is 330 metres tall.", [])
+    result = checked.attribute("The tower is 330 metres tall.", [])
     assert not result.answer_sentences[0].supported
 
 
-def test_a_very_long_source_still_finds_the_backing_sentence(real_attributor: Attributor) -> None:
+def test_a_very_long_source_still_finds_the_backing_sentence(checked: Attributor) -> None:
     filler = " ".join(
         f"Report {k} lists the quarterly figures of warehouse number {k}." for k in range(1500)
     )
     source = f"{filler} The Eiffel Tower is 330 metres tall. {filler}"
-    result = real_attributor.attribute(
+    result = checked.attribute(
         "The Eiffel Tower is 330 metres tall. It was designed by Thomas Edison.", [source]
     )
     true, invented = result.answer_sentences
@@ -159,9 +167,9 @@ def test_a_very_long_source_still_finds_the_backing_sentence(real_attributor: At
     assert "330 metres" in true.citations[0].text
 
 
-def test_non_english_text_gets_a_defined_result(real_attributor: Attributor) -> None:
+def test_non_english_text_gets_a_defined_result(checked: Attributor) -> None:
     source = "Der Eiffelturm wurde 1889 für die Weltausstellung in Paris fertiggestellt."
-    result = real_attributor.attribute(
+    result = checked.attribute(
         "Der Eiffelturm wurde 1889 fertiggestellt. Er wurde von Thomas Edison entworfen.", [source]
     )
     supports = np.array([s.support for s in result.answer_sentences])
@@ -171,7 +179,7 @@ def test_non_english_text_gets_a_defined_result(real_attributor: Attributor) -> 
     assert result.answer_sentences[0].supported
 
 
-def test_calibrate_fits_the_verifier_threshold(real_attributor: Attributor) -> None:
+def test_calibrate_fits_the_verifier_threshold(checked: Attributor) -> None:
     from rag_attrib.calibration import calibrate_report
 
     records = [
@@ -180,7 +188,7 @@ def test_calibrate_fits_the_verifier_threshold(real_attributor: Attributor) -> N
         {"text": "The tower is 500 metres tall.", "sources": [TOWER], "supported": False},
         {"text": "Thomas Edison designed the tower.", "sources": [TOWER], "supported": False},
     ]
-    report = calibrate_report(records, real_attributor)
+    report = calibrate_report(records, checked)
     assert report.config.verdict == "verifier"
     assert report.config.support_threshold is not None and 0.0 <= report.threshold <= 1.0
     assert report.auroc == 1.0
@@ -195,10 +203,10 @@ def test_calibrate_fits_the_verifier_threshold(real_attributor: Attributor) -> N
     ],
 )
 def test_readable_issues_still_flip_the_verifier_verdict(
-    real_attributor: Attributor, answer: str, issue: str
+    checked: Attributor, answer: str, issue: str
 ) -> None:
     """A figure no source holds, the speaker's own voice, a question: unsupported, said why,
     and the closest sources are still shown."""
-    sentence = real_attributor.attribute(answer, [TOWER]).answer_sentences[0]
+    sentence = checked.attribute(answer, [TOWER]).answer_sentences[0]
     assert not sentence.supported and sentence.citations
     assert any(issue in text for text in sentence.issues), sentence.issues

@@ -36,10 +36,12 @@ class AttributionConfig:
             its sentences (a sentence keeps its best window). 1 means single sentences.
         top_k: at most this many citations per answer sentence.
         min_score: a citation needs at least this normalised score.
-        verdict: how `supported` is decided. "verifier" (default): the bundled trained verifier
-            reads each sentence's best evidence candidates and `support` is its probability that
-            they back the sentence. "similarity": `support` is the best hybrid strength (the
-            faster path of earlier releases; see `paraphrase_margin`, `check_numbers`).
+        verdict: how `supported` is decided. "similarity" (default): `support` is the best
+            hybrid strength (see `paraphrase_margin`, `check_numbers`). "verifier": the bundled
+            trained verifier reads each sentence's best evidence candidates and `support` is its
+            probability that they back the sentence; an unsupported sentence keeps its closest
+            sources as citations. Not the default yet: it does not beat "similarity" on every
+            evaluation set (README, *Verdict*).
         support_threshold: an answer sentence is supported when its `support` reaches this.
             None uses the verdict's default: the verifier's (chosen on held-out train-side
             data) or 0.40 for "similarity". `calibrate()` fits it to your own labels.
@@ -74,7 +76,7 @@ class AttributionConfig:
     window: int = 1
     top_k: int = 3
     min_score: float = 0.0
-    verdict: Verdict = "verifier"
+    verdict: Verdict = "similarity"
     support_threshold: float | None = None
     citation_ratio: float = 0.65
     lexical_weight: float = 0.7
