@@ -10,6 +10,9 @@ Workloads
      from the last answer token to the attribution of the whole answer, for the LangChain
      `with_attribution(...).stream()` path and a plain `AttributionStream`, next to attributing
      the finished answer in one go (fresh sources every run, as after a new retrieval)
+  E  a new process: a fresh interpreter (empty cache folder, offline) that imports rag_attrib,
+     builds `Attributor()` and attributes workload A once, timed from outside (start to exit)
+     and inside (from before the import to the result), beside `python -c pass`
 
 For each: cold (empty embedding cache) and warm (the same sources seen before, a new answer),
 with the default verdict ("similarity") and, warm, with verdict="verifier" (the trained
@@ -389,6 +392,49 @@ def streaming_rows(base: Embedder, runs: int, token_ms: float) -> dict[str, list
     }
 
 
+NEW_PROCESS = """
+import time
+t = time.perf_counter()
+import random, sys
+sys.path.insert(0, {bench!r})
+from latency import workload_a
+from rag_attrib import Attributor
+sources, answer_of = workload_a(random.Random(0))
+Attributor().attribute(answer_of(1), sources)
+print((time.perf_counter() - t) * 1000)
+"""
+
+
+def new_process_rows(runs: int) -> dict[str, list[float]]:
+    """Whole processes, started one after another, each with an empty cache folder."""
+    import os
+    import tempfile
+
+    code = NEW_PROCESS.format(bench=str(__file__.rsplit("/", 1)[0]))
+    rows: dict[str, list[float]] = {
+        "python -c pass": [],
+        "Attributor() + first call, whole": [],
+        "  of which import .. result": [],
+    }
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "RAG_ATTRIB_CACHE": cache, "HF_HUB_OFFLINE": "1"}
+            for label, argv in [("python -c pass", "pass"), ("whole", code)]:
+                t = time.perf_counter()
+                out = subprocess.run(
+                    [sys.executable, "-c", argv], capture_output=True, text=True, env=env
+                )
+                ms = (time.perf_counter() - t) * 1000
+                if out.returncode:
+                    sys.exit(f"E failed: {out.stderr[-1000:]}")
+                if label == "whole":
+                    rows["Attributor() + first call, whole"].append(ms)
+                    rows["  of which import .. result"].append(float(out.stdout.split()[-1]))
+                else:
+                    rows[label].append(ms)
+    return rows
+
+
 def memory_probe(n_sentences: int) -> None:
     code = f"""
 import resource, random, sys
@@ -460,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_d = streaming_rows(base, args.runs, args.token_ms)
     if rows_d:
         report("D  streaming: last answer token -> whole-answer attribution", rows_d)
+    report("E  a new process (empty cache, offline)", new_process_rows(max(5, args.runs // 2)))
     if not args.skip_memory:
         memory_probe(10_000)
     print(

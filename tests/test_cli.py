@@ -719,3 +719,34 @@ def test_real_model_end_to_end(
     assert not third.supported
     assert "UNSUPPORTED" in out and "model all-MiniLM-L6-v2+onnx-int8" in out
     assert out_html.stat().st_size > 5000
+
+
+def test_language_chooses_the_splitter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--language german keeps "100. Jahrestag" in one sentence; English splits there."""
+    text = tmp_path / "de.txt"
+    text.write_text("Die Feier zum 100. Jahrestag fand statt. Viele Gäste kamen.", encoding="utf-8")
+    counts = {}
+    for language in ("english", "german"):
+        argv = ["explain", "--answer", str(text), "--source", str(text), "--model", "hashing"]
+        code, out, _ = run([*argv, "--language", language, "--json", "-"], capsys, monkeypatch)
+        assert code == 0
+        counts[language] = len(json.loads(out)["answer_sentences"])
+    assert counts == {"english": 3, "german": 2}
+    code, _, err = run([*argv, "--language", "klingon"], capsys, monkeypatch)
+    assert code == 2 and "invalid choice" in err
+
+
+def test_uncached_model_fails_at_once_offline(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An uncached --model name with HF_HUB_OFFLINE set: one line naming it and the fix."""
+    pytest.importorskip("sentence_transformers")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["explain", "--answer", str(files["answer"]), "--source", str(files["a"])]
+    code, out, err = run([*argv, "--model", "no-such-org/no-such-model"], capsys, monkeypatch)
+    assert_one_line_error(
+        code, err, "HF_HUB_OFFLINE", "not in the local cache", "SentenceTransformer"
+    )
+    assert out == ""

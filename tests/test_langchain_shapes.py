@@ -560,3 +560,22 @@ def test_handler_on_streamed_graphs_and_agents(store, attributor, mode):
         for _ in runnable.stream(given, stream_mode=mode, config={"callbacks": [handler]}):
             pass
         check(handler.last_result)
+
+
+@pytest.mark.slow
+def test_real_model_on_the_tutorial_graph_and_an_agent(real_attributor):
+    """With MiniLM for retrieval and attribution: each fact cites its own document first, the
+    invented sentence is flagged, in the tutorial graph and in an agent with a tool."""
+    real_store = InMemoryVectorStore(MiniLMEmbeddings(real_attributor))
+    real_store.add_documents(DOCS)
+    handler = AttributionCallbackHandler(real_attributor)
+    tutorial_graph(real_store, ReaderChatModel()).invoke(
+        {"question": QUESTION}, config={"callbacks": [handler]}
+    )
+    check(handler.last_result)
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(real_store)]
+    )
+    cited = with_attribution(agent, real_attributor)
+    cited.invoke({"messages": [HumanMessage(QUESTION)]})
+    check(cited.last_result)

@@ -28,10 +28,19 @@ WORDS = (
 
 # Any code point, lone surrogates and control characters included.
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=60)
+# What the web and LLMs hand over and plain generation rarely hits: lone surrogates, NUL and
+# control characters, zero-width and direction marks, line and paragraph separators, emoji.
+TRICKY = "\ud800\udfff\ud83d\x00\x07\x1b\x7f\x85\u200b\u200d\u200f\u202e\u2028\u2029\ufeff\ufffd\u0301😀אب"
+tricky_text = st.text(st.one_of(st.sampled_from(TRICKY), st.sampled_from(" .?!aZ9")), max_size=40)
 prose = st.lists(
     st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join), max_size=6
 ).map(lambda ss: " ".join(s + "." for s in ss))
-texts = st.one_of(prose, any_text, st.tuples(prose, any_text, prose).map("".join))
+texts = st.one_of(
+    prose,
+    any_text,
+    st.tuples(prose, any_text, prose).map("".join),
+    st.tuples(prose, tricky_text, prose, tricky_text).map("".join),
+)
 
 json_leaf = st.one_of(
     st.none(),

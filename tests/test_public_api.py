@@ -13,6 +13,8 @@ EXPECTED_ALL = [
     "Attributor",
     "CachedEmbedder",
     "Citation",
+    "CitationRepair",
+    "CitationReport",
     "ConfigError",
     "Embedder",
     "EmptyInputError",
@@ -27,6 +29,8 @@ EXPECTED_ALL = [
     "Span",
     "__version__",
     "attribute",
+    "check_citations",
+    "repair_citations",
     "split_sentences",
 ]
 

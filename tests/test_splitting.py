@@ -11,6 +11,7 @@ import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import nltk
 import pytest
@@ -394,9 +395,29 @@ def test_invariants_on_random_text() -> None:
         check_spans(text, split_sentences(text))
 
 
+def _nltk_tokenizer(splitter: PunktSplitter) -> object:
+    """NLTK's own Punkt with the splitter's parameters and language variables."""
+    from collections import defaultdict
+
+    from nltk.tokenize import punkt
+
+    class LangVars(punkt.PunktLanguageVars):  # type: ignore[misc]
+        sent_end_chars = splitting._SENT_END_CHARS
+        re_boundary_realignment = splitter._realign
+
+    params = punkt.PunktParameters()
+    params.abbrev_types = set(splitter._params.abbrev_types)
+    params.collocations = set(splitter._params.collocations)
+    params.sent_starters = set(splitter._params.sent_starters)
+    params.ortho_context = defaultdict(int, splitter._params.ortho_context)
+    return punkt.PunktSentenceTokenizer(params, lang_vars=LangVars())
+
+
 def test_matches_nltk_span_tokenize() -> None:
-    """The inline candidate scan gives the same boundaries as NLTK's own span_tokenize."""
+    """The inline candidate scan and the kept Punkt decision (`_punkt`) give the same
+    boundaries as NLTK's own span_tokenize."""
     splitter = PunktSplitter()
+    nltk_punkt: Any = _nltk_tokenizer(splitter)
     vocab = [
         "the",
         "Dr.",
@@ -450,9 +471,7 @@ def test_matches_nltk_span_tokenize() -> None:
         text = "".join(w + rng.choice([" ", "  ", "\n", " \n ", "\t"]) for w in words).strip()
         mine: list[tuple[int, int]] = []
         splitter._punkt_spans(text, 0, len(text), mine)
-        reference = [
-            splitting._strip(text, a, b) for a, b in splitter._tokenizer.span_tokenize(text)
-        ]
+        reference = [splitting._strip(text, a, b) for a, b in nltk_punkt.span_tokenize(text)]
         assert mine == [(a, b) for a, b in reference if a < b], text
 
 

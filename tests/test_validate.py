@@ -336,3 +336,24 @@ def test_to_dict_refuses_nan_scores_naming_the_field() -> None:
     )
     with pytest.raises(ValueError, match=r"answer_sentences\[0\]\.support is nan"):
         bad.to_dict()
+
+
+def test_framework_documents_with_non_mapping_metadata_still_attribute() -> None:
+    """A LangChain Document or LlamaIndex node whose metadata is a str: a payload, not a crash."""
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from rag_attrib.integrations.langchain import documents_to_sources
+    from rag_attrib.integrations.llamaindex._read import node_sources
+
+    text = SOURCES[0].text
+    doc = Document.model_construct(page_content=text, metadata="a str", id=None)
+    node = TextNode.model_construct(text=text, metadata="a str", id_="n1")
+    attributor = Attributor(HashingEmbedder())
+    for sources in (documents_to_sources([doc]), node_sources([NodeWithScore(node=node)])):
+        result = attributor.attribute(ANSWER, sources)
+        assert result.sources[0].metadata["metadata"] == "a str"
+        assert result.answer_sentences[0].supported
+        json.dumps(result.to_dict(), allow_nan=False)

@@ -5,9 +5,9 @@ Evidence attribution for RAG answers and summaries, from the texts alone: no ext
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from .citations import CitationReport, check_citations
 from .config import AttributionConfig
 from .embedders import CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from .engine import Attributor, attribute
@@ -18,6 +18,7 @@ from .errors import (
     MissingDependencyError,
     RagAttribError,
 )
+from .repair import CitationRepair, repair_citations
 from .results import (
     AttributionResult,
     Citation,
@@ -31,10 +32,7 @@ from .results import (
 if TYPE_CHECKING:
     from .splitting import split_sentences
 
-try:
-    __version__ = version("rag-attrib")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+__version__: str  # read from the installed metadata on first access (PEP 562, below)
 
 __all__ = [
     "AttributionConfig",
@@ -42,6 +40,8 @@ __all__ = [
     "Attributor",
     "CachedEmbedder",
     "Citation",
+    "CitationRepair",
+    "CitationReport",
     "ConfigError",
     "Embedder",
     "EmptyInputError",
@@ -56,15 +56,26 @@ __all__ = [
     "Span",
     "__version__",
     "attribute",
+    "check_citations",
+    "repair_citations",
     "split_sentences",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # NLTK takes ~1 s to import, so the splitter loads on first use (PEP 562).
+    # Loaded on first use (PEP 562), to keep `import rag_attrib` quick.
     if name == "split_sentences":
         from .splitting import split_sentences
 
         return split_sentences
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("rag-attrib")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            found = "0.0.0"
+        globals()["__version__"] = found
+        return found
     msg = f"module 'rag_attrib' has no attribute {name!r}"
     raise AttributeError(msg)

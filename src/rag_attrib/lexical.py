@@ -104,6 +104,8 @@ def lexical_matrix(answers: Sequence[str], units: Sequence[str]) -> FloatMatrix:
 
 # Figures as written: "1,200", "3.5", "2024", "12:30", "50%"; ordinal/unit suffixes ignored.
 _NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,:]\d+)*")
+# an LLM's own citation markers ("[2]", "[^1]", "[1, 3]") are not figures of the claim
+_MARKER = re.compile(r"\[\^?\d{1,3}(?:\s*[,;]\s*\d{1,3})*\]")
 
 
 def numbers(text: str) -> set[str]:
@@ -114,7 +116,7 @@ def numbers(text: str) -> set[str]:
 @functools.lru_cache(maxsize=10_000)
 def _numbers(text: str) -> frozenset[str]:
     out = set()
-    for match in _NUMBER.finditer(text):
+    for match in _NUMBER.finditer(_MARKER.sub(" ", text)):
         value = match.group()
         # a comma between groups of three is a thousands separator; elsewhere keep the figure
         if re.fullmatch(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?", value):

@@ -1,15 +1,19 @@
 """The bi-encoder on ONNX Runtime: the same embeddings as sentence-transformers, about 2x faster.
 
-A sentence-transformers model (Transformer + Pooling + optional Normalize) is exported once,
-locally, to an ONNX graph kept in the cache folder beside its tokenizer and pooling settings.
-Later processes load only ONNX Runtime and the Rust tokenizer: no torch import, no export.
-Nothing is downloaded. fp32 gives the torch model's vectors to within float rounding; with
-`quantize=True` the linear layers are int8 (faster again, cosine ~0.97-0.99 to the fp32
-vectors); that is rag_attrib's default encoder (`embedders.default_embedder()`).
+The default encoder, the bundled all-MiniLM-L6-v2 with int8 weights, ships ready inside the
+package (`models/minilm/`, written by `scripts/export_models.py`): it loads with ONNX Runtime and
+the Rust tokenizer alone, with no torch, no export and nothing downloaded. Any other
+sentence-transformers model (Transformer + Pooling + optional Normalize) is exported once,
+locally, to an ONNX graph kept in the cache folder beside its tokenizer and pooling settings
+(that needs the `[st]` extra: torch, onnx). fp32 gives the torch model's vectors to within float
+rounding; int8 (`quantize=True`) is faster again, cosine ~0.99 to the fp32 vectors.
+
+int8 activations are quantised with a scale taken from the tensor being encoded, so the int8
+graph encodes one text per run: a text's vector never depends on what it was batched with.
 
     >>> from rag_attrib import Attributor
     >>> from rag_attrib.onnx_backend import OnnxEmbedder
-    >>> attributor = Attributor(OnnxEmbedder())  # exports on first use (seconds), then cached
+    >>> attributor = Attributor(OnnxEmbedder())  # fp32: exports on first use (needs [st])
 """
 
 from __future__ import annotations
@@ -31,7 +35,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._types import FloatMatrix
-from .embedders import DEFAULT_MODEL, SentenceTransformerEmbedder, default_model_path
+from .embedders import (
+    DEFAULT_MODEL,
+    ST_INSTALL,
+    SentenceTransformerEmbedder,
+    default_model_path,
+)
 from .errors import ConfigError, MissingDependencyError
 from .validate import clean_text
 
@@ -39,14 +48,26 @@ if TYPE_CHECKING:
     from onnxruntime import InferenceSession
     from tokenizers import Tokenizer
 
-__all__ = ["OnnxEmbedder", "cache_root", "export_onnx", "onnx_available"]
+__all__ = ["OnnxEmbedder", "bundled_model_dir", "cache_root", "export_onnx", "onnx_available"]
 
 logger = logging.getLogger(__name__)
 
-_INSTALL = "pip install 'rag-attrib[onnx]'"
 _SETTINGS = "rag_attrib_onnx.json"
 _FORMAT = 1  # bump when the export layout changes, so old exports are redone
 _POOLINGS = ("mean", "cls", "max")
+_INT8 = "model.int8.onnx"
+BUNDLED_FILES = (_INT8, "tokenizer.json", _SETTINGS)
+"""What `scripts/export_models.py` writes into `bundled_model_dir()`."""
+
+
+def bundled_model_dir() -> Path:
+    """The folder inside the package that holds the default encoder's int8 graph and tokenizer."""
+    return Path(__file__).resolve().parent / "models" / "minilm"
+
+
+def _bundled_int8() -> Path | None:
+    folder = bundled_model_dir()
+    return folder if all((folder / name).is_file() for name in BUNDLED_FILES) else None
 
 
 def cache_root() -> Path:
@@ -98,7 +119,7 @@ def export_onnx(
     out = Path(out_dir) if out_dir is not None else _export_dir(src, name)
     if not (out / _SETTINGS).is_file():
         _write_export(src, out)
-    if quantize and not (out / "model.int8.onnx").is_file():
+    if quantize and not (out / _INT8).is_file():
         _quantize(out)
     return out
 
@@ -108,7 +129,7 @@ def _write_export(src: str, out: Path) -> None:
         import onnx  # noqa: F401  # torch's exporter needs it
         import torch
     except ImportError:
-        msg = f"Exporting a model to ONNX needs torch and onnx: {_INSTALL}"
+        msg = f"Exporting a model to ONNX needs torch and onnx: {ST_INSTALL}"
         raise MissingDependencyError(msg, name="onnx") from None
     st = SentenceTransformerEmbedder(src if src != default_model_path() else None).model
     settings = _settings_of(st)
@@ -187,54 +208,62 @@ def _quantize(folder: Path) -> None:
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
-        msg = f"int8 quantisation needs onnxruntime: {_INSTALL}"
+        msg = "int8 quantisation needs onnxruntime: pip install onnxruntime"
         raise MissingDependencyError(msg, name="onnxruntime") from None
     tmp = folder / f".model.int8.{os.getpid()}.{threading.get_ident()}.onnx"
     with _quiet_root_logger():
         quantize_dynamic(
             str(folder / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True
         )
-    os.replace(tmp, folder / "model.int8.onnx")
+    os.replace(tmp, folder / _INT8)
 
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """Keep the quantiser's advice off the user's root logger.
+    """Keep the quantiser's chatter off the user's root logger.
 
-    onnxruntime's quantiser calls `logging.warning(...)`, which would run `basicConfig()` on a
-    root logger without handlers (leaving a handler the user never asked for) and print advice
-    about pre-processing that is not theirs to act on.
+    onnxruntime's quantiser logs progress and advice with `logging.info/warning(...)` on the
+    root logger, which would also run `basicConfig()` on a root logger without handlers
+    (leaving a handler the user never asked for). None of it is the user's to act on, so
+    while it runs, root records below ERROR are dropped.
     """
     root = logging.getLogger()
     guard = logging.NullHandler()
     root.addHandler(guard)  # a root with a handler is left alone by basicConfig()
 
-    def advice(record: logging.LogRecord) -> bool:
-        return not (record.name == "root" and "pre-processing" in str(record.msg))
+    def chatter(record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and record.levelno < logging.ERROR)
 
-    root.addFilter(advice)
+    root.addFilter(chatter)
     try:
         yield
     finally:
-        root.removeFilter(advice)
+        root.removeFilter(chatter)
         root.removeHandler(guard)
 
 
 class OnnxEmbedder:
-    """A sentence-transformers bi-encoder run by ONNX Runtime (exported locally on first use).
+    """A sentence-transformers bi-encoder run by ONNX Runtime.
+
+    The default (no `model`, `quantize=True`) is the int8 all-MiniLM-L6-v2 shipped in the
+    package: nothing to export. Other models, and the fp32 graph, are exported locally on first
+    use (seconds; needs the `[st]` extra) and kept under `cache_root()`.
 
     Args:
         model: a model name or local folder; None for the bundled all-MiniLM-L6-v2.
         quantize: run the int8 graph (faster, slightly different vectors: its own cache key).
-        folder: an export folder to use (or create); None for one under `cache_root()`.
+            It encodes one text per run, so a text's vector is the same whatever it is
+            batched with (activation scales are taken per run).
+        folder: an export folder to use (or create); None for the shipped graph (default
+            model, int8) or one under `cache_root()`.
         threads: ONNX Runtime intra-op threads; None for its default (the physical cores).
-        batch_size: texts per run; texts are sorted by length so padding stays small.
+        batch_size: texts per fp32 run; texts are sorted by length so padding stays small.
         fallback: if the export or the session cannot be made, log a warning and encode with
             `SentenceTransformerEmbedder` (the fp32 vectors, slower) instead of raising.
 
     Raises:
         MissingDependencyError: (on first encode) onnxruntime or tokenizers is missing, or the
-            model is not exported yet and torch / onnx are missing.
+            model must be exported and torch / onnx are missing.
     """
 
     def __init__(
@@ -278,14 +307,21 @@ class OnnxEmbedder:
                         self._fallback = SentenceTransformerEmbedder(self._source)
         return self._loaded
 
+    def _graph_folder(self) -> Path:
+        if self._folder is None and self._source is None and self.quantize:
+            shipped = _bundled_int8()
+            if shipped is not None:
+                return shipped
+        return export_onnx(self._source, self._folder, quantize=self.quantize)
+
     def _open(self) -> tuple[InferenceSession, Tokenizer, dict[str, Any]]:
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError:
-            msg = f"OnnxEmbedder needs onnxruntime and tokenizers: {_INSTALL}"
+            msg = "OnnxEmbedder needs onnxruntime, tokenizers: pip install onnxruntime tokenizers"
             raise MissingDependencyError(msg, name="onnxruntime") from None
-        folder = export_onnx(self._source, self._folder, quantize=self.quantize)
+        folder = self._graph_folder()
         settings = json.loads((folder / _SETTINGS).read_text(encoding="utf-8"))
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tokenizer.no_padding()  # we pad per batch ourselves
@@ -294,7 +330,7 @@ class OnnxEmbedder:
         if self._threads is not None:
             options.intra_op_num_threads = self._threads
         options.log_severity_level = 3
-        graph = folder / ("model.int8.onnx" if self.quantize else "model.onnx")
+        graph = folder / (_INT8 if self.quantize else "model.onnx")
         session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         return session, tokenizer, settings
 
@@ -315,8 +351,10 @@ class OnnxEmbedder:
             prepared = [t.lower() for t in prepared]
         encodings = tokenizer.encode_batch(prepared)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        # int8 scales activations per run: one text a run keeps each vector batch-independent
+        step = 1 if self.quantize else self.batch_size
+        for start in range(0, len(order), step):
+            rows = order[start : start + step]
             width = max(len(encodings[i].ids) for i in rows)
             ids = np.full((len(rows), width), settings["pad_token_id"], dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from ._types import FloatMatrix, FloatVector
+from .embedders import ST_INSTALL
 from .errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -71,10 +72,7 @@ class CrossEncoderReranker:
                 try:
                     from sentence_transformers import CrossEncoder
                 except ImportError:
-                    msg = (
-                        "Cross-encoder re-scoring needs sentence-transformers: "
-                        "pip install torch==2.13.0 sentence-transformers"
-                    )
+                    msg = f"Cross-encoder re-scoring needs sentence-transformers: {ST_INSTALL}"
                     raise MissingDependencyError(msg, name="sentence_transformers") from None
                 self._model = CrossEncoder(
                     self._name, device=self._device, local_files_only=self._local_files_only

@@ -1,9 +1,10 @@
 """Sentence splitting with exact character offsets, aware of Markdown structure.
 
 The text is first cut into blocks (paragraphs, headings, list items, table rows, fenced
-code), then prose blocks are split into sentences by NLTK's Punkt with built-in
-per-language abbreviation lists, so no NLTK data download is ever needed. If the
-`punkt_tab` model is installed, its trained parameters are used as well.
+code), then prose blocks are split into sentences by Punkt (NLTK's algorithm, its decision
+kept in `_punkt` so NLTK itself is not imported) with built-in per-language abbreviation
+lists, so no NLTK data download is ever needed. If NLTK and its `punkt_tab` model are
+installed, its trained parameters are used as well.
 
 Span conventions:
 
@@ -21,14 +22,15 @@ Span conventions:
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sys
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
-import nltk.data
-from nltk.tokenize import punkt
-
+from . import _punkt
 from .results import Span
 
 __all__ = ["PunktSplitter", "Splitter", "split_sentences"]
@@ -185,105 +187,84 @@ def _canonical_language(language: str) -> str:
 # Punkt, made fast and side-effect free.
 # --------------------------------------------------------------------------------------
 
-# Punkt's orthographic-context flags (nltk.tokenize.punkt._ORTHO_*), used to seed the
-# built-in parameters: a sentence starter is "seen capitalised at a sentence start and in
-# lower case mid-sentence", which is Punkt's own evidence for a new sentence.
-_ORTHO_BEG_UC = 1 << 1
-_ORTHO_MID_LC = 1 << 5
-
 # Sentence enders Punkt should consider, beyond . ? ! (Arabic, Urdu, Devanagari).
 _SENT_END_CHARS = (".", "?", "!", "\u2026", "\u061f", "\u06d4", "\u0964", "\u0965")
 
 
-class _OrthoCounts(dict[str, int]):
-    """Punkt's ortho-context table; unlike a defaultdict, a lookup never stores the key.
-
-    Punkt reads this table for every word it sees; a defaultdict would grow without bound
-    and be mutated by concurrent calls.
-    """
-
-    __slots__ = ()
-
-    def __missing__(self, key: str) -> int:
-        return 0
-
-
-class _LangVars(punkt.PunktLanguageVars):  # type: ignore[misc]
-    """Punkt's language variables with eagerly compiled stdlib regexes.
-
-    NLTK routes its own patterns through a timeout-guarded engine that costs several times
-    the matching itself; these fixed patterns are linear, and compiling them up front
-    leaves nothing to be lazily mutated by concurrent calls.
-    """
-
-    sent_end_chars = _SENT_END_CHARS
-    re_boundary_realignment: re.Pattern[str]
-    _re_word_tokenizer: re.Pattern[str]
-    _re_period_context: re.Pattern[str]
-
-    def __init__(self, closing_quotes: str) -> None:
-        super().__init__()
-        # Closing punctuation after a sentence end that belongs to that sentence.
-        self.re_boundary_realignment = re.compile(
-            f"[{re.escape(closing_quotes)}]+?" + r"(?:\s+|(?=--)|$)", re.MULTILINE
-        )
-        parts = {
-            "NonWord": self._re_non_word_chars,
-            "MultiChar": self._re_multi_char_punct,
-            "WordStart": self._re_word_start,
-            "SentEndChars": self._re_sent_end_chars,
-        }
-        self._re_word_tokenizer = re.compile(self._word_tokenize_fmt % parts, re.VERBOSE)
-        self._re_period_context = re.compile(self._period_context_fmt % parts, re.VERBOSE)
-
-    def _word_tokenizer_re(self) -> re.Pattern[str]:
-        return self._re_word_tokenizer
-
-    def period_context_re(self) -> re.Pattern[str]:
-        """The compiled pattern that finds candidate sentence ends."""
-        return self._re_period_context
-
-
-class _Token(punkt.PunktToken):  # type: ignore[misc]
-    """Punkt's token with stdlib regexes (same patterns, no per-call timeout overhead)."""
-
-    __slots__ = ()
-
-    _RE_ELLIPSIS = re.compile(r"\.\.+$")
-    _RE_NUMERIC = re.compile(r"^-?[\.,]?\d[\d,\.-]*\.?$")
-    _RE_INITIAL = re.compile(r"[^\W\d]\.$")
-    _RE_ALPHA = re.compile(r"[^\W\d]+$")
+def _nltk_data_dirs() -> list[Path] | None:
+    """Where NLTK looks for data (`nltk.data.path`) without importing NLTK; None: ask NLTK."""
+    if "nltk" in sys.modules:  # imported already: honour what the user set
+        return [Path(str(p)) for p in sys.modules["nltk"].data.path]
+    if sys.platform.startswith("win"):
+        return None
+    dirs = [d for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    dirs.append(str(Path("~/nltk_data").expanduser()))
+    dirs += [
+        os.path.join(sys.prefix, "nltk_data"),
+        os.path.join(sys.prefix, "share", "nltk_data"),
+        os.path.join(sys.prefix, "lib", "nltk_data"),
+        "/usr/share/nltk_data",
+        "/usr/local/share/nltk_data",
+        "/usr/lib/nltk_data",
+        "/usr/local/lib/nltk_data",
+    ]
+    return [Path(d) for d in dirs]
 
 
 @functools.lru_cache(maxsize=64)
 def _punkt_tab_available(language: str) -> bool:
-    """Whether the `punkt_tab` model for `language` is installed (looked up once)."""
+    """Whether NLTK and its `punkt_tab` model for `language` are installed (looked up once).
+
+    A cheap look at NLTK's data folders comes first, so NLTK (~1 s to import) is imported
+    only when a model may be there.
+    """
+    dirs = _nltk_data_dirs()
+    tokenizers = [d / "tokenizers" for d in dirs or ()]
+    if dirs is not None and not any(
+        (t / "punkt_tab").is_dir() or (t / "punkt_tab.zip").is_file() for t in tokenizers
+    ):
+        return False
     try:
+        import nltk.data
+
         nltk.data.find(f"tokenizers/punkt_tab/{language}/")
-    except (LookupError, OSError, ValueError):
+    except (ImportError, LookupError, OSError, ValueError):
         return False
     return True
 
 
-def _punkt_params(language: str, profile: _Profile) -> tuple[Any, bool]:
+def _punkt_tab_params(language: str) -> _punkt.Parameters | None:
+    """The trained `punkt_tab` parameters for `language`, or None."""
+    if not _punkt_tab_available(language):
+        return None
+    try:
+        from nltk.tokenize import punkt
+
+        # PunktTokenizer has no public accessor for the parameters it loaded.
+        loaded = punkt.PunktTokenizer(language)._params
+    except (AttributeError, ImportError, LookupError, OSError, ValueError):
+        return None
+    return _punkt.Parameters(
+        abbrev_types=set(loaded.abbrev_types),
+        collocations=set(loaded.collocations),
+        sent_starters=set(loaded.sent_starters),
+        ortho_context=_punkt.OrthoCounts(loaded.ortho_context),
+    )
+
+
+def _punkt_params(language: str, profile: _Profile) -> tuple[_punkt.Parameters, bool]:
     """Punkt parameters for `language`, and whether they came from `punkt_tab`."""
-    params: Any = None
-    loader = getattr(punkt, "PunktTokenizer", None)  # nltk >= 3.8.2
-    if loader is not None and _punkt_tab_available(language):
-        try:
-            # PunktTokenizer has no public accessor for the parameters it loaded.
-            params = loader(language)._params
-        except (LookupError, OSError, ValueError):
-            params = None
+    params = _punkt_tab_params(language)
     from_tab = params is not None
     if params is None:
-        params = punkt.PunktParameters()
-        params.sent_starters = set(profile.sent_starters)
-        ortho = dict.fromkeys(profile.sent_starters, _ORTHO_BEG_UC | _ORTHO_MID_LC)
-    else:
-        ortho = dict(params.ortho_context)
-    params.abbrev_types = set(params.abbrev_types) | profile.abbreviations
-    params.ortho_context = _OrthoCounts(ortho)
+        # A sentence starter is "seen capitalised at a sentence start and in lower case
+        # mid-sentence", which is Punkt's own evidence for a new sentence.
+        flags = _punkt.ORTHO_BEG_UC | _punkt.ORTHO_MID_LC
+        params = _punkt.Parameters(
+            sent_starters=set(profile.sent_starters),
+            ortho_context=_punkt.OrthoCounts(dict.fromkeys(profile.sent_starters, flags)),
+        )
+    params.abbrev_types |= profile.abbreviations
     return params, from_tab
 
 
@@ -492,18 +473,16 @@ class PunktSplitter:
         self.language = _canonical_language(language)
         self._profile = _PROFILES.get(self.language, _ENGLISH)
         params, self.uses_punkt_tab = _punkt_params(self.language, self._profile)
+        self._params = params
         self._abbreviations = frozenset(params.abbrev_types)
         self._collocation_heads = frozenset(first for first, _ in params.collocations)
-        lang_vars = _LangVars(self._profile.closing_quotes)
-        self._realign: re.Pattern[str] = lang_vars.re_boundary_realignment
+        self._lang_vars = _punkt.LanguageVars(_SENT_END_CHARS, self._profile.closing_quotes)
+        self._realign: re.Pattern[str] = self._lang_vars.re_boundary_realignment
         ends = re.escape("".join(_SENT_END_CHARS))
         self._candidates = re.compile(
             # Whole runs only: the look-arounds keep a long run of dots from backtracking.
             f"(?<![{ends}])(?P<end>[{ends}]+)(?![{ends}])"
-            f"(?=(?P<ws>\\s+)\\S|{lang_vars._re_non_word_chars})"
-        )
-        self._tokenizer = punkt.PunktSentenceTokenizer(
-            params, lang_vars=lang_vars, token_cls=_Token
+            f"(?=(?P<ws>\\s+)\\S|{self._lang_vars.non_word_chars})"
         )
         # Punkt's verdict depends only on this short context, and the same abbreviations
         # recur; lru_cache is safe to share between threads.
@@ -511,7 +490,7 @@ class PunktSplitter:
 
     def _contains_break(self, context: str) -> bool:
         """Punkt's own decision: does `context` (word, end, next token) hold a boundary?"""
-        return bool(self._tokenizer.text_contains_sentbreak(context))
+        return _punkt.contains_sentbreak(context, self._params, self._lang_vars)
 
     def __repr__(self) -> str:
         return f"PunktSplitter(language={self.language!r})"

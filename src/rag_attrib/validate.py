@@ -28,6 +28,7 @@ __all__ = [
     "check_vectors",
     "clean_metadata",
     "clean_text",
+    "metadata_dict",
     "read_bool",
     "read_float",
     "read_int",
@@ -79,6 +80,17 @@ def clean_metadata(value: object, where: str = "metadata") -> tuple[dict[str, An
         return {}, dropped
     out = _clean_mapping(value, where, 0, dropped)
     return out, dropped
+
+
+def metadata_dict(value: object) -> dict[Any, Any]:
+    """A framework document's metadata as a dict for adapters to add keys to.
+
+    A mapping is copied; anything else (a str, a list) is kept under "metadata" rather than
+    lost, and `clean_metadata` later makes it JSON-safe or drops it with a note.
+    """
+    if isinstance(value, Mapping):
+        return dict(value)
+    return {} if value is None else {"metadata": value}
 
 
 _DROP = object()

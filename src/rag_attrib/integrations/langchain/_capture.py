@@ -67,7 +67,9 @@ class Capture:
     """What the runs of one call produced (mutated under the collector's lock)."""
 
     runs: dict[UUID, _Run] = field(default_factory=dict)
-    documents: list[tuple[int, int, Document]] = field(default_factory=list)
+    # (run start order, position, document) by document object: a graph's state carries the
+    # same documents through every later node, so each is kept once, at its earliest run
+    documents: dict[int, tuple[int, int, Document]] = field(default_factory=dict)
     inner: list[Document] = field(default_factory=list)  # seen inside a retriever
     explicit: list[Document] = field(default_factory=list)  # handed in with add_sources
     searched: bool = False  # a retriever ran, or documents were reported
@@ -100,7 +102,10 @@ class Capture:
         self.searched = self.searched or search or bool(documents)
         run = self.runs.get(run_id)
         order = run.order if run is not None else len(self.runs)
-        self.documents.extend((order, k, doc) for k, doc in enumerate(documents))
+        for k, doc in enumerate(documents):
+            known = self.documents.get(id(doc))
+            if known is None or (order, k) < known[:2]:
+                self.documents[id(doc)] = (order, k, doc)  # the entry keeps `doc` alive
 
     def llm_started(self, run_id: UUID, prompt: str) -> None:
         self.open_llms.add(run_id)
@@ -133,7 +138,7 @@ class Capture:
 
     def sources(self, prompt: str | None = None) -> list[Source]:
         """The call's documents as sources: those that reached `prompt` when it shows any."""
-        ordered = sorted(self.documents, key=lambda item: (item[0], item[1]))
+        ordered = sorted(self.documents.values(), key=lambda item: (item[0], item[1]))
         documents = [_with_inner_id(doc, self.inner) for _, _, doc in ordered]
         if prompt:
             flat = _SPACE.sub(" ", prompt)

@@ -18,6 +18,7 @@ from langchain_core.messages import (
 from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
+from ...validate import metadata_dict
 
 ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
@@ -47,7 +48,7 @@ def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
     texts: set[str] = set()
     out: list[Source] = []
     for doc in documents:
-        meta = dict(doc.metadata or {})
+        meta = metadata_dict(doc.metadata)
         given = doc.id if doc.id else meta.get("source")
         key = (None if given is None else str(given), doc.page_content)
         if key in seen or (not doc.id and doc.page_content in texts):

@@ -12,6 +12,7 @@ from llama_index.core.base.response.schema import PydanticResponse
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from ...results import Source
+from ...validate import metadata_dict
 from .._pipeline import Job
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def node_sources(nodes: Iterable[NodeWithScore]) -> list[Source]:
         if node.node_id in seen:
             continue
         seen.add(node.node_id)
-        metadata: dict[str, Any] = dict(node.metadata or {})
+        metadata: dict[str, Any] = metadata_dict(node.metadata)
         metadata["ref_doc_id"] = node.ref_doc_id
         metadata["retrieval_score"] = nws.score
         text = node.get_content(metadata_mode=MetadataMode.NONE)

@@ -1,0 +1,279 @@
+"""check_citations / repair_citations: verdicts from the attribution, repairs that touch only
+markers (property-tested), the JSON shape, and odd input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rag_attrib import (
+    Attributor,
+    CitationReport,
+    Source,
+    check_citations,
+    repair_citations,
+)
+from rag_attrib.markers import parse_markers, removal_start
+from rag_attrib.testing import HashingEmbedder
+
+SOURCES = [
+    "The Eiffel Tower is in Paris. It was completed in 1889.",
+    "Berlin is the capital of Germany. The Brandenburg Gate stands in Berlin.",
+    "Mount Everest is the highest mountain on Earth.",
+]
+ANSWER = (
+    "The Eiffel Tower was completed in 1889 [2]. Berlin is the capital of Germany [2]. "
+    "Mount Everest is the highest mountain on Earth [7]. The moon is made of green cheese [1]. "
+    "The Brandenburg Gate stands in Berlin."
+)
+ATTRIBUTOR = Attributor(HashingEmbedder())
+
+
+def verdicts(report: CitationReport) -> list[tuple[str, str | None, str, str | None]]:
+    """(label, cited id, verdict, suggested id) per marker."""
+    return [(m.label, m.source_id, m.verdict, m.suggested_source_id) for m in report.markers]
+
+
+def test_each_verdict() -> None:
+    """Correct, wrong source (with the right one and its evidence), dangling, unsupported."""
+    report = check_citations(ANSWER, SOURCES, attributor=ATTRIBUTOR)
+    assert verdicts(report) == [
+        ("2", "1", "wrong_source", "0"),
+        ("2", "1", "correct", None),
+        ("7", None, "dangling", "2"),
+        ("1", "0", "unsupported", None),
+    ]
+    wrong = report.markers[0]
+    assert wrong.evidence is not None and wrong.evidence.text == "It was completed in 1889."
+    assert ANSWER[wrong.start : wrong.end] == "[2]"
+    assert wrong.claim is not None and wrong.claim.text == "The Eiffel Tower was completed in 1889"
+    assert [(x.text, x.suggested_source_id) for x in report.missing] == [
+        ("The Brandenburg Gate stands in Berlin.", "1")
+    ]
+    assert [s.text for s in report.unsupported] == ["The moon is made of green cheese [1]."]
+    assert report.counts() == {
+        "correct": 1,
+        "wrong_source": 1,
+        "unsupported": 1,
+        "dangling": 1,
+        "missing": 1,
+    }
+    assert not report.ok
+
+
+def test_reads_the_verdict_from_a_given_result() -> None:
+    """A result already at hand is used as is: its verdict decides, nothing is re-scored."""
+    result = ATTRIBUTOR.attribute(ANSWER, SOURCES)
+    report = check_citations(ANSWER, SOURCES, result=result)
+    assert report.result is result
+    assert [m.verdict for m in report.markers][:2] == ["wrong_source", "correct"]
+    flipped = result.answer_sentences[1]
+    from dataclasses import replace
+
+    unsupported = replace(
+        result,
+        answer_sentences=(
+            result.answer_sentences[0],
+            replace(flipped, supported=False, citations=()),
+            *result.answer_sentences[2:],
+        ),
+    )
+    again = check_citations(ANSWER, SOURCES, result=unsupported)
+    assert again.markers[1].verdict == "unsupported"
+
+
+def test_result_of_another_answer_is_refused() -> None:
+    """A result of a different answer is an error that names the fix."""
+    result = ATTRIBUTOR.attribute("Something else entirely.", SOURCES)
+    with pytest.raises(ValueError, match="leave it out"):
+        check_citations(ANSWER, SOURCES, result=result)
+
+
+def test_ids_numbering_and_source_objects() -> None:
+    """Markers may name source ids; the report names ids as given."""
+    sources = [Source("doc-a", SOURCES[0]), Source("doc-b", SOURCES[1])]
+    report = check_citations(
+        "Berlin is the capital of Germany [doc-a].", sources, attributor=ATTRIBUTOR
+    )
+    assert report.numbering == "ids"
+    assert verdicts(report) == [("doc-a", "doc-a", "wrong_source", "doc-b")]
+    fixed = repair_citations(
+        "Berlin is the capital of Germany [doc-a].", sources, attributor=ATTRIBUTOR
+    )
+    assert fixed.text == "Berlin is the capital of Germany [doc-b]."
+
+
+def test_repair() -> None:
+    """Wrong markers are replaced, dangling ones dropped; options add and flag."""
+    fixed = repair_citations(ANSWER, SOURCES, attributor=ATTRIBUTOR)
+    assert fixed.text == (
+        "The Eiffel Tower was completed in 1889 [1]. Berlin is the capital of Germany [2]. "
+        "Mount Everest is the highest mountain on Earth. The moon is made of green cheese [1]. "
+        "The Brandenburg Gate stands in Berlin."
+    )
+    assert [c.kind for c in fixed.changes] == ["replaced", "dropped"]
+    more = repair_citations(
+        ANSWER, SOURCES, attributor=ATTRIBUTOR, add_missing=True, flag_unsupported=True
+    )
+    assert more.text.endswith(
+        "Mount Everest is the highest mountain on Earth [3]. "
+        "The moon is made of green cheese [unsupported] [1]. "
+        "The Brandenburg Gate stands in Berlin [2]."
+    )
+    for c in more.changes:
+        assert ANSWER[c.old_start : c.old_end] == c.old_text
+        assert more.text[c.new_start : c.new_end] == c.new_text
+
+
+def test_repair_never_cites_a_source_twice() -> None:
+    """`[2][1]` where 1 is right and 2 is wrong becomes `[1]`, not `[1][1]`."""
+    fixed = repair_citations(
+        "The Eiffel Tower was completed in 1889.[2][1]", SOURCES, attributor=ATTRIBUTOR
+    )
+    assert fixed.text == "The Eiffel Tower was completed in 1889.[1]"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[1][2][3]",
+        "[1]",
+        "[9] Paris.",
+        "Unbalanced <cite id='1'>tag. And [4",
+        "</cite> stray [2].",
+        "Code `a[1]` and [link](http://x.io/[1]) and http://x.io/[2] and items[1] = 2.",
+        "",
+        "   ",
+        "No markers at all. Berlin is the capital of Germany.",
+    ],
+)
+def test_odd_answers_give_defined_reports(answer: str) -> None:
+    """Only markers, markers beyond the sources, unbalanced tags, markers in code and links:
+    a report, never an exception; repair keeps the text outside markers."""
+    report = check_citations(answer, SOURCES, attributor=ATTRIBUTOR)
+    for m in report.markers:
+        assert m.verdict in ("correct", "wrong_source", "unsupported", "dangling")
+        if m.claim is None:
+            assert m.verdict in ("unsupported", "dangling")
+    fixed = repair_citations(answer, SOURCES, attributor=ATTRIBUTOR)
+    assert_only_markers_changed(answer, fixed.text, fixed.changes)
+    CitationReport.from_dict(json.loads(json.dumps(report.to_dict())))
+
+
+def test_no_sources() -> None:
+    """No sources: every marker dangles."""
+    report = check_citations("Paris is big [1].", [], attributor=ATTRIBUTOR)
+    assert [m.verdict for m in report.markers] == ["dangling"]
+
+
+def test_json_round_trip() -> None:
+    """to_dict is JSON-safe and versioned; from_dict rebuilds the same report."""
+    report = check_citations(ANSWER, SOURCES, attributor=ATTRIBUTOR)
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["schema"] == "rag_attrib.citations/1"
+    again = CitationReport.from_dict(data)
+    assert again.markers[0] == report.markers[0]
+    assert [m.verdict for m in again.markers] == [m.verdict for m in report.markers]
+    assert again.missing == report.missing
+    dangling = again.markers[2]
+    assert dangling.verdict == "dangling" and math.isnan(dangling.support)
+    with pytest.raises(ValueError, match=r"CitationReport\.to_dict"):
+        CitationReport.from_dict({"schema": "rag_attrib.attribution/1"})
+
+
+def assert_only_markers_changed(old: str, new: str, changes: tuple) -> None:  # type: ignore[type-arg]
+    """Every change replaces (part of) a marker, the spaces before a dropped one, or inserts;
+    applying the changes to `old` gives `new`."""
+    markers = parse_markers(old)
+    allowed = [(removal_start(old, m), m.end) for m in markers]
+    allowed += [(m.close.start, m.close.end) for m in markers if m.close]
+    rebuilt, pos = [], 0
+    for c in changes:
+        if c.old_start < c.old_end:
+            assert any(a <= c.old_start and c.old_end <= b for a, b in allowed), c
+        rebuilt += [old[pos : c.old_start], c.new_text]
+        pos = c.old_end
+    rebuilt.append(old[pos:])
+    assert "".join(rebuilt) == new
+
+
+WORDS = st.sampled_from(
+    [
+        "Berlin",
+        "is",
+        "the",
+        "capital",
+        "of",
+        "Germany",
+        "Eiffel",
+        "Tower",
+        "1889",
+        "moon",
+        "[1]",
+        "[2]",
+        "[3]",
+        "[9]",
+        "[0]",
+        "[^1]",
+        "[1, 2]",
+        "[2][3]",
+        '<cite id="2">',
+        "</cite>",
+        "Source 2",
+        "(Source 3)",
+        "`a[1]`",
+        "x[1]",
+        "[a](http://b.c/[1])",
+        "http://a.b/[2]",
+        ".",
+        ",",
+        "\n",
+        "```",
+        "[",
+        "]",
+        "  ",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WORDS, max_size=30).map(" ".join), st.booleans(), st.booleans())
+def test_repair_changes_only_markers(answer: str, add: bool, flag: bool) -> None:
+    """Property: whatever the answer, repair edits markers only (or inserts new ones), and
+    the changes' offsets rebuild the new text from the old."""
+    fixed = repair_citations(
+        answer, SOURCES, attributor=ATTRIBUTOR, add_missing=add, flag_unsupported=flag
+    )
+    assert_only_markers_changed(answer, fixed.text, fixed.changes)
+    for c in fixed.changes:
+        assert fixed.text[c.new_start : c.new_end] == c.new_text
+
+
+@pytest.mark.slow
+def test_real_model_verdicts(real_attributor: Attributor) -> None:
+    """With the bundled model: a marker on the wrong document is caught and repaired."""
+    sources = [
+        "The Great Fire of London broke out in 1666. It started in a bakery on Pudding Lane.",
+        "Strong easterly winds spread the flames across the timber houses of the city.",
+        "St Paul's Cathedral was rebuilt by Christopher Wren after the fire.",
+    ]
+    answer = (
+        "The fire began in a bakery on Pudding Lane [2]. Easterly winds spread the flames [2]. "
+        "Christopher Wren rebuilt St Paul's Cathedral [4]."
+    )
+    report = check_citations(answer, sources, attributor=real_attributor)
+    assert verdicts(report) == [
+        ("2", "1", "wrong_source", "0"),
+        ("2", "1", "correct", None),
+        ("4", None, "dangling", "2"),
+    ]
+    fixed = repair_citations(answer, sources, result=report.result, add_missing=True)
+    assert fixed.text == (
+        "The fire began in a bakery on Pudding Lane [1]. Easterly winds spread the flames [2]. "
+        "Christopher Wren rebuilt St Paul's Cathedral [3]."
+    )
