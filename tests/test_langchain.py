@@ -1035,3 +1035,30 @@ def test_public_names_and_paths_are_pinned():
         "timeout",
     ]
     assert list(inspect.signature(lc.add_sources).parameters) == ["documents", "config"]
+
+
+def test_payload_checks_the_llms_own_markers(hashing_attributor):
+    """An answer with [n] markers gets `citation_check` in its attribution: a marker on the
+    wrong document is named, with the one that backs the claim."""
+    docs = [
+        Document(page_content="The Hobart harbour museum was founded in 1896.", id="doc-hobart"),
+        Document(page_content="Bremen's river port handles the most cargo.", id="doc-bremen"),
+    ]
+    answer = "The Hobart harbour museum was founded in 1896 [2]."
+    model = GenericFakeChatModel(messages=iter([answer]))
+    chain = rag_chain(StaticRetriever(docs=docs), model)
+    out = with_attribution(chain, hashing_attributor).invoke("When was the museum founded?")
+    check = out.response_metadata["attribution"]["citation_check"]
+    assert check["schema"] == "rag_attrib.citations/1"
+    (marker,) = check["markers"]
+    assert (marker["text"], marker["source_id"], marker["verdict"]) == (
+        "[2]",
+        "doc-bremen",
+        "wrong_source",
+    )
+    assert marker["suggested_source_id"] == "doc-hobart"
+    plain = GenericFakeChatModel(messages=iter(["The Hobart harbour museum was founded in 1896."]))
+    out = with_attribution(rag_chain(StaticRetriever(docs=docs), plain), hashing_attributor).invoke(
+        "When was the museum founded?"
+    )
+    assert "citation_check" not in out.response_metadata["attribution"]

@@ -868,3 +868,33 @@ def test_public_names_and_paths_are_pinned() -> None:
         "question",
         "timeout",
     ]
+
+
+class CitingLLM(EchoContextLLM):
+    """Answers with Source 1's first line but cites the last source, as a careless LLM would."""
+
+    def _answer(self, prompt: str) -> str:
+        found = re.findall(r"^Source (\d+):\n(.*)$", prompt, flags=re.MULTILINE)
+        if not found:
+            return "I do not know."
+        # the prompt's worked example has its own "Source 1:"; the real sources come last
+        found = found[max(k for k, (n, _) in enumerate(found) if n == "1") :]
+        return f"{found[0][1].strip().rstrip('.')} [{found[-1][0]}]."
+
+
+def test_citation_query_engine_markers_are_checked(
+    index: VectorStoreIndex, recorder: Recorder
+) -> None:
+    """CitationQueryEngine: the answer's [n] follow its "Source n:" labels (1-based); a marker
+    on the wrong node is named in citation_check with the node that backs the claim."""
+    from llama_index.core.query_engine import CitationQueryEngine
+
+    engine = CitationQueryEngine.from_args(index, llm=CitingLLM(), similarity_top_k=2)
+    response = engine.query(QUESTIONS["penguins"])
+    assert response.response.endswith("[2].")
+    check = response.metadata["attribution"]["citation_check"]
+    (marker,) = check["markers"]
+    nodes = [n.node.node_id for n in response.source_nodes]
+    assert check["numbering"] == "1-based"
+    assert (marker["source_id"], marker["verdict"]) == (nodes[1], "wrong_source")
+    assert marker["suggested_source_id"] == nodes[0]

@@ -9,6 +9,7 @@ from .results import AttributionResult, Citation, SentenceAttribution
 
 __all__ = [
     "attribution_payload",
+    "citation_check",
     "to_anthropic_citations",
     "to_cohere_citations",
     "to_langchain_citations",
@@ -106,7 +107,29 @@ def to_cohere_citations(result: AttributionResult) -> list[JSONDict]:
 
 
 def attribution_payload(result: AttributionResult) -> JSONDict:
-    """What the integrations attach: `result.to_dict()` plus LangChain-shaped `citations`."""
+    """What the integrations attach: `result.to_dict()` plus LangChain-shaped `citations`, and
+    when the answer carries its own markers ([1], [^2], <cite>), `citation_check`: the
+    `CitationReport.to_dict()` of those markers against the same result (sources numbered
+    1-based in the order the result lists them, as CitationQueryEngine's "Source n:")."""
     payload = result.to_dict()
     payload["citations"] = to_langchain_citations(result)
+    check = citation_check(result)
+    if check is not None:
+        payload["citation_check"] = check
     return payload
+
+
+def citation_check(result: AttributionResult) -> JSONDict | None:
+    """The check of the answer's own markers as a dict; None when it has none. Never raises:
+    a fault becomes the dict's `error`, so the host's call goes on."""
+    from .citations import CITATIONS_SCHEMA, check_citations
+    from .markers import parse_markers
+    from .results import Source
+
+    try:
+        sources = [Source(s.id, s.text, s.metadata) for s in result.sources]
+        if not parse_markers(result.answer, ids=[s.id for s in sources]):
+            return None
+        return check_citations(result.answer, sources, result=result).to_dict()
+    except Exception as exc:
+        return {"schema": CITATIONS_SCHEMA, "error": f"citation check failed: {exc}"}

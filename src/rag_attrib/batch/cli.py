@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from .output import FORMATS
@@ -24,7 +25,12 @@ def add_batch_command(commands: Any) -> None:
             "to finish a run that was stopped."
         ),
     )
-    batch.add_argument("input", metavar="IN", help="a .jsonl file, or a .parquet file or folder")
+    batch.add_argument(
+        "input",
+        metavar="IN",
+        nargs="?",
+        help="a .jsonl file, a .parquet file or folder, or an OTLP/JSON dump of traces (.json)",
+    )
     batch.add_argument("--out", metavar="DIR", required=True, help="the output folder")
     batch.add_argument("--format", choices=FORMATS, default="jsonl", help="output format")
     batch.add_argument(
@@ -51,6 +57,14 @@ def add_batch_command(commands: Any) -> None:
     )
     batch.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path")
     batch.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster")
+    phoenix = batch.add_argument_group("Arize Phoenix")
+    phoenix.add_argument("--phoenix", metavar="URL", help="read the traces of a Phoenix server")
+    phoenix.add_argument("--project", default="default", help="the Phoenix project to read")
+    phoenix.add_argument(
+        "--annotate",
+        action="store_true",
+        help="log each result to --phoenix as a rag_attrib.groundedness span annotation",
+    )
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     batch.set_defaults(run=_run)
 
@@ -58,8 +72,9 @@ def add_batch_command(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from . import run_batch
 
+    source = _input(args)
     summary = run_batch(
-        args.input,
+        source,
         args.out,
         engine=args.engine,
         fmt=args.format,
@@ -77,4 +92,37 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{summary.line()} ({summary.seconds:.1f} s, {rate}) -> {args.out}", file=sys.stderr)
         if summary.errors:
             print(f"errors: {args.out}/errors.jsonl", file=sys.stderr)
+    if args.annotate:
+        from .phoenix import annotate_phoenix
+
+        sent = annotate_phoenix(args.phoenix, args.out)
+        if not args.quiet:
+            print(f"{sent} annotations logged to {args.phoenix}", file=sys.stderr)
     return 0
+
+
+def _input(args: argparse.Namespace) -> str:
+    """The batch input: IN, or the records of a trace dump or a Phoenix project, written once
+    beside --out (a resumed run reads the same snapshot)."""
+    from ..cli import InputError
+
+    if args.annotate and not args.phoenix:
+        raise InputError("--annotate needs --phoenix URL (the server to log to)")
+    if args.input is not None and not args.input.endswith(".json"):
+        return str(args.input)
+    if args.input is None and not args.phoenix:
+        raise InputError("batch needs IN (a .jsonl, .parquet or .json trace dump) or --phoenix URL")
+    from .phoenix import spans_from_otlp_json, spans_from_phoenix, write_records
+
+    snapshot = Path(str(args.out).rstrip("/\\") + ".records.jsonl")
+    if not snapshot.exists():
+        if args.input is not None:
+            spans = spans_from_otlp_json(args.input)
+        else:
+            spans = spans_from_phoenix(args.phoenix, args.project)
+        tmp = snapshot.with_name(snapshot.name + ".tmp")
+        n = write_records(spans, tmp)
+        tmp.replace(snapshot)
+        if not args.quiet:
+            print(f"{n} traces with documents and an answer -> {snapshot}", file=sys.stderr)
+    return str(snapshot)

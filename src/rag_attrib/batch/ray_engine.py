@@ -130,7 +130,7 @@ def run_ray(
             },
             batch_size=batch_size,
             batch_format="pyarrow",
-            concurrency=actors,
+            compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=threads,
         )
         ds.write_parquet(str(out / "results"))

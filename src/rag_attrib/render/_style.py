@@ -137,7 +137,18 @@ def css(root: str, n_colours: int = len(PALETTE)) -> str:
         f"{r} .ra-empty{{color:var(--muted);font-style:italic}}",
         f"{r} .ra-flow{{margin-top:20px;background:var(--panel);border:1px solid var(--line);"
         "border-radius:8px;padding:12px 14px}",
-        f"{r} .ra-flow-note{{font-size:12px;color:var(--muted);margin:0 0 6px}}",
+        f"{r} .ra-markers{{margin:0 0 16px;background:var(--panel);border:1px solid var(--line);"
+        "border-radius:8px;padding:10px 14px}",
+        f"{r} .ra-mk-legend{{font-size:12px;color:var(--muted);margin-bottom:8px}}",
+        f"{r} .ra-mk-counts{{margin-left:12px;color:var(--fg)}}",
+        f"{r} .ra-mk-answer{{font-size:15px;white-space:pre-wrap;overflow-wrap:anywhere;"
+        "line-height:1.8}",
+        f"{r} .ra-mk{{border-radius:4px;padding:0 4px;font-weight:700;"
+        "font-variant-numeric:tabular-nums}",
+        f"{r} .ra-mk-ok{{color:#fff;background:var(--good)}}",
+        f"{r} .ra-mk-warn{{color:#1f2328;background:#fbbf24}}",
+        f"{r} .ra-mk-bad{{color:#fff;background:var(--bad)}}",
+        f"{r} .ra-mk-notes{{margin:8px 0 0;padding-left:18px;font-size:13px;color:var(--fg)}}",
     )
     return "".join(rules)
 

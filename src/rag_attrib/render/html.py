@@ -32,6 +32,7 @@ from ._common import (
     num,
     source_label,
 )
+from ._markers import markers_section
 from ._style import css, script
 
 __all__ = ["render_fragment", "render_html", "sentence_key"]
@@ -49,6 +50,7 @@ def render_html(
     *,
     title: str | None = None,
     sankey: bool = False,
+    citations: Any = None,
 ) -> str:
     """Render `result` as one self-contained HTML page.
 
@@ -61,6 +63,9 @@ def render_html(
         title: the heading (and page title); None gives "Answer attribution".
         sankey: also embed the Sankey flow under the view (needs plotly, the `viz` extra;
             plotly.js is inlined, about 4.5 MB).
+        citations: a `CitationReport` from `check_citations`: the answer as written is shown
+            above the view with each citation marker green (its source backs the claim), amber
+            (another source does) or red (none does, or it names no source).
 
     Returns:
         An HTML document as a string (it encodes to UTF-8 whatever the texts held).
@@ -69,7 +74,7 @@ def render_html(
         MissingDependencyError: `sankey=True` and plotly is not installed.
     """
     heading = clean(title) if title is not None else DEFAULT_TITLE
-    body, scripts = _root(result, heading, sankey=sankey)
+    body, scripts = _root(result, heading, sankey=sankey, citations=citations)
     # No fetch, image, font or frame may leave the page, and only the view's own scripts
     # (by hash) run, so markup that slipped through could still not execute.
     hashes = " ".join(_hash(js) for js in dict.fromkeys(scripts))
@@ -90,10 +95,12 @@ def render_fragment(result: AttributionResult, *, title: str | None = None) -> s
     """The view as one `<div>` for a notebook (`_repr_html_`): no document around it, and so no
     Content-Security-Policy, which would also bind the notebook's own scripts in a frame."""
     heading = clean(title) if title is not None else DEFAULT_TITLE
-    return _root(result, heading, sankey=False)[0]
+    return _root(result, heading, sankey=False, citations=None)[0]
 
 
-def _root(result: AttributionResult, heading: str, *, sankey: bool) -> tuple[str, list[str]]:
+def _root(
+    result: AttributionResult, heading: str, *, sankey: bool, citations: Any
+) -> tuple[str, list[str]]:
     """The view's root element and the text of every script in it."""
     root = f"ra-{uuid.uuid4().hex[:12]}"
     view = _read(result)
@@ -108,6 +115,7 @@ def _root(result: AttributionResult, heading: str, *, sankey: bool) -> tuple[str
             f"<style>{css(root, len(PALETTE))}</style>",
             _header(view, heading),
             _legend(view),
+            markers_section(citations) if citations is not None else "",
             '<div class="ra-grid">',
             _answer_column(view),
             _sources_column(view),
