@@ -15,7 +15,8 @@ Workloads
      and inside (from before the import to the result), beside `python -c pass`
 
 For each: cold (empty embedding cache) and warm (the same sources seen before, a new answer),
-next to two references measured in the same run:
+with the default verdict ("similarity") and, warm, with verdict="verifier" (the trained
+verifier), next to references measured in the same run:
   seed    the seed article's recipe as written: encode both sides, a Python double loop of
           cosines, mean aggregation
   floor   one batched encode of exactly the sentences that must be encoded (cold: all unique
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from rag_attrib import Attributor, Source, split_sentences
+from rag_attrib import AttributionConfig, Attributor, Source, split_sentences
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
 from rag_attrib.onnx_backend import OnnxEmbedder
 from rag_attrib.streaming import AttributionStream
@@ -148,6 +149,12 @@ def engine_rows(
     def warm(k: int) -> None:
         warm_attributor.attribute(answer_of(1000 + k), sources)
 
+    checked = Attributor(base, config=AttributionConfig(verdict="verifier"))
+    checked.attribute(answer_of(-1), sources)
+
+    def warm_verifier(k: int) -> None:
+        checked.attribute(answer_of(1000 + k), sources)
+
     def torch_warm(k: int) -> None:
         torch_base.encode([s.text for s in split_sentences(answer_of(2000 + k))])
 
@@ -156,6 +163,7 @@ def engine_rows(
             "rag_attrib cold": cold,
             "encoder floor, cold": floor_cold,
             "rag_attrib warm": warm,
+            "rag_attrib warm, verdict=verifier": warm_verifier,
             "encoder floor, warm": floor_warm,
             "torch encoder floor, warm": torch_warm,
             "seed recipe (as written)": lambda k: seed_recipe(model, answer_of(k), sources),

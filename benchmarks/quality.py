@@ -313,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         "bm25": bm25_method,
         "cosine (seed)": engine_method(seed_embedder, SEED),
         "rag_attrib default": engine_method(embedder, DEFAULT),
+        # the trained verifier: the ranking is the same, the verdict and the citations of
+        # unsupported sentences (withheld by the similarity verdict) are not
+        "  verdict=verifier": engine_method(embedder, replace(DEFAULT, verdict="verifier")),
     }
     if args.options:
         methods.update(

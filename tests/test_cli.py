@@ -115,6 +115,9 @@ def test_explain_files_prints_table_and_writes_json_and_html(
         for c in s.citations:
             assert c.text[:40] in out
     assert "UNSUPPORTED" in out and [s.index for s in result.unsupported] == [2]
+    # the figure the verdict used, and the unsupported sentence's nearest sources, labelled so
+    for s in result.answer_sentences:
+        assert f"support {s.support:.2f}" in out
     assert "Share of the answer per source:" in out
     assert f"coverage {result.coverage:.0%}" in out
 

@@ -24,6 +24,8 @@ from rag_attrib import AttributionConfig, ConfigError
         ({"lexical_weight": -0.1}, "lexical_weight"),
         ({"context_weight": 1.5}, "context_weight must be a number >= 0.0 and <= 1.0"),
         ({"use_question": "yes"}, "use_question must be True or False"),
+        ({"verdict": "nli"}, "verdict must be one of 'verifier', 'similarity'; got 'nli'"),
+        ({"support_threshold": 1.5}, "support_threshold must be a number >= -1.0 and <= 1.0"),
     ],
 )
 def test_invalid_values_raise_config_error(kwargs: dict[str, object], message: str) -> None:
@@ -45,3 +47,11 @@ def test_from_dict_rejects_unknown_keys() -> None:
     """Unknown keys are reported with the valid option names."""
     with pytest.raises(ConfigError, match="unknown config option"):
         AttributionConfig.from_dict({"windw": 2})
+
+
+def test_threshold_none_means_the_verdicts_own_default() -> None:
+    """None is kept (to_dict round-trips it); the engine resolves it per verdict."""
+    assert AttributionConfig().support_threshold is None
+    assert AttributionConfig().verdict == "similarity"
+    cfg = AttributionConfig(verdict="similarity", support_threshold=0.3)
+    assert AttributionConfig.from_dict(cfg.to_dict()) == cfg

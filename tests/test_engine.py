@@ -25,15 +25,19 @@ ANSWER = (
 
 
 def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributor) -> None:
-    """Each supported answer sentence cites the source sentence sharing its words."""
-    result = hashing_attributor.attribute(ANSWER, CHUNKS)
+    """Each supported answer sentence cites the source sentence sharing its words; the verifier
+    still shows an unsupported sentence's closest sources, the similarity verdict withholds them."""
+    verifier = Attributor(HashingEmbedder(), config=AttributionConfig(verdict="verifier"))
+    result = verifier.attribute(ANSWER, CHUNKS)
     first, second, third = result.answer_sentences
     assert (first.citations[0].source_id, first.citations[0].sentence_index) == ("paris", 1)
     assert (second.citations[0].source_id, second.citations[0].sentence_index) == ("berlin", 1)
     assert first.supported and second.supported
-    assert not third.supported and third.citations == ()
+    assert not third.supported and third.citations  # closest, does not support
     assert result.unsupported == (third,)
     assert result.coverage == pytest.approx(2 / 3)
+    third = hashing_attributor.attribute(ANSWER, CHUNKS).answer_sentences[2]  # similarity
+    assert not third.supported and third.citations == ()
 
 
 def test_offsets_index_the_original_texts(hashing_attributor: Attributor) -> None:
@@ -76,12 +80,15 @@ def test_similarity_matrix_shape_and_support(hashing_attributor: Attributor) -> 
     at least each row's max, and exactly it without the paraphrase margin."""
     result = hashing_attributor.attribute(ANSWER, CHUNKS)
     assert result.similarity.shape == (3, 4)
-    own = Attributor(HashingEmbedder(), config=AttributionConfig(context_weight=0.0))
+    own = Attributor(
+        HashingEmbedder(), config=AttributionConfig(verdict="similarity", context_weight=0.0)
+    )
     result = own.attribute(ANSWER, CHUNKS)
     support = np.array([a.support for a in result.answer_sentences])
     assert (support >= result.similarity.max(axis=1) - 1e-6).all()
     strict = Attributor(
-        HashingEmbedder(), config=AttributionConfig(paraphrase_margin=None, context_weight=0.0)
+        HashingEmbedder(),
+        config=AttributionConfig(verdict="similarity", paraphrase_margin=None, context_weight=0.0),
     )
     result = strict.attribute(ANSWER, CHUNKS)
     np.testing.assert_allclose(
@@ -93,11 +100,18 @@ def test_a_strong_paraphrase_is_supported_despite_few_shared_words() -> None:
     """The paraphrase margin lets a close dense match raise support above word overlap."""
     sources = ["Alpha beta gamma delta."]
     answer = "Alpha beta gamma delta epsilon zeta eta theta."
-    lexical_only = AttributionConfig(lexical_weight=1.0, support_threshold=0.6)
+    lexical_only = AttributionConfig(
+        verdict="similarity", lexical_weight=1.0, support_threshold=0.6
+    )
     strict = Attributor(HashingEmbedder(), config=lexical_only).attribute(answer, sources)
     lenient = Attributor(
         HashingEmbedder(),
-        config=AttributionConfig(lexical_weight=1.0, support_threshold=0.6, paraphrase_margin=0.0),
+        config=AttributionConfig(
+            verdict="similarity",
+            lexical_weight=1.0,
+            support_threshold=0.6,
+            paraphrase_margin=0.0,
+        ),
     ).attribute(answer, sources)
     assert strict.answer_sentences[0].support < lenient.answer_sentences[0].support
 
@@ -323,7 +337,7 @@ def test_a_wrong_figure_makes_a_similar_sentence_unsupported(
     """A year or amount that no best-matching source contains flips the verdict and says why."""
     sources = ["The tower opened in 1889. It is 330 metres tall. It cost 7800000 francs to build."]
     result = Attributor(
-        HashingEmbedder(), config=AttributionConfig(support_threshold=0.3)
+        HashingEmbedder(), config=AttributionConfig(verdict="similarity", support_threshold=0.3)
     ).attribute(answer, sources)
     sentence = result.answer_sentences[0]
     assert sentence.support > 0.3  # it reads like the source either way
@@ -336,7 +350,7 @@ def test_a_wrong_figure_makes_a_similar_sentence_unsupported(
 
 def test_number_check_can_be_disabled() -> None:
     """check_numbers=False leaves the verdict to similarity alone."""
-    cfg = AttributionConfig(support_threshold=0.3, check_numbers=False)
+    cfg = AttributionConfig(verdict="similarity", support_threshold=0.3, check_numbers=False)
     result = Attributor(HashingEmbedder(), config=cfg).attribute(
         "The tower opened in 1899.", ["The tower opened in 1889."]
     )
@@ -380,7 +394,7 @@ def test_questions_and_the_speakers_own_voice_are_not_supported(
     answer: str, sources: list[str], issue: str | None
 ) -> None:
     """check_claims: a question, or first person that no best source uses, is unsupported."""
-    config = AttributionConfig(support_threshold=0.3)
+    config = AttributionConfig(verdict="similarity", support_threshold=0.3)
     sentence = (
         Attributor(HashingEmbedder(), config=config).attribute(answer, sources).answer_sentences[0]
     )
@@ -390,7 +404,7 @@ def test_questions_and_the_speakers_own_voice_are_not_supported(
     else:
         assert not sentence.supported and not sentence.citations
         assert any(issue in text for text in sentence.issues), sentence.issues
-        lenient = AttributionConfig(support_threshold=0.3, check_claims=False)
+        lenient = AttributionConfig(verdict="similarity", support_threshold=0.3, check_claims=False)
         again = Attributor(HashingEmbedder(), config=lenient).attribute(answer, sources)
         assert again.answer_sentences[0].supported and not again.answer_sentences[0].issues
 

@@ -143,11 +143,19 @@ def _client(url: str):
 
 
 def _spans(url: str, trace_id: str) -> list[dict]:
+    import httpx
+
     deadline = time.monotonic() + 60  # Phoenix inserts spans asynchronously
     while True:
-        spans = _client(url).spans.get_spans(
-            project_identifier=PROJECT, trace_ids=[trace_id], limit=1000
-        )
+        try:
+            spans = _client(url).spans.get_spans(
+                project_identifier=PROJECT, trace_ids=[trace_id], limit=1000
+            )
+        except httpx.HTTPStatusError as exc:
+            # the project exists only once its first span is stored: 404 until then
+            if exc.response.status_code != 404 or time.monotonic() > deadline:
+                raise
+            spans = []
         if spans or time.monotonic() > deadline:
             return list(spans)
         time.sleep(0.5)

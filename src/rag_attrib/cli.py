@@ -689,12 +689,17 @@ def _table(result: AttributionResult, width: int) -> str:
     for s in result.answer_sentences:
         lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")
         if not s.supported:
-            why = "; ".join(s.issues) or f"nothing backs this (best strength {s.support:.2f})"
-            lines.append(f"{indent}UNSUPPORTED: {why}")
-            continue
-        if not s.citations:
+            why = "; ".join(s.issues) or "nothing backs this"
+            lines.append(f"{indent}UNSUPPORTED (support {s.support:.2f}): {why}")
+            if not s.citations:
+                continue
+            # the nearest sources are shown, but they do not back the sentence
+            lines.append(f"{indent}closest, does not support:")
+        elif not s.citations:
             lines.append(f"{indent}(no citation above the score threshold)")
             continue
+        else:
+            lines.append(f"{indent}supported (support {s.support:.2f})")
         header = f"{'score':>5}  {'strength':>8}  {'source':<{id_width}}  {'#':>3}  text"
         lines.append(indent + header)
         for c in s.citations:

@@ -8,13 +8,17 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["AGGREGATIONS", "NORMALIZATIONS", "AttributionConfig"]
+__all__ = ["AGGREGATIONS", "NORMALIZATIONS", "VERDICTS", "AttributionConfig"]
 
 Normalization = Literal["softmax", "none", "minmax"]
 Aggregation = Literal["max", "mean", "weighted"]
+Verdict = Literal["verifier", "similarity"]
 
 NORMALIZATIONS: tuple[str, ...] = ("softmax", "none", "minmax")
 AGGREGATIONS: tuple[str, ...] = ("max", "mean", "weighted")
+VERDICTS: tuple[str, ...] = ("verifier", "similarity")
+# the similarity verdict's threshold on hybrid strength; the verifier's comes with its model
+SIMILARITY_THRESHOLD = 0.40
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,15 @@ class AttributionConfig:
             its sentences (a sentence keeps its best window). 1 means single sentences.
         top_k: at most this many citations per answer sentence.
         min_score: a citation needs at least this normalised score.
-        support_threshold: an answer sentence is supported when its best strength reaches this.
+        verdict: how `supported` is decided. "similarity" (default): `support` is the best
+            hybrid strength (see `paraphrase_margin`, `check_numbers`). "verifier": the bundled
+            trained verifier reads each sentence's best evidence candidates and `support` is its
+            probability that they back the sentence; an unsupported sentence keeps its closest
+            sources as citations. Not the default yet: it does not beat "similarity" on every
+            evaluation set (README, *Verdict*).
+        support_threshold: an answer sentence is supported when its `support` reaches this.
+            None uses the verdict's default: the verifier's (chosen on held-out train-side
+            data) or 0.40 for "similarity". `calibrate()` fits it to your own labels.
         citation_ratio: secondary citations need a strength of at least this fraction of the best
             one, so a sentence backed by one source is not padded with near-misses.
         lexical_weight: weight of the lexical (token overlap) strength mixed into the dense cosine
@@ -64,7 +76,8 @@ class AttributionConfig:
     window: int = 1
     top_k: int = 3
     min_score: float = 0.0
-    support_threshold: float = 0.40
+    verdict: Verdict = "similarity"
+    support_threshold: float | None = None
     citation_ratio: float = 0.65
     lexical_weight: float = 0.7
     context_weight: float = 0.2
@@ -91,7 +104,11 @@ class AttributionConfig:
         _check_int("max_answer_chars", self.max_answer_chars, low=1)
         _check_int("max_source_chars", self.max_source_chars, low=1)
         _check_number("min_score", self.min_score, low=0.0, high=1.0)
-        _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
+        if self.verdict not in VERDICTS:
+            msg = f"verdict must be one of {_quoted(VERDICTS)}; got {self.verdict!r}"
+            raise ConfigError(msg)
+        if self.support_threshold is not None:
+            _check_number("support_threshold", self.support_threshold, low=-1.0, high=1.0)
         _check_number("citation_ratio", self.citation_ratio, low=0.0, high=1.0)
         _check_number("lexical_weight", self.lexical_weight, low=0.0, high=1.0)
         _check_number("context_weight", self.context_weight, low=0.0, high=1.0)

@@ -28,8 +28,14 @@ def _source_meta(result: AttributionResult, c: Citation) -> dict[str, Any]:
     return out
 
 
+def _backing(s: SentenceAttribution) -> tuple[Citation, ...]:
+    # an unsupported sentence's citations are its closest sources, which do not back it: they
+    # are not citations in these formats
+    return s.citations if s.supported else ()
+
+
 def _pairs(result: AttributionResult) -> list[tuple[SentenceAttribution, Citation]]:
-    return [(s, c) for s in result.answer_sentences for c in s.citations]
+    return [(s, c) for s in result.answer_sentences for c in _backing(s)]
 
 
 def to_langchain_citations(result: AttributionResult) -> list[JSONDict]:
@@ -76,7 +82,7 @@ def to_anthropic_citations(result: AttributionResult) -> list[JSONDict]:
                     "start_char_index": c.start,
                     "end_char_index": c.end,
                 }
-                for c in s.citations
+                for c in _backing(s)
             ],
         }
         for s in result.answer_sentences
@@ -92,11 +98,11 @@ def to_cohere_citations(result: AttributionResult) -> list[JSONDict]:
             "text": s.text,
             "sources": [
                 {"type": "document", "id": c.source_id, "document": {"snippet": c.text}}
-                for c in s.citations
+                for c in _backing(s)
             ],
         }
         for s in result.answer_sentences
-        if s.citations
+        if _backing(s)
     ]
 
 

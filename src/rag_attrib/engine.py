@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from . import verifier
 from ._types import FloatMatrix, FloatVector, IntVector
-from .config import AttributionConfig
+from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import first_person, is_question, lexical_matrix, missing_numbers
 from .limits import check_size, unscored
@@ -171,21 +172,51 @@ class Attributor:
         timings["encode_ms"] = encode_ms
         timings["score_ms"] = _ms(t) - encode_ms
 
+        verdict = None
+        if self.config.verdict == "verifier" and (model := verifier.load_verifier()) is not None:
+            t = time.perf_counter()
+            queries, _ = self._query_texts([s.text for s in answer_spans], question, None)
+            texts = [s.text for s in resolved]
+            verdict = verifier.verify(
+                model, self.embedder, queries, source_spans, texts, owner, strength
+            )
+            timings["verify_ms"] = _ms(t)
+
         t = time.perf_counter()
         result = self._assemble(
-            answer, question, answer_spans, resolved, source_spans, owner, strength, own, cosine
+            answer,
+            question,
+            answer_spans,
+            resolved,
+            source_spans,
+            owner,
+            strength,
+            own,
+            cosine,
+            verdict,
         )
         timings["assemble_ms"] = _ms(t)
         timings["total_ms"] = _ms(started)
         if notes:
             logger.warning("rag_attrib: %s", "; ".join(notes))
+        # record what decided: the verdict used (after a fallback too) and its threshold
+        used = replace(
+            self.config,
+            verdict="verifier" if verdict is not None else "similarity",
+            support_threshold=self._threshold(verdict),
+        )
         return replace(
             result,
-            config=self.config.to_dict(),
+            config=used.to_dict(),
             model=self.model_id,
             timings=timings,
             error="; ".join(notes) or None,
         )
+
+    def _threshold(self, verdict: verifier.Verdict | None) -> float:
+        if self.config.support_threshold is not None:
+            return self.config.support_threshold
+        return verdict.threshold if verdict is not None else SIMILARITY_THRESHOLD
 
     async def aattribute(
         self,
@@ -314,20 +345,25 @@ class Attributor:
         strength: FloatMatrix,
         own: FloatMatrix,
         cosine: FloatMatrix,
+        verdict: verifier.Verdict | None = None,
     ) -> AttributionResult:
         cfg = self.config
+        threshold = self._threshold(verdict)
         m, n = strength.shape
         local = np.concatenate(
             [np.arange(len(s), dtype=np.int64) for s in source_spans] or [np.zeros(0, np.int64)]
         )
         flat_spans = [span for spans in source_spans for span in spans]
 
-        support: FloatVector = (
-            own.max(axis=1).astype(np.float32) if n else np.zeros(m, dtype=np.float32)
-        )
-        if n and cfg.paraphrase_margin is not None and cfg.lexical_weight > 0:
-            support = np.maximum(support, cosine.max(axis=1) - cfg.paraphrase_margin)
-        supported = (support >= cfg.support_threshold) & (n > 0)
+        if verdict is not None:
+            support: FloatVector = verdict.support
+        elif n:
+            support = own.max(axis=1).astype(np.float32)
+            if cfg.paraphrase_margin is not None and cfg.lexical_weight > 0:
+                support = np.maximum(support, cosine.max(axis=1) - cfg.paraphrase_margin)
+        else:
+            support = np.zeros(m, dtype=np.float32)
+        supported = (support >= threshold) & (n > 0)
         # overlapping chunks repeat sentences: each is scored and cited once (its first copy)
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
@@ -336,11 +372,18 @@ class Attributor:
             for i, span in enumerate(answer_spans)
         ]
         supported &= np.array([not x for x in issues], dtype=bool)
+        if verdict is not None:
+            issues = [
+                x or verifier.reasons(span.text, verdict, i, threshold)
+                for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
+            ]
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):
             cited: tuple[Citation, ...] = ()
-            if supported[i]:
+            # the verifier never withholds evidence: an unsupported sentence still gets its
+            # closest sources, best first, and supported=False says they do not back it
+            if supported[i] or (verdict is not None and n):
                 picks = select_citations(
                     scores[i],
                     ranked[i],
