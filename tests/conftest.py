@@ -9,8 +9,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from hypothesis import HealthCheck, settings
+
 from rag_attrib import Attributor
 from rag_attrib.testing import HashingEmbedder
+
+# Property tests are derandomized; only the machine's load can fail them through timing
+# (CI shares two cores), so no example has a deadline and slow generation is not an error.
+settings.register_profile("rag_attrib", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rag_attrib")
 
 
 @pytest.fixture
