@@ -143,21 +143,32 @@ def _client(url: str):
 
 
 def _spans(url: str, trace_id: str) -> list[dict]:
+    """The trace's spans once Phoenix has stored all of them.
+
+    Phoenix inserts spans asynchronously and the user's root span ends (and is exported) last,
+    so wait for a root span and for two polls in a row to agree.
+    """
     import httpx
 
-    deadline = time.monotonic() + 60  # Phoenix inserts spans asynchronously
+    deadline = time.monotonic() + 60
+    previous: list[dict] | None = None
     while True:
         try:
-            spans = _client(url).spans.get_spans(
-                project_identifier=PROJECT, trace_ids=[trace_id], limit=1000
+            spans = list(
+                _client(url).spans.get_spans(
+                    project_identifier=PROJECT, trace_ids=[trace_id], limit=1000
+                )
             )
         except httpx.HTTPStatusError as exc:
             # the project exists only once its first span is stored: 404 until then
             if exc.response.status_code != 404 or time.monotonic() > deadline:
                 raise
             spans = []
-        if spans or time.monotonic() > deadline:
-            return list(spans)
+        has_root = any(s["name"].startswith("user.") for s in spans)
+        settled = previous is not None and len(previous) == len(spans)
+        if (has_root and settled) or time.monotonic() > deadline:
+            return spans
+        previous = spans
         time.sleep(0.5)
 
 
