@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import import_optional
 from .output import read_results
 
 __all__ = [
@@ -40,12 +40,8 @@ Span = dict[str, Any]
 
 
 def _client(url: str) -> Any:
-    try:
-        from phoenix.client import Client
-    except ImportError:
-        msg = "Reading from Phoenix needs its client: pip install 'rag-attrib[phoenix]'"
-        raise MissingDependencyError(msg, name="phoenix") from None
-    return Client(base_url=url)
+    client = import_optional("phoenix.client", extra="phoenix", feature="Reading from Phoenix")
+    return client.Client(base_url=url)
 
 
 def spans_from_phoenix(url: str, project: str = "default", limit: int = 100_000) -> list[Span]:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import import_optional
 from .output import result_files, result_schema
 from .records import BadRecord, Record, _content_id, input_format, parse_record
 from .work import attribute_rows, make_attributor
@@ -24,12 +24,8 @@ __all__ = ["AttributeBatch", "completed_ids", "run_ray"]
 
 
 def _ray() -> Any:
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        msg = "The Ray engine needs Ray Data: pip install 'rag-attrib[ray]'"
-        raise MissingDependencyError(msg, name="ray") from None
+    ray = import_optional("ray", extra="ray", feature="The Ray engine")
+    import_optional("ray.data", extra="ray", feature="The Ray engine")  # ray.data is a submodule
     return ray
 
 

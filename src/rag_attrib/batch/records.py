@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import MissingDependencyError
+from ..errors import import_optional
 from ..results import Source
 
 __all__ = [
@@ -190,12 +190,7 @@ def _kind(value: Any) -> str:
 
 
 def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        msg = "Parquet input or output needs pyarrow: pip install 'rag-attrib[parquet]'"
-        raise MissingDependencyError(msg, name="pyarrow") from None
-    return pq
+    return import_optional("pyarrow.parquet", extra="parquet", feature="Parquet input or output")
 
 
 def _parquet_files(path: Path) -> list[Path]:
