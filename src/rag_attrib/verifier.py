@@ -5,9 +5,10 @@ Similarity says a sentence is *about* the same thing as a source sentence; it ca
 words. The verifier reads, for each answer sentence, its best few evidence candidates from the
 engine's ranking (each a source sentence with its neighbours, plus its whole chunk) and computes
 signals a reader would check: how many of the sentence's content words, figures and names the
-evidence holds, whether one side negates, how close the embeddings are. A small logistic model
-trained on the train side of the project's evaluation data (`training/verifier/`) turns them into
-a probability. It runs in numpy, in well under a millisecond per sentence.
+evidence holds (in every clause, in order), whether one side negates, how close the embeddings
+are. A small model (`verifier_model.py`: boosted trees, each signal allowed to push only one
+way) trained on the train side of the project's evaluation data (`training/verifier/`) turns
+them into a probability. It runs in numpy, in well under a millisecond per sentence.
 
 The model is a JSON file inside the package (`models/verifier/verifier.json`). If it is missing
 or unreadable, `load_verifier()` logs one WARNING naming the fix and the engine falls back to the
@@ -16,6 +17,7 @@ similarity verdict (the result's `config["verdict"]` then says "similarity").
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -28,83 +30,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ._types import FloatMatrix, FloatVector, IntVector
 from .evidence import evidence_window
 from .lexical import content_tokens, numbers
+from .verifier_model import FEATURES, VerifierModel
 
 __all__ = ["FEATURES", "VerifierModel", "candidates", "load_verifier", "signals"]
 
 logger = logging.getLogger(__name__)
 
-Float64Vector = npt.NDArray[np.float64]
 
-# The signals, in the order the model's weights use them.
-FEATURES: tuple[str, ...] = (
-    "hybrid",  # best 0.3 * cosine + 0.7 * lexical strength of the sentence alone
-    "cosine",  # best plain cosine of the sentence alone
-    "lexical",  # best IDF-weighted share of its content words in one source sentence
-    "window_recall",  # best share of its content words in one candidate window
-    "chunk_recall",  # share of its content words in the candidates' chunks together
-    "novel",  # content words in none of the candidates' chunks (log1p count)
-    "missing_numbers",  # figures in none of those chunks
-    "missing_names",  # capitalised names in none of those chunks
-    "negation",  # 1 when exactly one of sentence and best window negates
-    "length",  # log1p of its content-word count
-)
 CANDIDATES = 3  # evidence candidates read per answer sentence
+# the similarity verdict's paraphrase margin (config.paraphrase_margin's default)
+_MARGIN = 0.2
 
 _NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|neither|nor|cannot|without)\b|n't\b", re.I)
 _NAME = re.compile(r"(?<=[\w,;:] )[A-Z][\w'-]+")
-
-
-@dataclass(frozen=True)
-class VerifierModel:
-    """Logistic weights over `FEATURES`, the standardisation they expect and the threshold."""
-
-    weights: Float64Vector
-    bias: float
-    mean: Float64Vector
-    scale: Float64Vector
-    threshold: float
-    version: str
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VerifierModel:
-        if tuple(data.get("features", ())) != FEATURES:
-            msg = f"verifier features {data.get('features')} do not match this version's {FEATURES}"
-            raise ValueError(msg)
-        arrays = [np.asarray(data[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
-        if any(a.shape != (len(FEATURES),) or not np.isfinite(a).all() for a in arrays):
-            msg = "verifier weights, mean and scale must be finite lists of one value per feature"
-            raise ValueError(msg)
-        return cls(
-            weights=arrays[0],
-            bias=float(data["bias"]),
-            mean=arrays[1],
-            scale=np.where(arrays[2] > 0, arrays[2], 1.0),
-            threshold=float(data["threshold"]),
-            version=str(data.get("version", "?")),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "features": list(FEATURES),
-            "weights": [float(x) for x in self.weights],
-            "bias": self.bias,
-            "mean": [float(x) for x in self.mean],
-            "scale": [float(x) for x in self.scale],
-            "threshold": self.threshold,
-        }
-
-    def probability(self, x: FloatMatrix) -> FloatVector:
-        """P(supported) for each row of signals -> (m,) float32."""
-        if x.shape[0] == 0:
-            return np.zeros(0, dtype=np.float32)
-        z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.weights + self.bias
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+# where one claim becomes two: an invented clause beside a true one
+_CLAUSE = re.compile(r"[,;:()]|\s(?:and|but|while|whereas|which|who|although|because)\s", re.I)
 
 
 MODEL_FILE = "verifier.json"
@@ -169,6 +113,32 @@ def missing_names(sentence: str, evidence: str) -> int:
     return sum(1 for name in names if name not in lower)
 
 
+def _pairs(tokens: Sequence[str]) -> set[tuple[str, str]]:
+    return set(itertools.pairwise(tokens))
+
+
+def _clause_recall(sentence: str, chunk_tokens: set[str]) -> float:
+    """The weakest clause's share of content words in `chunk_tokens` (clauses of 2+ words)."""
+    shares = []
+    for part in _CLAUSE.split(sentence):
+        words = set(content_tokens(part))
+        if len(words) >= 2:
+            shares.append(len(words & chunk_tokens) / len(words))
+    return min(shares) if shares else 1.0
+
+
+def _idf(source_sentences: Sequence[Sequence[str]]) -> tuple[dict[str, float], float]:
+    """IDF of each content word over the source sentences, and the weight of an unseen word."""
+    df: dict[str, int] = {}
+    n = 0
+    for sents in source_sentences:
+        for text in sents:
+            n += 1
+            for token in set(content_tokens(text)):
+                df[token] = df.get(token, 0) + 1
+    return {t: math.log((n + 1.0) / (d + 0.5)) for t, d in df.items()}, math.log((n + 1.0) / 0.5)
+
+
 def signals(
     sentences: Sequence[str],
     source_sentences: Sequence[Sequence[str]],
@@ -192,18 +162,27 @@ def signals(
     m = len(sentences)
     out = np.zeros((m, len(FEATURES)), dtype=np.float32)
     windows: list[list[str]] = []
+    idf, unseen = _idf(source_sentences) if m else ({}, 0.0)
     for i, sentence in enumerate(sentences):
         claim = set(content_tokens(sentence))
         found = picks[i]
         texts = [evidence_window(source_sentences[owner[j]], int(local[j])) for j in found]
         windows.append(texts)
+        figures = math.log1p(len(numbers(sentence)))
         if not found:
             out[i, FEATURES.index("length")] = math.log1p(len(claim))
             out[i, FEATURES.index("novel")] = math.log1p(len(claim))
+            out[i, FEATURES.index("idf_novel")] = 1.0 if claim else 0.0
+            out[i, FEATURES.index("figures")] = figures
             continue
         chunks = " ".join(source_texts[c] for c in sorted({int(owner[j]) for j in found}))
         chunk_tokens = set(content_tokens(chunks))
         hybrid = 0.3 * cosine[i] + 0.7 * lexical[i]
+        ordered = content_tokens(sentence)
+        pairs = _pairs(ordered)
+        weight = {t: idf.get(t, unseen) for t in claim}
+        total = sum(weight.values())
+        top2 = np.sort(cosine[i])[-2:]
         out[i] = (
             float(hybrid.max()),
             float(cosine[i].max()),
@@ -215,6 +194,12 @@ def signals(
             float(missing_names(sentence, chunks)),
             float(bool(_NEGATION.search(sentence)) != bool(_NEGATION.search(texts[0]))),
             math.log1p(len(claim)),
+            max(float(hybrid.max()), float(cosine[i].max()) - _MARGIN),
+            float(top2[0]) if len(top2) > 1 else 0.0,
+            len(pairs & _pairs(content_tokens(chunks))) / len(pairs) if pairs else 1.0,
+            _clause_recall(sentence, chunk_tokens),
+            sum(w for t, w in weight.items() if t not in chunk_tokens) / total if total else 0.0,
+            figures,
         )
     return out, windows
 

@@ -180,8 +180,8 @@ def real_claims(docs: list[Doc]) -> Iterator[Claim]:
             label = EXPERTQA_LABEL.get(a.get("label") or "")
             if label is None or not a["text"].strip():
                 continue
-            cited = a.get("cited_source_ids") or list(by_id)
-            chosen = [by_id[sid] for sid in cited if by_id.get(sid)]
+            # read against every retrieved passage, as the engine (and verdict.py) reads it
+            chosen = [sents for sents in by_id.values() if sents]
             if chosen:
                 yield Claim(a["text"].strip(), chosen, label, "expertqa", group)
 

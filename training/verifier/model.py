@@ -1,0 +1,81 @@
+"""Fitting the verifier's model with sklearn, and turning it into `VerifierModel` (numpy)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from rag_attrib.verifier_model import FEATURES, Trees, VerifierModel
+
+# +1: more of the signal may only raise P(supported); -1: only lower it; 0: free. Monotone
+# trees generalise to texts unlike the training sets, where a free tree may learn a quirk.
+MONOTONE = {
+    "hybrid": 1, "cosine": 1, "lexical": 1, "window_recall": 1, "chunk_recall": 1, "novel": -1,
+    "missing_numbers": -1, "missing_names": -1, "negation": -1, "length": -1, "support": 1,
+    "second_cosine": 1, "bigram_recall": 1, "clause_recall": 1, "idf_novel": -1, "figures": -1,
+}  # fmt: skip
+
+
+def set_weights(sets: np.ndarray) -> np.ndarray:
+    """Every set weighs the same (summedits' many sentences would otherwise decide alone)."""
+    names, counts = np.unique(sets, return_counts=True)
+    per = dict(zip(names, counts, strict=True))
+    return np.array([len(sets) / (len(per) * per[s]) for s in sets])
+
+
+def fit_model(
+    kind: str, x: np.ndarray, y: np.ndarray, sets: np.ndarray, version: str
+) -> VerifierModel:
+    if kind == "blend":  # the mean of both models' log-odds
+        a = fit_model("logistic", x, y, sets, version)
+        b = fit_model("trees", x, y, sets, version)
+        assert a.weights is not None and b.trees is not None
+        half = replace(b.trees, value=b.trees.value * 0.5)
+        return replace(a, bias=0.5 * (a.bias + b.bias), weights=a.weights * 0.5, trees=half)
+    w = set_weights(sets)
+    if kind == "logistic":
+        from sklearn.linear_model import LogisticRegression
+
+        mean, scale = x.mean(axis=0).astype(np.float64), x.std(axis=0).astype(np.float64) + 1e-9
+        lr = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000)
+        lr.fit((x - mean) / scale, y, sample_weight=w)
+        return VerifierModel(
+            float(lr.intercept_[0]), 0.5, version, weights=lr.coef_[0].astype(np.float64),
+            mean=mean, scale=scale,
+        )  # fmt: skip
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pos = w[y == 1].sum() / w.sum()
+    w = np.where(y == 1, w * 0.5 / pos, w * 0.5 / (1 - pos))  # balanced classes
+    gbt = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=40,
+        l2_regularization=1.0, monotonic_cst=[MONOTONE[f] for f in FEATURES],
+        early_stopping=False, random_state=0,
+    )  # fmt: skip
+    gbt.fit(x.astype(np.float64), y, sample_weight=w)
+    model = VerifierModel(float(np.ravel(gbt._baseline_prediction)[0]), 0.5, version,
+                          trees=_trees(gbt))  # fmt: skip
+    check = gbt.predict_proba(x[:2000].astype(np.float64))[:, 1]
+    assert np.allclose(model.probability(x[:2000]), check, atol=1e-5), "tree export differs"
+    return model
+
+
+def _trees(gbt: object) -> Trees:
+    names = ("feature", "threshold", "left", "right", "value", "leaf")
+    cols: dict[str, list[float | int]] = {k: [] for k in names}
+    roots, depth = [], 0
+    for (predictor,) in gbt._predictors:  # type: ignore[attr-defined]
+        nodes = predictor.nodes
+        base = len(cols["leaf"])
+        roots.append(base)
+        depth = max(depth, int(nodes["depth"].max()))
+        for node in nodes:
+            leaf = bool(node["is_leaf"])
+            cols["feature"].append(0 if leaf else int(node["feature_idx"]))
+            cols["threshold"].append(0.0 if leaf else float(node["num_threshold"]))
+            cols["left"].append(base + int(node["left"]) if not leaf else 0)
+            cols["right"].append(base + int(node["right"]) if not leaf else 0)
+            cols["value"].append(float(node["value"]) if leaf else 0.0)
+            cols["leaf"].append(int(leaf))
+    return Trees.from_dict({**cols, "roots": roots, "depth": depth})
