@@ -161,6 +161,7 @@ def test_run_job_sets_the_check_and_exporters_see_it(hashing_attributor):
     assert result.citation_check is not None
     assert [m.verdict for m in result.citation_check.markers] == ["correct", "dangling"]
     assert seen[0].citation_check == result.citation_check
+    assert "1/2 own citations correct" in repr(result)
 
 
 def round_trip(result: AttributionResult) -> dict[str, Any]:

@@ -264,6 +264,10 @@ def _summary(r: AttributionResult) -> str:
         first = r.answer_sentences[bad[0] - 1].text
         more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
         parts.append(f"unsupported: {bad[0]} {_clip(first, 40)!r}{more}")
+    check = r.citation_check
+    if check is not None and check.markers:
+        right = sum(m.verdict == "correct" for m in check.markers)
+        parts.append(f"{right}/{len(check.markers)} own citations correct")
     if r.error:
         parts.append(f"error={_clip(r.error, 60)!r}")
     return f"AttributionResult({', '.join(parts)})"
