@@ -78,7 +78,7 @@ def attribute_response(
         if isinstance(response, AgentOutput)
         else _read.response_nodes(response)
     )
-    job = _read.job(answer, nodes, question)
+    job = _read.job(answer, nodes, question, given=_read.given_citations(response))
     exporters = tuple(exporters)
     span_id = active_span_id.get()
     context = export_context(
