@@ -333,14 +333,13 @@ def test_exact_support_is_the_sentence_against_only_its_cited_sources() -> None:
         assert m.sentence_index is not None
         sentence = exact.result.answer_sentences[m.sentence_index].text
         cited = sorted(
-            {x.source_index for x in exact.markers if x.sentence_index == m.sentence_index}
-            - {None}
+            {x.source_index for x in exact.markers if x.sentence_index == m.sentence_index} - {None}
         )
         alone = Attributor(
             ATTRIBUTOR.embedder,
-            splitter=lambda t, s=sentence: [Span(t, 0, len(t))]
-            if t == s
-            else ATTRIBUTOR.splitter(t),
+            splitter=lambda t, s=sentence: (
+                [Span(t, 0, len(t))] if t == s else ATTRIBUTOR.splitter(t)
+            ),
         ).attribute(sentence, [TWO_HOP[k] for k in cited])
         assert m.support == pytest.approx(alone.answer_sentences[0].support, abs=1e-6)
     assert [round(m.support, 4) for m in exact.markers] != [

@@ -113,9 +113,10 @@ def test_html_colours_each_marker(
     assert tree.find("ra-mk-answer")[0].text == ANSWER
     marks = [e for e in tree.find("ra-mk") if "ra-mk-answer" in e.ancestors]
     colour = {"correct": "ra-mk-ok", "wrong_source": "ra-mk-warn", "dangling": "ra-mk-bad"}
-    assert [(e.text, colour[m["verdict"]] in e.attrs["class"].split()) for e, m in zip(
-        marks, data["markers"], strict=True
-    )] == [("2", True), ("2", True), ("5", True)]
+    assert [
+        (e.text, colour[m["verdict"]] in e.attrs["class"].split())
+        for e, m in zip(marks, data["markers"], strict=True)
+    ] == [("2", True), ("2", True), ("5", True)]
     assert "<title>Checked</title>" in page.read_text(encoding="utf-8")
 
 

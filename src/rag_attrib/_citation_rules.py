@@ -1,9 +1,10 @@
 """How `check_citations` judges one cited source against the attribution.
 
-Everything here reads the result only: the verdict (`supported`, `support`) decides whether
-the claim is backed at all, and the per-source strength (the best strength of the claim over
-each source's sentences, `result.similarity`) decides which sources back it. Both exist for
-either verdict, so the check follows whichever the engine used.
+The verdicts read the result only: the verdict (`supported`, `support`) decides whether the
+claim is backed at all, and the per-source strength (the best strength of the claim over each
+source's sentences, `result.similarity`) decides which sources back it. Both exist for either
+verdict, so the check follows whichever the engine used. Only `rescore` (exact_support=True)
+attributes again.
 
 A cited source backs a supported claim when it is about as strong as the strongest source
 (within `RANK_MARGIN`), or among the n strongest when the sentence's markers name n sources
@@ -33,7 +34,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FLOOR_RATIO", "RANK_MARGIN", "backs", "cited_support", "ranked", "source_strength"]
+__all__ = [
+    "FLOOR_RATIO",
+    "RANK_MARGIN",
+    "backs",
+    "bridged",
+    "cited_support",
+    "evidence",
+    "ranked",
+    "rescore",
+    "source_strength",
+    "suggest",
+]
 
 # A source beats the cited one only when its strength is higher by more than this: two
 # passages that say the same thing tie. And a source below the strongest needs this fraction
