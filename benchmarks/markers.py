@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evaldata import Case, GoldSplitter, cases, evaldata_root, load_records
 
 from rag_attrib import (
+    AttributionConfig,
     Attributor,
     CachedEmbedder,
     CitationReport,
@@ -50,6 +51,7 @@ from rag_attrib.embedders import default_embedder
 from rag_attrib.markers import clean_text, parse_markers
 
 SEED = 17
+CONFIG: AttributionConfig | None = None  # --verdict: the engine's default unless given
 EXPERTQA_POS = {"Complete"}
 EXPERTQA_NEG = {"Missing", "Incomplete"}
 
@@ -89,7 +91,7 @@ def expertqa_numbers() -> dict[tuple[str, str], dict[str, str]]:
 
 def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) -> None:
     numbers = expertqa_numbers()
-    attributor = Attributor(embedder)
+    attributor = Attributor(embedder, config=CONFIG)
     pos: list[float] = []
     neg: list[float] = []
     fast_pos: list[float] = []
@@ -315,7 +317,7 @@ def corrupted(
         built = build(data[start : start + bundle], rng, labels)
         if built is None:
             continue
-        attributor = Attributor(embedder, splitter=built.splitter)
+        attributor = Attributor(embedder, config=CONFIG, splitter=built.splitter)
         t = time.perf_counter()
         clean, _ = clean_text(built.answer, parse_markers(built.answer))
         result = attributor.attribute(clean, built.sources, built.question)
@@ -419,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--side", choices=["eval", "train"], default="eval")
     parser.add_argument("--skip-expertqa", action="store_true")
+    parser.add_argument(
+        "--verdict", choices=["similarity", "verifier"], help="default: the engine's default"
+    )
     parser.add_argument("--sets", nargs="*", default=["hotpotqa", "quotesum", "wice"])
     parser.add_argument(
         "--rules",
@@ -441,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="embeddings kept between runs")
     args = parser.parse_args(argv)
     evaluation = args.side == "eval"
+    global CONFIG
+    CONFIG = AttributionConfig(verdict=args.verdict) if args.verdict else None
+    print(f"verdict: {args.verdict or AttributionConfig().verdict}")
     grid = [(float(m), float(f)) for m, f in (x.split(":") for x in args.rules or [])] or None
     if grid and evaluation:
         parser.error("--rules tunes: use it with --side train")
