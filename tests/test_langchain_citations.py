@@ -485,3 +485,18 @@ def test_the_attribution_round_trips_with_its_check(attributor):
     assert back.citation_check == cited.last_result.citation_check  # type: ignore[union-attr]
     assert back.citation_check is not None and back.citation_check.result is not None
     assert back.to_dict()["citation_check"] == out["attribution"]["citation_check"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
+def test_real_model_verdicts_in_a_chain(verdict):
+    """With the bundled model (either verdict), the LCEL chain's markers get the same
+    verdicts and the same repair: the check does not depend on which verdict is the default."""
+    from rag_attrib import AttributionConfig
+
+    attributor = Attributor(config=AttributionConfig(verdict=verdict))
+    out = with_attribution(lcel_chain(fake(MARKED)), attributor, repair_citations=True).invoke(
+        QUESTION
+    )
+    assert verdicts(out["attribution"]["citation_check"]) == EXPECTED
+    assert out["answer"] == REPAIRED

@@ -18,7 +18,12 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
-from llama_index.core.base.response.schema import PydanticResponse, Response, StreamingResponse
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    PydanticResponse,
+    Response,
+    StreamingResponse,
+)
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.query_engine import CitationQueryEngine
@@ -174,6 +179,18 @@ def test_streaming_engine_is_not_rewritten_and_not_broken(index, repairing):
     assert "[9]" in text
     assert_verdicts(attribution["citation_check"], response)
     assert "[9]" not in attribution["citation_repair"]["text"]
+
+
+async def test_async_streaming_engine(index, repairing):
+    """An async streaming CitationQueryEngine: the stream is the LLM's text, and once read
+    the metadata holds the check and what the repair would change."""
+    response = await engine(index, streaming=True).aquery(QUESTION)
+    assert isinstance(response, AsyncStreamingResponse)
+    text = "".join([t async for t in response.async_response_gen()])
+    attribution = response.metadata["attribution"]
+    assert text == attribution["answer"]
+    assert_verdicts(attribution["citation_check"], response)
+    assert attribution["citation_repair"]["text"] != text
 
 
 class CitedAnswer(BaseModel):
