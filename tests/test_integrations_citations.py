@@ -205,3 +205,17 @@ def test_a_bad_check_record_names_its_field(hashing_attributor, edit, field):
     edit(bad["citation_check"])
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         AttributionResult.from_dict(bad)
+
+
+def test_the_html_view_shows_the_carried_check(hashing_attributor):
+    """A result carrying `citation_check` renders its markers coloured with no argument (also
+    after a JSON round trip, as `rag-attrib render` reads a JSONL line)."""
+    from rag_attrib.render import render_html
+
+    answer = "The Hobart harbour museum was founded in 1896 [1] [4]."
+    result = run_job(hashing_attributor, Job(answer, SOURCES), [], {})
+    for shown in (result, AttributionResult.from_dict(round_trip(result))):
+        page = render_html(shown)
+        assert 'class="ra-mk-answer"' in page
+        assert 'class="ra-mk ra-mk-ok"' in page and 'class="ra-mk ra-mk-bad"' in page
+    assert 'class="ra-mk-answer"' not in render_html(attribute(hashing_attributor, TWO))

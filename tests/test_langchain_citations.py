@@ -222,6 +222,32 @@ def test_langgraph_tutorial_graph_markers_and_repair(attributor):
     assert fixed["context"] == DOCS and fixed["question"] == QUESTION
 
 
+def test_messages_graph_repairs_its_last_answer(attributor):
+    """A `MessagesState` graph: the last AI message is checked and, with repair, replaced by
+    a copy with repaired markers; earlier messages are unchanged."""
+    from langgraph.graph import MessagesState
+
+    model = fake(MARKED)
+    retriever = StaticRetriever(docs=DOCS)
+
+    def answer(state: MessagesState) -> dict[str, Any]:
+        question = state["messages"][-1].content
+        context = numbered(retriever.invoke(str(question)))
+        messages = PROMPT.invoke({"question": question, "context": context}).to_messages()
+        return {"messages": [model.invoke(messages)]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "answer")
+    out = with_attribution(builder.compile(), attributor, repair_citations=True).invoke(
+        {"messages": [("user", QUESTION)]}
+    )
+    first, last = out["messages"]
+    assert first.content == QUESTION
+    assert isinstance(last, AIMessage) and last.content == REPAIRED
+    assert verdicts(out["attribution"]["citation_check"]) == EXPECTED
+
+
 # --- structured citations -------------------------------------------------------------------
 
 ID_PROMPT = ChatPromptTemplate.from_messages(
@@ -485,3 +511,18 @@ def test_the_attribution_round_trips_with_its_check(attributor):
     assert back.citation_check == cited.last_result.citation_check  # type: ignore[union-attr]
     assert back.citation_check is not None and back.citation_check.result is not None
     assert back.to_dict()["citation_check"] == out["attribution"]["citation_check"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
+def test_real_model_verdicts_in_a_chain(verdict):
+    """With the bundled model (either verdict), the LCEL chain's markers get the same
+    verdicts and the same repair: the check does not depend on which verdict is the default."""
+    from rag_attrib import AttributionConfig
+
+    attributor = Attributor(config=AttributionConfig(verdict=verdict))
+    out = with_attribution(lcel_chain(fake(MARKED)), attributor, repair_citations=True).invoke(
+        QUESTION
+    )
+    assert verdicts(out["attribution"]["citation_check"]) == EXPECTED
+    assert out["answer"] == REPAIRED

@@ -868,6 +868,7 @@ def test_public_names_and_paths_are_pinned() -> None:
         "exporters",
         "question",
         "timeout",
+        "repair_citations",
     ]
 
 

@@ -18,14 +18,24 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
-from llama_index.core.base.response.schema import PydanticResponse, Response, StreamingResponse
+from llama_index.core.base.response.schema import (
+    AsyncStreamingResponse,
+    PydanticResponse,
+    Response,
+    StreamingResponse,
+)
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.query_engine import CitationQueryEngine
 from pydantic import BaseModel
 
 from rag_attrib import Attributor
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
+from rag_attrib.integrations.llamaindex import (
+    MiniLMEmbedding,
+    attribute_response,
+    instrument,
+    uninstrument,
+)
 from rag_attrib.markers import clean_text, parse_markers
 from rag_attrib.testing import HashingEmbedder
 
@@ -174,6 +184,30 @@ def test_streaming_engine_is_not_rewritten_and_not_broken(index, repairing):
     assert "[9]" in text
     assert_verdicts(attribution["citation_check"], response)
     assert "[9]" not in attribution["citation_repair"]["text"]
+
+
+def test_attribute_response_without_instrument(index, hashing_attributor):
+    """The explicit face: `attribute_response(response, repair_citations=True)` checks and
+    repairs one CitationQueryEngine response with no instrumentation installed."""
+    response = engine(index).query(QUESTION)
+    assert "attribution" not in (response.metadata or {})
+    result = attribute_response(response, hashing_attributor, repair_citations=True)
+    assert result.citation_check is not None
+    assert_verdicts(response.metadata["attribution"]["citation_check"], response)
+    assert response.response == response.metadata["attribution"]["citation_repair"]["text"]
+    assert "[9]" in result.answer and "[9]" not in response.response
+
+
+async def test_async_streaming_engine(index, repairing):
+    """An async streaming CitationQueryEngine: the stream is the LLM's text, and once read
+    the metadata holds the check and what the repair would change."""
+    response = await engine(index, streaming=True).aquery(QUESTION)
+    assert isinstance(response, AsyncStreamingResponse)
+    text = "".join([t async for t in response.async_response_gen()])
+    attribution = response.metadata["attribution"]
+    assert text == attribution["answer"]
+    assert_verdicts(attribution["citation_check"], response)
+    assert attribution["citation_repair"]["text"] != text
 
 
 class CitedAnswer(BaseModel):
