@@ -5,9 +5,11 @@
 
 (a) ExpertQA (evaluation questions: sha1(question) % 5 == 0): real LLM answers with `[n]`
     markers; humans judged whether each claim's cited passages support it (Complete against
-    Missing / Incomplete). ROC-AUC of the check's support for the cited source, and balanced
-    accuracy of its "correct" verdict, beside the plain verdict (quality.py's ExpertQA label:
-    the claim attributed to only the sources it cites).
+    Missing / Incomplete). ROC-AUC of the check's score for the claim (the best of its markers':
+    `support`, less 1 when unsupported, 2 when dangling) with `exact_support=True` (the claim's
+    sentence re-attributed against only its cited sources) and from the result alone, and the
+    balanced accuracy of the "correct" verdict, beside the plain verdict (quality.py's ExpertQA
+    label: the claim text alone attributed to only the sources it cites).
 (b) HotpotQA dev, QuoteSum, WiCE test (four claims, each with its own article, make one
     answer): correct markers made from the gold sources, then a fixed, seeded third of them
     corrupted, half moved to a non-gold source of the answer, half to a source that does not
@@ -35,19 +37,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _evaldata import Case, GoldSplitter, cases, evaldata_root, load_records
 
 from rag_attrib import (
+    AttributionConfig,
     Attributor,
     CachedEmbedder,
     CitationReport,
     Source,
     Span,
     check_citations,
-    citations,
 )
+from rag_attrib import _citation_rules as rules
 from rag_attrib.citations import MarkerCheck
 from rag_attrib.embedders import default_embedder
 from rag_attrib.markers import clean_text, parse_markers
 
 SEED = 17
+CONFIG: AttributionConfig | None = None  # --verdict: the engine's default unless given
 EXPERTQA_POS = {"Complete"}
 EXPERTQA_NEG = {"Missing", "Incomplete"}
 
@@ -87,9 +91,11 @@ def expertqa_numbers() -> dict[tuple[str, str], dict[str, str]]:
 
 def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) -> None:
     numbers = expertqa_numbers()
-    attributor = Attributor(embedder)
+    attributor = Attributor(embedder, config=CONFIG)
     pos: list[float] = []
     neg: list[float] = []
+    fast_pos: list[float] = []
+    fast_neg: list[float] = []
     base_pos: list[float] = []
     base_neg: list[float] = []
     hits = {True: [0, 0], False: [0, 0]}  # label -> [predicted correct, total]
@@ -107,7 +113,10 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) 
             Source(num, text) for num, text in sorted(table.items(), key=lambda x: int(x[0]))
         ]
         answer = rec["answer"]
-        report = check_citations(answer, sources, attributor=attributor, numbering="ids")
+        report = check_citations(
+            answer, sources, attributor=attributor, numbering="ids", exact_support=True
+        )
+        fast = check_citations(answer, sources, result=report.result, numbering="ids")
         by_text = {s.text: s.id for s in sources}
         cursor = 0
         for claim in rec["answer_sentences"]:
@@ -127,6 +136,10 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) 
             score = max(_score(m.verdict, m.support) for m in inside)
             good = label in EXPERTQA_POS
             (pos if good else neg).append(score)
+            quick = [m for m in fast.markers if at <= m.start < cursor]
+            (fast_pos if good else fast_neg).append(
+                max(_score(m.verdict, m.support) for m in quick)
+            )
             if show_candidates:  # the marker score was chosen on the train side's figures
                 for name, value in _variants(report, inside).items():
                     variants.setdefault(name, ([], []))[0 if good else 1].append(value)
@@ -147,10 +160,11 @@ def expertqa(embedder: CachedEmbedder, evaluation: bool, show_candidates: bool) 
     )
     print(f"    plain verdict (claim vs its cited sources)  AUC {auc(base_pos, base_neg):.3f}")
     print(
-        f"    check_citations (marker support)            AUC {auc(pos, neg):.3f}   "
+        f"    check_citations (exact_support=True)        AUC {auc(pos, neg):.3f}   "
         f"balanced accuracy {(tpr + tnr) / 2:.3f} (correct: {tpr:.3f} of supported, "
         f"{1 - tnr:.3f} of unsupported)"
     )
+    print(f"    check_citations (result only, the default)  AUC {auc(fast_pos, fast_neg):.3f}")
     for name, (p, n) in variants.items():
         print(f"    candidate {name:<34} AUC {auc(p, n):.3f}")
 
@@ -164,25 +178,21 @@ def _score(verdict: str, support: float) -> float:
 
 
 def _variants(report: CitationReport, inside: list[MarkerCheck]) -> dict[str, float]:
-    from rag_attrib.citations import _source_strength
-
+    """Other claim scores, compared on the train side: the claim's are the best of its markers'."""
     assert report.result is not None
-    strength = _source_strength(report.result)
+    strength = rules.source_strength(report.result)
     out: dict[str, list[float]] = {}
     for m in inside:
         if m.sentence_index is None or m.source_index is None:
             continue
         s = report.result.answer_sentences[m.sentence_index]
-        own = float(strength[m.sentence_index, m.source_index])
-        best = float(np.nanmax(strength[m.sentence_index]))
         issue = 1.0 if s.issues else 0.0
+        cited = m.support if np.isfinite(m.support) else 0.0
         values = {
-            "own strength": own,
-            "own strength - issues": own - issue,
+            "own strength": float(strength[m.sentence_index, m.source_index]),
             "support - issues": s.support - issue,
-            "own/best": own / best if best > 0 else 0.0,
-            "support*own/best - issues": s.support * (own / best if best > 0 else 0.0) - issue,
-            "min(support, own) - issues": min(s.support, own) - issue,
+            "cited support": cited,
+            "cited support - issues": cited - issue,
         }
         for k, v in values.items():
             out.setdefault(k, []).append(v)
@@ -224,6 +234,7 @@ class Counts:
     repaired_gold_all: int = 0
     overhead_ms: list[float] = field(default_factory=list)
     attribute_ms: list[float] = field(default_factory=list)
+    exact_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -290,29 +301,39 @@ def corrupted(
     evaluation: bool,
     bundle: int,
     labels: set[str] | None,
-    ratios: list[float] | None = None,
+    grid: list[tuple[float, float]] | None = None,
     limit: int | None = None,
-) -> dict[float, Counts]:
+) -> dict[tuple[float, float], Counts]:
     split = {"hotpotqa": ("dev", "train"), "wice": ("test", "dev"), "quotesum": ("dev", None)}
     wanted = split[name][0 if evaluation else 1]
     data = [c for c in cases(name, None) if c.raw.get("split") == wanted]
     if limit is not None and len(data) > limit * bundle:
         step = len(data) / (limit * bundle)  # an even spread, not the first N
         data = [data[int(k * step)] for k in range(limit * bundle)]
-    default_ratio = citations.ALSO_SUPPORTS_RATIO
-    tallies = {r: Counts() for r in ratios or [default_ratio]}
+    default = (rules.RANK_MARGIN, rules.FLOOR_RATIO)
+    tallies = {g: Counts() for g in grid or [default]}
     rng = random.Random(SEED)
     for start in range(0, len(data), bundle):
         built = build(data[start : start + bundle], rng, labels)
         if built is None:
             continue
-        attributor = Attributor(embedder, splitter=built.splitter)
+        attributor = Attributor(embedder, config=CONFIG, splitter=built.splitter)
         t = time.perf_counter()
         clean, _ = clean_text(built.answer, parse_markers(built.answer))
         result = attributor.attribute(clean, built.sources, built.question)
         attribute_ms = 1000 * (time.perf_counter() - t)
-        for ratio, counts in tallies.items():
-            citations.ALSO_SUPPORTS_RATIO = ratio
+        t = time.perf_counter()  # with the attributor: the exact cited-only support too
+        check_citations(
+            built.answer,
+            built.sources,
+            result=result,
+            attributor=attributor,
+            numbering="1-based",
+            exact_support=True,
+        )
+        exact_ms = 1000 * (time.perf_counter() - t)
+        for (margin, floor), counts in tallies.items():
+            rules.RANK_MARGIN, rules.FLOOR_RATIO = margin, floor
             t = time.perf_counter()
             report = check_citations(
                 built.answer,
@@ -323,8 +344,9 @@ def corrupted(
             )
             counts.overhead_ms.append(1000 * (time.perf_counter() - t))
             counts.attribute_ms.append(attribute_ms)
+            counts.exact_ms.append(exact_ms)
             _tally(counts, report, built)
-        citations.ALSO_SUPPORTS_RATIO = default_ratio
+        rules.RANK_MARGIN, rules.FLOOR_RATIO = default
     return tallies
 
 
@@ -383,7 +405,8 @@ def _row(name: str, c: Counts) -> None:
         f"{_ratio(c.flagged_u_true, c.flagged_u):>8}{_ratio(c.caught_u, c.corrupted):>7}"
         f"{_ratio(c.repaired_gold, c.moved_flagged):>9}{_ratio(c.repaired_gold_all, c.moved):>9}"
         f"{_ratio(c.correct_flagged, correct):>10}{_ratio(c.correct_flagged_u, correct):>7}"
-        f"{np.median(c.attribute_ms):>8.2f}{np.median(c.overhead_ms):>9.3f}",
+        f"{np.median(c.attribute_ms):>8.2f}{np.median(c.overhead_ms):>9.3f}"
+        f"{np.median(c.exact_ms):>9.3f}",
         flush=True,
     )
 
@@ -398,9 +421,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--side", choices=["eval", "train"], default="eval")
     parser.add_argument("--skip-expertqa", action="store_true")
+    parser.add_argument(
+        "--verdict", choices=["similarity", "verifier"], help="default: the engine's default"
+    )
     parser.add_argument("--sets", nargs="*", default=["hotpotqa", "quotesum", "wice"])
     parser.add_argument(
-        "--ratios", nargs="*", type=float, default=None, help="sweep ALSO_SUPPORTS_RATIO (train)"
+        "--rules",
+        nargs="*",
+        default=None,
+        metavar="MARGIN:FLOOR",
+        help="sweep _citation_rules.RANK_MARGIN and FLOOR_RATIO (train side only)",
     )
     parser.add_argument(
         "--candidates", action="store_true", help="ExpertQA: also the candidate marker scores"
@@ -416,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="embeddings kept between runs")
     args = parser.parse_args(argv)
     evaluation = args.side == "eval"
+    global CONFIG
+    CONFIG = AttributionConfig(verdict=args.verdict) if args.verdict else None
+    print(f"verdict: {args.verdict or AttributionConfig().verdict}")
+    grid = [(float(m), float(f)) for m, f in (x.split(":") for x in args.rules or [])] or None
+    if grid and evaluation:
+        parser.error("--rules tunes: use it with --side train")
     args.limit = {k: int(v) for k, v in (x.split("=") for x in args.limit)}
     embedder = CachedEmbedder(default_embedder(), maxsize=2_000_000)
     if args.cache and args.cache.exists():
@@ -432,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'set':<11}{'answers':>8}{'markers':>8}{'corrupt':>8}{'prec':>7}{'recall':>7}"
         f"{'prec+u':>8}{'rec+u':>7}{'fix→gold':>9}{'fix(all)':>9}{'falseflag':>10}{'ff+u':>7}"
-        f"{'attr ms':>8}{'check ms':>9}"
+        f"{'attr ms':>8}{'check ms':>9}{'+exact':>9}"
     )
     print(header)
     print("-" * len(header))
@@ -441,19 +477,19 @@ def main(argv: list[str] | None = None) -> int:
         rows += [("wice", {"supported"}), ("wice", None)][: 2 if args.wice_all else 1]
     for name, labels in rows:
         bundle = 4 if name == "wice" else 1  # a WiCE record has one article: four make an answer
-        tallies = corrupted(
-            name, embedder, evaluation, bundle, labels, args.ratios, args.limit.get(name)
-        )
+        tallies = corrupted(name, embedder, evaluation, bundle, labels, grid, args.limit.get(name))
         if name == "wice":
             name = "wice" if labels is None else "wice (sup)"
-        for ratio, c in tallies.items():
-            _row(name if not args.ratios else f"{name[:6]} {ratio:.2f}", c)
+        for (margin, floor), c in tallies.items():
+            _row(name if not grid else f"{name[:4]} {margin:.2f}:{floor:.2f}", c)
         _save(args.cache, embedder)
     print(
         "\nprec/recall: flagged = wrong_source or dangling; +u also counts unsupported. "
         "fix→gold: moved markers flagged wrong_source whose repair names a gold source; "
         "fix(all): of all moved markers. falseflag: correct markers flagged. ms: median per "
-        f"answer; check = parse + check given the result. total {time.perf_counter() - started:.0f} s"
+        "answer; check = parse + check given the result; +exact = the same with exact_support=True "
+        "(each marked sentence re-attributed against only its cited sources, embeddings cached). "
+        f"total {time.perf_counter() - started:.0f} s"
     )
     return 0
 

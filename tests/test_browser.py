@@ -865,3 +865,65 @@ def save_screenshots(docs: Path) -> None:
 if __name__ == "__main__":  # regenerate the screenshots in docs/: python tests/test_browser.py
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     save_screenshots(Path(__file__).resolve().parents[1] / "docs")
+
+
+def test_check_citations_html_paints_each_marker_by_its_verdict(
+    page: Page, tmp_path: Path, server: str
+) -> None:
+    """`rag-attrib check-citations --html`: in Chromium each reference of the answer as written
+    is painted green (correct), amber (wrong source) or red (dangling) as its JSON verdict says,
+    and the page runs and requests nothing."""
+    answer = tmp_path / "answer.txt"
+    answer.write_text(
+        "The Eiffel Tower was finished in 1889 for a world fair [2]. "
+        "Mount Everest lies in the Himalayas [2]. Bananas are rich in potassium [9].",
+        encoding="utf-8",
+    )
+    sources = []
+    for s in SOURCES:
+        sources.append(tmp_path / f"{s.id}.txt")
+        sources[-1].write_text(s.text, encoding="utf-8")
+    out = tmp_path / "markers.html"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rag_attrib",
+            "check-citations",
+            "--answer",
+            str(answer),
+            "--source",
+            *map(str, sources),
+            "--model",
+            "hashing",
+            "--html",
+            str(out),
+            "--json",
+            "-",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    verdicts = [m["verdict"] for m in json.loads(run.stdout)["markers"]]
+    assert verdicts == ["wrong_source", "correct", "dangling"]
+    assert_inert(page, out)
+    painted = page.js(
+        "[...document.querySelectorAll('.ra-mk-answer .ra-mk')]"
+        ".map(e => [e.textContent, getComputedStyle(e).backgroundColor])"
+    )
+    assert [label for label, _ in painted] == ["2", "2", "9"]
+    colours = [colour for _, colour in painted]
+    legend = page.js(
+        "Object.fromEntries(['ok', 'warn', 'bad'].map(k => [k, getComputedStyle("
+        "document.querySelector('.ra-mk-legend .ra-mk-' + k)).backgroundColor]))"
+    )
+    assert len(set(legend.values())) == 3, legend  # three distinct paints, none transparent
+    assert "rgba(0, 0, 0, 0)" not in legend.values()
+    assert colours == [legend["warn"], legend["ok"], legend["bad"]]
+    assert page.js("document.querySelector('.ra-mk-answer').textContent") == answer.read_text(
+        encoding="utf-8"
+    )

@@ -14,6 +14,7 @@ from rag_attrib import (
     Attributor,
     CitationReport,
     Source,
+    Span,
     check_citations,
     repair_citations,
 )
@@ -277,3 +278,90 @@ def test_real_model_verdicts(real_attributor: Attributor) -> None:
         "The fire began in a bakery on Pudding Lane [1]. Easterly winds spread the flames [2]. "
         "Christopher Wren rebuilt St Paul's Cathedral [3]."
     )
+
+
+TWO_HOP = [
+    "The film Inception was directed by Christopher Nolan in 2010.",
+    "Christopher Nolan was born in London in 1970.",
+    "Steven Spielberg grew up in Cincinnati, Ohio.",
+    "Inception is a science fiction film about dreams.",
+]
+TWO_HOP_CLAIM = "The director of Inception was born in London"
+
+
+@pytest.mark.parametrize(
+    ("markers", "expected"),
+    [
+        ("[1][2]", [("1", "correct", None), ("2", "correct", None)]),
+        ("[2][1]", [("2", "correct", None), ("1", "correct", None)]),
+        ("[2]", [("2", "correct", None)]),
+        ("[3][2]", [("3", "wrong_source", "0"), ("2", "correct", None)]),
+        ("[4][2]", [("4", "wrong_source", "0"), ("2", "correct", None)]),
+        ("[4]", [("4", "wrong_source", "1")]),
+    ],
+)
+def test_a_claim_citing_n_sources_is_backed_by_its_n_strongest(
+    markers: str, expected: list[tuple[str, str, str | None]]
+) -> None:
+    """A two-hop claim may cite the source that holds only its first hop (the second marker of
+    "[1][2]"), but a source that merely shares its words (4: "Inception") or none of them (3)
+    is wrong, and the repair names the missing hop."""
+    report = check_citations(f"{TWO_HOP_CLAIM} {markers}.", TWO_HOP, attributor=ATTRIBUTOR)
+    assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
+
+
+def test_second_hop_is_recognised_by_the_name_it_shares_with_the_other_source() -> None:
+    """`bridged`: the first-hop source's best sentence names "Christopher Nolan", which the claim
+    does not and the second source holds; the distractor's names ("Inception") are the claim's."""
+    from rag_attrib._citation_rules import bridged
+
+    result = ATTRIBUTOR.attribute(f"{TWO_HOP_CLAIM}.", TWO_HOP)
+    assert bridged(result, 0, 0, 1)
+    assert not bridged(result, 0, 3, 1)
+    assert not bridged(result, 0, 2, 1)
+
+
+def test_exact_support_is_the_sentence_against_only_its_cited_sources() -> None:
+    """exact_support=True: each marker's support is what attributing its sentence to only the
+    sources its sentence cites gives; by default it is read from the result. Verdicts agree."""
+    answer = f"{TWO_HOP_CLAIM} [4][2]. Inception was directed by Christopher Nolan [3]."
+    fast = check_citations(answer, TWO_HOP, attributor=ATTRIBUTOR)
+    exact = check_citations(answer, TWO_HOP, attributor=ATTRIBUTOR, exact_support=True)
+    assert [m.verdict for m in exact.markers] == [m.verdict for m in fast.markers]
+    assert exact.result is not None
+    for m in exact.markers:
+        assert m.sentence_index is not None
+        sentence = exact.result.answer_sentences[m.sentence_index].text
+        cited = sorted(
+            {x.source_index for x in exact.markers if x.sentence_index == m.sentence_index} - {None}
+        )
+        alone = Attributor(
+            ATTRIBUTOR.embedder,
+            splitter=lambda t, s=sentence: (
+                [Span(t, 0, len(t))] if t == s else ATTRIBUTOR.splitter(t)
+            ),
+        ).attribute(sentence, [TWO_HOP[k] for k in cited])
+        assert m.support == pytest.approx(alone.answer_sentences[0].support, abs=1e-6)
+    assert [round(m.support, 4) for m in exact.markers] != [
+        round(m.support, 4) for m in fast.markers
+    ]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WORDS, max_size=30).map(" ".join), st.booleans())
+def test_any_answer_gets_a_consistent_report(answer: str, exact: bool) -> None:
+    """Property: whatever the answer (markers in code, links, URLs, indexing, unbalanced tags,
+    beyond the sources, with no text before them, only markers), the report is defined: each
+    marker is the text at its span, dangling exactly when it names no source, a suggestion is a
+    real source, and the JSON round-trips."""
+    report = check_citations(answer, SOURCES, attributor=ATTRIBUTOR, exact_support=exact)
+    for m in report.markers:
+        assert answer[m.start : m.end] == m.text
+        assert answer[m.label_start : m.label_end] == m.label
+        assert (m.verdict == "dangling") == (m.source_index is None)
+        if m.suggested_source_index is not None:
+            assert 0 <= m.suggested_source_index < len(SOURCES)
+        if m.claim is not None:
+            assert answer[m.claim.start : m.claim.end] == m.claim.text
+    again = CitationReport.from_dict(json.loads(json.dumps(report.to_dict(), allow_nan=False)))
+    assert [m.verdict for m in again.markers] == [m.verdict for m in report.markers]

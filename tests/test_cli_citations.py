@@ -76,7 +76,9 @@ def test_json_and_repair(
     ("extra", "fragment"),
     [
         (["--add-missing"], "go with --repair"),
-        (["--json", "-", "--repair", "-"], "only one of --json and --repair"),
+        (["--json", "-", "--repair", "-"], "only one of --json, --repair and --html"),
+        (["--html", "-", "--repair", "-"], "only one of --json, --repair and --html"),
+        (["--language", "klingon"], "invalid choice"),
         (["--numbering", "2-based"], "invalid choice"),
     ],
 )
@@ -93,3 +95,44 @@ def test_missing_file_is_one_line(files: list[str], capsys: pytest.CaptureFixtur
     assert main(check([files[0] + ".missing", files[1], files[2]])) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rag-attrib: error: cannot read answer")
+
+
+def test_html_colours_each_marker(
+    files: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--html writes the view with the answer as written and each reference in its verdict's
+    colour (wrong source amber, correct green, dangling red), beside the JSON on stdout."""
+    from test_render_html import Tree
+
+    page = tmp_path / "markers.html"
+    assert main(check(files, "--html", str(page), "--title", "Checked", "--json", "-")) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert f"HTML view written to {page}" in captured.err
+    tree = Tree(page.read_text(encoding="utf-8"))
+    assert tree.find("ra-mk-answer")[0].text == ANSWER
+    marks = [e for e in tree.find("ra-mk") if "ra-mk-answer" in e.ancestors]
+    colour = {"correct": "ra-mk-ok", "wrong_source": "ra-mk-warn", "dangling": "ra-mk-bad"}
+    assert [
+        (e.text, colour[m["verdict"]] in e.attrs["class"].split())
+        for e, m in zip(marks, data["markers"], strict=True)
+    ] == [("2", True), ("2", True), ("5", True)]
+    assert "<title>Checked</title>" in page.read_text(encoding="utf-8")
+
+
+def test_language_picks_the_splitter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--language german keeps "am 3. Oktober" in one sentence, so the marker covers it all;
+    the English splitter cuts there and leaves "... am 3." as a sentence with no marker."""
+    answer = tmp_path / "antwort.txt"
+    source = tmp_path / "quelle.txt"
+    answer.write_text("Der Brand begann am 3. Oktober in einer Bäckerei [1].", encoding="utf-8")
+    source.write_text("Der Brand begann am 3. Oktober in einer Bäckerei.", encoding="utf-8")
+    texts = {}
+    for language in ("english", "german"):
+        args = ["check-citations", "--answer", str(answer), "--source", str(source)]
+        assert main([*args, "--model", "hashing", "--language", language, "--json", "-"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        texts[language] = [x["text"] for x in data["missing"] + data["unsupported"]]
+        assert [m["verdict"] for m in data["markers"]] == ["correct"]
+    assert texts["english"] == ["Der Brand begann am 3."]
+    assert texts["german"] == []

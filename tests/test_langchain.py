@@ -1026,6 +1026,7 @@ def test_public_names_and_paths_are_pinned():
         "timeout",
         "attribution_chunk",
         "on_result",
+        "repair_citations",
     ]
     assert list(inspect.signature(lc.AttributionCallbackHandler).parameters) == [
         "attributor",

@@ -860,6 +860,7 @@ def test_public_names_and_paths_are_pinned() -> None:
         "attributor",
         "exporters",
         "timeout",
+        "repair_citations",
     ]
     assert list(inspect.signature(li.attribute_response).parameters) == [
         "response",
@@ -867,6 +868,7 @@ def test_public_names_and_paths_are_pinned() -> None:
         "exporters",
         "question",
         "timeout",
+        "repair_citations",
     ]
 
 

@@ -105,6 +105,27 @@ def test_annotates_the_current_recording_span(spans, result):
     assert span.events[2].attributes["citation.source_ids"] == ()
 
 
+def test_the_answers_own_citations_are_counted_on_the_span(spans, hashing_attributor):
+    """A result carrying `citation_check` puts its verdict counts on the span; one without
+    puts no such key."""
+    from rag_attrib.integrations._pipeline import Job, run_job
+
+    tracer, memory = spans
+    answer = "The Eiffel Tower stands in Paris [2]. It was finished in 1889 [2] [9]."
+    cited = run_job(hashing_attributor, Job(answer, SOURCES), [], {})
+    assert cited.citation_check is not None
+    with tracer.start_as_current_span("cited"):
+        OTelExporter(tracer).export(cited, {})
+    with tracer.start_as_current_span("plain"):
+        OTelExporter(tracer).export(hashing_attributor.attribute(ANSWER, SOURCES), {})
+    cited_span, plain_span = memory.get_finished_spans()
+    counts = cited.citation_check.counts()
+    assert counts["dangling"] == 1 and counts["wrong_source"] + counts["correct"] == 2
+    for verdict, count in counts.items():
+        assert cited_span.attributes[f"rag_attrib.own_citations.{verdict}"] == count
+    assert not any(k.startswith("rag_attrib.own_citations") for k in plain_span.attributes)
+
+
 def test_without_a_span_makes_a_root_attribution_span(spans, result):
     """With no current span, a `rag_attrib.attribution` root span carries the result."""
     tracer, memory = spans

@@ -43,6 +43,25 @@ def test_all_is_pinned_and_sorted() -> None:
         assert hasattr(rag_attrib, name), name
 
 
+def test_result_fields_are_pinned() -> None:
+    """AttributionResult's fields, in order (`citation_check` last, optional: the integrations
+    set it when the answer cites its sources itself)."""
+    from dataclasses import fields
+
+    assert [f.name for f in fields(rag_attrib.AttributionResult)] == [
+        "answer",
+        "answer_sentences",
+        "sources",
+        "similarity",
+        "question",
+        "config",
+        "model",
+        "timings",
+        "error",
+        "citation_check",
+    ]
+
+
 def test_version_comes_from_metadata() -> None:
     """__version__ is the installed distribution's version."""
     from importlib.metadata import version

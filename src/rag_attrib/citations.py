@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from . import _citation_rules as rules
 from ._types import JSONDict
 from .markers import Marker, Numbering, clean_text, parse_markers, resolve, to_original
-from .results import AttributionResult, Citation, SentenceAttribution, Span
+from .results import AttributionResult, Citation, Span
 
 if TYPE_CHECKING:
     from .engine import Attributor, SourceLike
@@ -33,13 +34,6 @@ __all__ = [
 CITATIONS_SCHEMA = "rag_attrib.citations/1"
 Verdict = Literal["correct", "wrong_source", "unsupported", "dangling"]
 VERDICTS: tuple[str, ...] = ("correct", "wrong_source", "unsupported", "dangling")
-# A cited source the attribution did not list (the list is cut at top_k sentences) still backs
-# a supported claim when its best strength reaches ALSO_SUPPORTS_STRENGTH or this fraction of
-# the best source's: a multi-hop claim cites a second source that holds only part of it.
-# Chosen on HotpotQA train (corrupted markers, benchmarks/markers.py --side train): flagging
-# below 0.25 and half the best kept correct markers flagged near 2% (0.35 flagged 15%).
-ALSO_SUPPORTS_STRENGTH = 0.25
-ALSO_SUPPORTS_RATIO = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +46,10 @@ class MarkerCheck:
     "dangling"; `suggested_source_id` the source that does back the claim (wrong_source) and
     `evidence` its best sentence (for a correct marker, the cited source's); `claim` the text
     the marker covers and `sentence_index` the answer sentence of `report.result` holding it;
-    `support` how strongly the cited source backs that sentence: the sentence's `support` when
-    it is the attribution's own best source, else its strength (NaN when unknown).
+    `support` how strongly the cited source backs that sentence, on the verdict's scale: the
+    sentence's support scaled by the source's strength relative to the strongest source's, or
+    with `exact_support=True` the sentence's support against only the sources its markers
+    cite (NaN when unknown or dangling).
     """
 
     text: str
@@ -200,6 +196,7 @@ def check_citations(
     attributor: Attributor | None = None,
     result: AttributionResult | None = None,
     numbering: Numbering = "auto",
+    exact_support: bool = False,
 ) -> CitationReport:
     """Check every citation marker of `answer` against what the sources support.
 
@@ -212,6 +209,12 @@ def check_citations(
             hand; then nothing is attributed again.
         numbering: how numbers name sources: "1-based" or "0-based" positions, "ids" (labels
             are source ids), or "auto" (see `markers.resolve`).
+        exact_support: make each marker's `support` the claim's support against only the
+            sources its sentence cites, by attributing each marked sentence again with
+            `attributor` (the shared default when None) and its own verdict: about one more
+            `attribute()` per marked sentence, from the embedding cache. False (the default)
+            reads it from the result: the sentence's support scaled by the cited source's
+            strength relative to the strongest source's. Verdicts are the same either way.
 
     Returns:
         A `CitationReport`. Markers naming no source are "dangling"; a marker covering no
@@ -238,7 +241,8 @@ def check_citations(
     positions, used = resolve(parsed, ids, numbering)
     clean, edits = clean_text(answer, parsed)
     if result is None:
-        result = (attributor or default_attributor()).attribute(clean, resolved, question)
+        attributor = attributor or default_attributor()
+        result = attributor.attribute(clean, resolved, question)
     elif result.answer not in (answer, clean):
         msg = (
             "result= must be the attribution of this answer (with or without its markers); "
@@ -246,7 +250,11 @@ def check_citations(
         )
         raise ValueError(msg)
     mapped = _sentences_as_written(result, answer, clean, edits)
-    return _report(answer, parsed, positions, used, ids, result, mapped)
+    report = _report(answer, parsed, positions, used, ids, result, mapped)
+    if not exact_support:
+        return report
+    attributor = attributor or default_attributor()
+    return replace(report, markers=rules.rescore(report.markers, result, resolved, attributor))
 
 
 def _sentences_as_written(
@@ -271,58 +279,38 @@ def _report(
     spans: list[tuple[int, int]],
 ) -> CitationReport:
     sentences = result.answer_sentences
-    strength = _source_strength(result)
+    strength = rules.source_strength(result)
     where = [_sentence_of(m.claim, spans) for m in parsed]
-    # sources already cited for each sentence by some marker: a suggestion avoids them
+    # per sentence: the sources its markers name, and how many references they write (a
+    # dangling one too: the writer meant one more source)
     cited_by: dict[int, set[int]] = {}
-    for i, k in zip(where, positions, strict=True):
-        if i is not None and k is not None:
-            cited_by.setdefault(i, set()).add(k)
+    labels: dict[int, set[str]] = {}
+    for m, i, k in zip(parsed, where, positions, strict=True):
+        if i is not None:
+            labels.setdefault(i, set()).add(m.label)
+            if k is not None:
+                cited_by.setdefault(i, set()).add(k)
 
     checks = []
     for m, i, k in zip(parsed, where, positions, strict=True):
-        source_id = ids[k] if k is not None else None
-        base: dict[str, Any] = {
-            "text": m.text,
-            "start": m.start,
-            "end": m.end,
-            "label": m.label,
-            "label_start": m.label_start,
-            "label_end": m.label_end,
-            "style": m.style,
-            "source_id": source_id,
-            "source_index": k,
-            "claim": m.claim,
-            "sentence_index": i,
-            "close": m.close,
-        }
-        if k is None:
-            checks.append(MarkerCheck(**base, verdict="dangling", **_suggest(sentences, i, set())))
-            continue
-        if i is None:
-            checks.append(MarkerCheck(**base, verdict="unsupported"))
-            continue
-        s = sentences[i]
-        own = float(strength[i, k]) if strength.size else math.nan
-        backers = [c.source_index for c in s.citations]
-        best = s.citations[0].similarity if s.citations else math.nan
-        if backers and k == backers[0]:
-            support = s.support
-        else:
-            support = own
-        evidence = next((c for c in s.citations if c.source_index == k), None)
-        if not s.supported:
-            verdict: Verdict = "unsupported"
-        elif k in backers or own >= ALSO_SUPPORTS_STRENGTH or own >= ALSO_SUPPORTS_RATIO * best:
-            verdict = "correct"
-        else:
-            verdict = "wrong_source"
-        extra: dict[str, Any] = {"evidence": evidence}
-        if verdict == "wrong_source":
-            extra = _suggest(sentences, i, cited_by.get(i, set()) - {k})
-        elif verdict == "correct" and evidence is None:
-            extra["evidence"] = _best_in(result, i, k)
-        checks.append(MarkerCheck(**base, verdict=verdict, support=support, **extra))
+        check = MarkerCheck(
+            text=m.text,
+            start=m.start,
+            end=m.end,
+            label=m.label,
+            label_start=m.label_start,
+            label_end=m.label_end,
+            style=m.style,
+            source_id=ids[k] if k is not None else None,
+            source_index=k,
+            verdict="dangling" if k is None else "unsupported",
+            claim=m.claim,
+            sentence_index=i,
+            close=m.close,
+        )
+        if i is not None:
+            check = _judge(check, result, strength[i], cited_by.get(i, set()), len(labels[i]))
+        checks.append(check)
 
     covered = {i for i in where if i is not None}
     missing = []
@@ -347,61 +335,44 @@ def _report(
     )
 
 
-def _suggest(
-    sentences: Sequence[SentenceAttribution], i: int | None, taken: set[int]
-) -> dict[str, Any]:
-    """The best source backing sentence `i`, preferring one no other marker cites already."""
-    if i is None or not sentences[i].supported or not sentences[i].citations:
-        return {}
-    citations = sentences[i].citations
-    pick = next((c for c in citations if c.source_index not in taken), citations[0])
-    return {
-        "suggested_source_id": pick.source_id,
-        "suggested_source_index": pick.source_index,
-        "evidence": pick,
-    }
-
-
-def _source_strength(result: AttributionResult) -> np.ndarray:
-    """res[i][k] = the best strength of answer sentence i over source k's sentences (NaN:
-    unknown, e.g. a trimmed record)."""
-    matrix = np.asarray(result.similarity, dtype=np.float32)
-    m = len(result.answer_sentences)
-    out = np.full((m, len(result.sources)), np.nan, dtype=np.float32)
-    if matrix.shape != (m, sum(len(s.sentences) for s in result.sources)):
-        return out
-    offset = 0
-    for k, source in enumerate(result.sources):
-        n = len(source.sentences)
-        if n:
-            block = matrix[:, offset : offset + n]
-            with np.errstate(invalid="ignore"):
-                out[:, k] = np.nanmax(np.where(np.isnan(block), -np.inf, block), axis=1)
-            out[:, k][np.isinf(out[:, k])] = np.nan
-        offset += n
-    return out
-
-
-def _best_in(result: AttributionResult, i: int, k: int) -> Citation | None:
-    """Source k's best sentence for answer sentence i, as a `Citation`."""
-    source = result.sources[k]
-    if not source.sentences:
-        return None
-    offset = sum(len(s.sentences) for s in result.sources[:k])
-    row = np.asarray(result.similarity[i, offset : offset + len(source.sentences)])
-    if row.size == 0 or np.all(np.isnan(row)):
-        return None
-    j = int(np.nanargmax(row))
-    sentence = source.sentences[j]
-    return Citation(
-        source.id,
-        k,
-        j,
-        sentence.text,
-        sentence.start,
-        sentence.end,
-        math.nan,
-        float(row[j]),
+def _judge(
+    check: MarkerCheck, result: AttributionResult, row: np.ndarray, cited: set[int], n: int
+) -> MarkerCheck:
+    """The verdict of a marker in sentence `check.sentence_index` whose sentence cites `cited`
+    (n references written): see `_citation_rules`."""
+    i, k = check.sentence_index, check.source_index
+    assert i is not None
+    s = result.answer_sentences[i]
+    if k is None:
+        verdict: Verdict = "dangling"
+        suggestion = rules.suggest(s, row, cited, n)
+        support = math.nan
+    else:
+        support = rules.cited_support(s, row, k)
+        backed = rules.backs(row, k, n)
+        if backed is None:  # no strengths (a trimmed record): the attribution's citations
+            backed = any(c.source_index == k for c in s.citations)
+        elif not backed and s.supported:  # the second hop of a claim citing a strong source
+            partner = next((j for j in rules.ranked(row) if j in cited and j != k), None)
+            backed = (
+                partner is not None
+                and bool(rules.backs(row, partner, 1))
+                and rules.bridged(result, i, k, partner)
+            )
+        if not s.supported:
+            verdict, suggestion = "unsupported", None
+        elif backed:
+            verdict, suggestion = "correct", None
+        else:
+            verdict, suggestion = "wrong_source", rules.suggest(s, row, cited, n)
+    shown = suggestion if suggestion is not None else k
+    return replace(
+        check,
+        verdict=verdict,
+        support=support,
+        suggested_source_id=result.sources[suggestion].id if suggestion is not None else None,
+        suggested_source_index=suggestion,
+        evidence=rules.evidence(result, i, shown) if shown is not None else None,
     )
 
 
@@ -478,6 +449,4 @@ def _marker_dict(m: MarkerCheck) -> JSONDict:
 
 
 def _replace_support(m: MarkerCheck) -> MarkerCheck:
-    from dataclasses import replace
-
     return replace(m, support=math.nan)

@@ -4,6 +4,7 @@
     rag-attrib explain --jsonl records.jsonl --out results.jsonl
     rag-attrib render results.jsonl --line 3 --html view.html
     rag-attrib check-citations --answer answer.txt --source a.txt b.txt [--json -] [--repair -]
+        [--html markers.html]
     rag-attrib batch traffic.jsonl --out attributed/ [--format parquet] [--engine ray]
 
 A thin shell over the public API: bad input gives a one-line message and exit code 2.
@@ -184,7 +185,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --repair: flag claims no source supports",
     )
+    check.add_argument(
+        "--html",
+        metavar="OUT",
+        help="write the HTML view with each marker green / amber / red by its verdict",
+    )
+    check.add_argument("--title", metavar="TEXT", help="heading of the HTML view")
     check.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path")
+    check.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default="english",
+        help="language of the texts, for sentence splitting (default: english)",
+    )
     check.add_argument(
         "--fail-on-wrong", action="store_true", help="exit with code 1 when a marker is not correct"
     )
@@ -307,8 +320,8 @@ def _check_citations(args: argparse.Namespace) -> int:
         raise InputError("only one of --answer and --source can read stdin (-)")
     if (args.add_missing or args.flag_unsupported) and args.repair is None:
         raise InputError("--add-missing and --flag-unsupported go with --repair OUT")
-    if args.json == "-" and args.repair == "-":
-        raise InputError("only one of --json and --repair can write to stdout (-)")
+    if [args.json, args.repair, args.html].count("-") > 1:
+        raise InputError("only one of --json, --repair and --html can write to stdout (-)")
     answer = _read_text(args.answer, "answer")
     sources = []
     for path in args.source:
@@ -318,7 +331,7 @@ def _check_citations(args: argparse.Namespace) -> int:
         answer,
         sources,
         question=args.question,
-        attributor=_attributor(args.model),
+        attributor=_attributor(args.model, args.language),
         numbering=args.numbering,
     )
     data = report.to_dict()
@@ -331,8 +344,14 @@ def _check_citations(args: argparse.Namespace) -> int:
         _write_text(args.repair, fixed.text)
     if args.json is not None:
         _write_text(args.json, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    if args.html is not None and report.result is not None:
+        from .render.html import render_html
+
+        _write_text(args.html, render_html(report.result, title=args.title, citations=report))
+        if not args.quiet and args.html != "-":
+            print(f"HTML view written to {args.html}", file=sys.stderr)
     if not args.quiet:
-        to_stdout = "-" in (args.json, args.repair)
+        to_stdout = "-" in (args.json, args.repair, args.html)
         _emit(sys.stderr if to_stdout else sys.stdout, _citation_table(report))
     if args.fail_on_wrong and report.wrong:
         return EXIT_UNSUPPORTED

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._types import JSONDict
 from .results import AttributionResult, Citation, SentenceAttribution
+
+if TYPE_CHECKING:
+    from .repair import CitationRepair
 
 __all__ = [
     "attribution_payload",
@@ -106,26 +109,30 @@ def to_cohere_citations(result: AttributionResult) -> list[JSONDict]:
     ]
 
 
-def attribution_payload(result: AttributionResult) -> JSONDict:
-    """What the integrations attach: `result.to_dict()` plus LangChain-shaped `citations`, and
-    when the answer carries its own markers ([1], [^2], <cite>), `citation_check`: the
-    `CitationReport.to_dict()` of those markers against the same result (sources numbered
-    1-based in the order the result lists them, as CitationQueryEngine's "Source n:")."""
+def attribution_payload(
+    result: AttributionResult, repair: CitationRepair | None = None
+) -> JSONDict:
+    """What the integrations attach: `result.to_dict()` (with `citation_check` when the answer
+    cites its sources itself) plus LangChain-shaped `citations`; with `repair`, also
+    `citation_repair`: `{"text": the answer with its markers repaired, "changes": [...]}`
+    (offsets in `result.answer` and in that text)."""
     payload = result.to_dict()
     payload["citations"] = to_langchain_citations(result)
-    check = citation_check(result)
-    if check is not None:
-        payload["citation_check"] = check
+    if repair is not None:
+        fixed = repair.to_dict()
+        payload["citation_repair"] = {"text": fixed["text"], "changes": fixed["changes"]}
     return payload
 
 
 def citation_check(result: AttributionResult) -> JSONDict | None:
     """The check of the answer's own markers as a dict; None when it has none. Never raises:
-    a fault becomes the dict's `error`, so the host's call goes on."""
+    a fault becomes the dict's `error`. A result that carries `citation_check` gives it."""
     from .citations import CITATIONS_SCHEMA, check_citations
     from .markers import parse_markers
     from .results import Source
 
+    if result.citation_check is not None:
+        return result.citation_check.to_dict()
     try:
         sources = [Source(s.id, s.text, s.metadata) for s in result.sources]
         if not parse_markers(result.answer, ids=[s.id for s in sources]):

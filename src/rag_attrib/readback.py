@@ -8,10 +8,12 @@ nothing downstream (the HTML view, the CLI table) ever sees it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .readback_citations import read_citation_check
 from .results import (
     SCHEMA,
     Citation,
@@ -64,7 +66,7 @@ def read_result(cls: type[AttributionResult], data: object) -> AttributionResult
         similarity = matrix_from_citations(sentences, sources, shape)
     config = data.get("config") or {}
     timings = read_mapping(data.get("timings") or {}, "attribution.timings")
-    return cls(
+    result = cls(
         answer=answer,
         answer_sentences=sentences,
         sources=sources,
@@ -75,6 +77,10 @@ def read_result(cls: type[AttributionResult], data: object) -> AttributionResult
         timings={str(k): read_float(v, f"attribution.timings[{k!r}]") for k, v in timings.items()},
         error=read_optional_str(data.get("error"), "attribution.error"),
     )
+    check = data.get("citation_check")
+    if check is None:
+        return result
+    return replace(result, citation_check=read_citation_check(check, result))
 
 
 def _get(data: Mapping[str, Any], key: str, where: str = "attribution") -> Any:

@@ -15,6 +15,8 @@ from .validate import clean_metadata
 if TYPE_CHECKING:
     from os import PathLike
 
+    from .citations import CitationReport
+
 __all__ = [
     "SCHEMA",
     "AttributionResult",
@@ -123,7 +125,10 @@ class AttributionResult:
 
     `similarity` is the strength matrix before normalisation, answer sentences x source
     sentences (all sources' sentences concatenated in order), neighbour context included; it is
-    excluded from equality and hashing.
+    excluded from equality and hashing. `citation_check` is the check of the citations the
+    answer carries itself (`[1]` markers, a structured output's source ids, provider citation
+    blocks), set by the LangChain and LlamaIndex integrations when there are any; None
+    otherwise (`rag_attrib.check_citations` computes one for any result).
     """
 
     answer: str
@@ -135,6 +140,7 @@ class AttributionResult:
     model: str | None = None
     timings: Mapping[str, float] = field(default_factory=dict, compare=False, hash=False)
     error: str | None = None
+    citation_check: CitationReport | None = field(default=None, hash=False, repr=False)
 
     @property
     def unsupported(self) -> tuple[SentenceAttribution, ...]:
@@ -189,6 +195,8 @@ class AttributionResult:
             ],
             "sources": [_source_dict(s, f"sources[{i}]") for i, s in enumerate(self.sources)],
         }
+        if self.citation_check is not None:
+            data["citation_check"] = self.citation_check.to_dict()
         if matrix:
             # JSON has no NaN: None marks a value unknown to a rebuilt result's matrix
             data["similarity"] = [[_f(x) for x in row] for row in self.similarity.tolist()]
@@ -256,6 +264,10 @@ def _summary(r: AttributionResult) -> str:
         first = r.answer_sentences[bad[0] - 1].text
         more = f" (+{len(bad) - 1} more)" if len(bad) > 1 else ""
         parts.append(f"unsupported: {bad[0]} {_clip(first, 40)!r}{more}")
+    check = r.citation_check
+    if check is not None and check.markers:
+        right = sum(m.verdict == "correct" for m in check.markers)
+        parts.append(f"{right}/{len(check.markers)} own citations correct")
     if r.error:
         parts.append(f"error={_clip(r.error, 60)!r}")
     return f"AttributionResult({', '.join(parts)})"

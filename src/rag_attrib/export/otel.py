@@ -49,7 +49,9 @@ class OTelExporter:
     Span attributes (primitives, OpenInference-style document keys):
     `retrieval.documents.{i}.document.id` / `.document.score` (chunk share of the answer),
     `rag_attrib.answer_sentence_count`, `rag_attrib.unsupported_count`, `rag_attrib.coverage`,
-    `rag_attrib.top_source`, `rag_attrib.model`, `rag_attrib.error`, `rag_attrib.timings.*`.
+    `rag_attrib.top_source`, `rag_attrib.model`, `rag_attrib.error`, `rag_attrib.timings.*`,
+    and when the answer cites its sources itself `rag_attrib.own_citations.{correct,
+    wrong_source, unsupported, dangling, missing}` (counts from `result.citation_check`).
     One event `rag_attrib.answer_sentence` per answer sentence: `index`, `text`, `supported`,
     `support` and the top citations as parallel lists `citation.source_ids`,
     `citation.source_indexes`, `citation.sentence_indexes`, `citation.texts`,
@@ -187,6 +189,9 @@ def _summary_attributes(result: AttributionResult, max_events: int) -> dict[str,
         attributes["rag_attrib.dropped_sentence_events"] = dropped
     for name, ms in result.timings.items():
         attributes[f"rag_attrib.timings.{name}"] = float(ms)
+    if result.citation_check is not None:  # the answer's own citations, as the LLM wrote them
+        for verdict, count in result.citation_check.counts().items():
+            attributes[f"rag_attrib.own_citations.{verdict}"] = count
     return attributes
 
 

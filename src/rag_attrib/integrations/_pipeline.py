@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
+from ._citations import GivenCitations, check
 
 __all__ = [
     "TIMED_OUT",
@@ -33,6 +34,7 @@ __all__ = [
     "aattribute_job",
     "arun_job",
     "attribute_job",
+    "check_job_citations",
     "check_timeout",
     "export_context",
     "export_result",
@@ -57,13 +59,17 @@ class Job:
     """One attribution to run: the answer, its sources, and why it may be incomplete.
 
     `problem` (no answer, nothing to cite...) goes into the result's `error`, and is what
-    `Reporter` logs.
+    `Reporter` logs. `cited` holds citations given beside the answer text (a structured
+    output's source ids, provider citation blocks); `prompt` is what the LLM was shown, whose
+    source labels ("Source 1:", "Source ID: 0") say how the answer's numbers count.
     """
 
     answer: str
     sources: Sequence[Source]
     question: str | None = None
     problem: str | None = None
+    cited: GivenCitations | None = None
+    prompt: str | None = None
 
 
 def failed_result(answer: str, question: str | None, error: str) -> AttributionResult:
@@ -201,6 +207,27 @@ async def aattribute_job(
         return _engine_failed(job, exc)
 
 
+# --- the answer's own citations ----------------------------------------------------------------
+
+
+def check_job_citations(job: Job, result: AttributionResult) -> AttributionResult:
+    """`result` with `citation_check` set when the answer cites its sources (markers in its
+    text, or `job.cited`); unchanged when it cites nothing or the attribution failed.
+
+    The check reads `result` (nothing is encoded again). A fault in it is logged once and
+    added to the result's `error`; the attribution itself is kept.
+    """
+    if result.error and not result.answer_sentences:
+        return result  # a failed or timed-out attribution has nothing to check against
+    try:
+        report = check(result, job.cited, job.prompt)
+    except Exception as exc:  # the user's call goes on without the check
+        logger.warning("rag_attrib: checking the answer's citations failed", exc_info=exc)
+        error = f"citation check failed: {type(exc).__name__}: {exc}"
+        return result.with_error(join_errors(result.error, error) or error)
+    return result if report is None else replace(result, citation_check=report)
+
+
 # --- export ------------------------------------------------------------------------------------
 
 
@@ -227,8 +254,10 @@ def run_job(
     *,
     timeout: float | None = None,
 ) -> AttributionResult:
-    """Attribute and export; every fault ends in the result's `error`, nothing is raised."""
-    return export_result(exporters, attribute_job(attributor, job, timeout=timeout), context)
+    """Attribute, check the answer's own citations, and export; every fault ends in the
+    result's `error`, nothing is raised."""
+    result = check_job_citations(job, attribute_job(attributor, job, timeout=timeout))
+    return export_result(exporters, result, context)
 
 
 async def arun_job(
@@ -240,7 +269,7 @@ async def arun_job(
     timeout: float | None = None,
 ) -> AttributionResult:
     """`run_job` without blocking the event loop."""
-    result = await aattribute_job(attributor, job, timeout=timeout)
+    result = check_job_citations(job, await aattribute_job(attributor, job, timeout=timeout))
     return export_result(exporters, result, context)
 
 

@@ -65,7 +65,8 @@ def render_html(
             plotly.js is inlined, about 4.5 MB).
         citations: a `CitationReport` from `check_citations`: the answer as written is shown
             above the view with each citation marker green (its source backs the claim), amber
-            (another source does) or red (none does, or it names no source).
+            (another source does) or red (none does, or it names no source). None shows
+            `result.citation_check` when the result carries one (an integration's results do).
 
     Returns:
         An HTML document as a string (it encodes to UTF-8 whatever the texts held).
@@ -102,6 +103,8 @@ def _root(
     result: AttributionResult, heading: str, *, sankey: bool, citations: Any
 ) -> tuple[str, list[str]]:
     """The view's root element and the text of every script in it."""
+    if citations is None:  # an integration's result carries the check of its own markers
+        citations = result.citation_check
     root = f"ra-{uuid.uuid4().hex[:12]}"
     view = _read(result)
     scripts = [script()]

@@ -13,7 +13,10 @@ Two faces over one engine:
 
 `add_sources(docs)` hands documents in from inside a node or middleware where no run returns
 them. The attribution attached is `rag_attrib.convert.attribution_payload(result)`: the result's
-`to_dict()` plus LangChain v1 `Citation`-shaped `"citations"`.
+`to_dict()` plus LangChain v1 `Citation`-shaped `"citations"`; when the answer cites its
+sources itself (`[n]` markers, a `CitedAnswer`'s source ids, Anthropic citation blocks) also
+`"citation_check"`, and with `with_attribution(..., repair_citations=True)` the answer the
+caller gets has its markers repaired (`"citation_repair"` lists the changes).
 
 Install with `pip install 'rag-attrib[langchain]'`.
 """

@@ -22,7 +22,14 @@ from typing_extensions import override
 
 from ...results import Source
 from .._pipeline import Job
-from ._read import answer_of, documents_to_sources, find_documents, holds_text, prompt_text
+from ._read import (
+    answer_of,
+    documents_to_sources,
+    find_documents,
+    given_citations,
+    holds_text,
+    prompt_text,
+)
 
 SOURCES_EVENT = "rag_attrib.sources"
 """The custom event `add_sources` dispatches; its data is `{"documents": [...]}`."""
@@ -136,6 +143,13 @@ class Capture:
                     return candidate
         return self.generations[-1] if self.generations else None
 
+    def last_prompt(self) -> str | None:
+        """The prompt of the last LLM run started outside retrievers and tools."""
+        for run_id in reversed(self.prompts):
+            if not self.within(run_id, ("retriever", "tool")):
+                return self.prompts[run_id]
+        return None
+
     def sources(self, prompt: str | None = None) -> list[Source]:
         """The call's documents as sources: those that reached `prompt` when it shows any."""
         ordered = sorted(self.documents.values(), key=lambda item: (item[0], item[1]))
@@ -175,15 +189,19 @@ def build_job(capture: Capture, output: Any, question: str | None) -> Job:
     if answer is not None and not answer.strip() and holds_text(output):
         problem = EMPTY_ANSWER
     generation = capture.answering(answer)
+    cited = given_citations(output)
     if answer is None and generation is not None:
         answer = generation.text
-    sources = capture.sources(generation.prompt if generation is not None else None)
+        cited = given_citations(getattr(generation.value, "message", None))
+    # a structured answer came from a tool call, which keeps no generation: its LLM's prompt
+    prompt = generation.prompt if generation is not None else capture.last_prompt()
+    sources = capture.sources(prompt)
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
         problem = problem or (NO_DOCUMENTS if capture.searched else NO_SOURCES)
     question = question or (capture.queries[0] if capture.queries else None)
-    return Job(answer or "", sources, question, problem)
+    return Job(answer or "", sources, question, problem, cited, prompt)
 
 
 class Collector(BaseCallbackHandler):

@@ -15,12 +15,13 @@ from langchain_core.callbacks import (
     adispatch_custom_event,
     dispatch_custom_event,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
 
 from .._streams import NO_CHUNK
+from ._read import ANSWER_KEYS, is_answer_message
 from .handler import EVENT_NAME
 
 logger = logging.getLogger("rag_attrib.integrations.langchain")
@@ -51,6 +52,34 @@ def attached(output: Any, payload: dict[str, Any]) -> Any:
     if isinstance(output, str):
         return {"answer": str(output), EVENT_NAME: payload}
     return None
+
+
+def with_answer(output: Any, old: str, new: str) -> Any:
+    """A copy of `output` whose answer text `old` reads `new` (the repaired answer), or
+    `output` itself where the answer is not plain text held in one place: a str, a message
+    whose content is a str, or the str or message under the answer key of a dict (a graph's
+    state too: the last answering message of `messages`). Content block lists, structured
+    outputs and anything else are returned unchanged."""
+    if isinstance(output, str):
+        return new if str(output) == old else output
+    if isinstance(output, BaseMessage):
+        if isinstance(output.content, str) and output.content == old:
+            return output.model_copy(update={"content": new})
+        return output
+    if not isinstance(output, Mapping):
+        return output
+    for key in ANSWER_KEYS:
+        item = output.get(key)
+        if isinstance(item, (str, BaseMessage)):
+            return {**output, key: with_answer(item, old, new)}
+    messages = output.get("messages")
+    if isinstance(messages, list):
+        for k in range(len(messages) - 1, -1, -1):
+            if is_answer_message(messages[k]):
+                changed = [*messages]
+                changed[k] = with_answer(messages[k], old, new)
+                return {**output, "messages": changed}
+    return output
 
 
 def final_chunk(total: Any, payload: dict[str, Any], mode: ChunkMode) -> Any:

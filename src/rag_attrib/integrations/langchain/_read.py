@@ -19,6 +19,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 from ...validate import metadata_dict
+from .._citations import GivenCitations, from_blocks, from_structured
 
 ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
@@ -131,12 +132,18 @@ def answer_of(output: Any) -> str | None:
         if isinstance(output, AIMessage) and output.tool_calls and not message_text(output):
             return None
         return message_text(output)
+    structured = from_structured(output)  # a "cited answer": CitedAnswer(answer, citations)
+    if structured is not None:
+        return structured[0]
     if not isinstance(output, Mapping):
         return None
     for key in ANSWER_KEYS:
         item = output.get(key)
         if isinstance(item, (str, BaseMessage)):
             return answer_of(item)
+        structured = from_structured(item)
+        if structured is not None:
+            return structured[0]
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
         for message in reversed(messages):
@@ -147,6 +154,38 @@ def answer_of(output: Any) -> str | None:
     if len(nested) == 1:  # a LangGraph "updates" chunk: {node: update}
         return answer_of(nested[0])
     return None
+
+
+def answer_message(output: Any) -> BaseMessage | None:
+    """The message `answer_of` reads the answer from, if it comes from one."""
+    if isinstance(output, BaseMessage):
+        return output
+    if not isinstance(output, Mapping):
+        return None
+    for key in ANSWER_KEYS:
+        item = output.get(key)
+        if isinstance(item, BaseMessage):
+            return item
+        if isinstance(item, str) or from_structured(item) is not None:
+            return None
+    messages = output.get("messages")
+    if isinstance(messages, (list, tuple)):
+        return next((m for m in reversed(messages) if is_answer_message(m)), None)
+    return None
+
+
+def given_citations(output: Any) -> GivenCitations | None:
+    """Citations the output gives beside its answer text: a cited-answer object's source ids
+    (`CitedAnswer(answer, citations)`, as output or under an answer key), or the provider
+    citations on the answer message's text blocks (Anthropic `citations`, v1 `annotations`)."""
+    structured = from_structured(output)
+    if structured is None and isinstance(output, Mapping):
+        found = (from_structured(output.get(key)) for key in ANSWER_KEYS)
+        structured = next((x for x in found if x is not None), None)
+    if structured is not None:
+        return structured[1]
+    message = answer_message(output)
+    return from_blocks(message.content) if message is not None else None
 
 
 def holds_text(output: Any, depth: int = 0) -> bool:

@@ -14,7 +14,9 @@ from typing_extensions import override
 from ...convert import attribution_payload
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
+from ...repair import CitationRepair
 from ...results import AttributionResult, Source
+from .._citations import repair
 from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
 from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
 from ._capture import CaptureHandler
@@ -26,6 +28,7 @@ from ._deliver import (
     dispatch,
     final_chunk,
     record_child_run,
+    with_answer,
     with_handler,
 )
 from ._read import add_chunks, answer_of, combine, question_of
@@ -44,8 +47,8 @@ class AttributedRunnable(Runnable[Any, Any]):
 
     Args:
         bound: the chain, graph or agent to run.
-        attributor, exporters, name, timeout, attribution_chunk, on_result: see
-            `with_attribution`.
+        attributor, exporters, name, timeout, attribution_chunk, on_result,
+            repair_citations: see `with_attribution`.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         timeout: float | None = None,
         attribution_chunk: ChunkMode = "auto",
         on_result: Callable[[AttributionResult], None] | None = None,
+        repair_citations: bool = False,
     ) -> None:
         if attribution_chunk not in _CHUNK_MODES:
             msg = f"attribution_chunk must be one of {_CHUNK_MODES}; got {attribution_chunk!r}"
@@ -69,6 +73,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         self.timeout = check_timeout(timeout)
         self.attribution_chunk: ChunkMode = attribution_chunk
         self.on_result = on_result
+        self.repair_citations = bool(repair_citations)
         self._reporter = Reporter(logger)
         self._lock = threading.Lock()
         self._last: AttributionResult | None = None
@@ -109,7 +114,11 @@ class AttributedRunnable(Runnable[Any, Any]):
             captured, run_manager.run_id, self.name, run_manager.tags, run_manager.metadata
         )
 
-    def _done(self, result: AttributionResult) -> dict[str, Any]:
+    def _repair(self, result: AttributionResult) -> CitationRepair | None:
+        """The answer with its markers repaired, when asked for and there are markers."""
+        return repair(result.citation_check) if self.repair_citations else None
+
+    def _done(self, result: AttributionResult, fix: CitationRepair | None) -> dict[str, Any]:
         """Keep the result, hand it to `on_result`, and return its payload."""
         with self._lock:
             self._last = result
@@ -118,7 +127,13 @@ class AttributedRunnable(Runnable[Any, Any]):
                 self.on_result(result)
             except Exception:  # the user's callback must not break their own chain
                 logger.warning("rag_attrib: the on_result callback raised", exc_info=True)
-        return attribution_payload(result)
+        return attribution_payload(result, fix)
+
+    def _shown(self, output: Any, answer: str, fix: CitationRepair | None) -> Any:
+        """The output the caller gets: with the repaired answer when a marker changed."""
+        if fix is None or not fix.changes:
+            return output
+        return with_answer(output, answer, fix.text)
 
     # -- invoke
 
@@ -146,9 +161,10 @@ class AttributedRunnable(Runnable[Any, Any]):
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
             result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
-            payload = self._done(result)
+            fix = self._repair(result)
+            payload = self._done(result, fix)
             dispatch(payload, config)
-            carried = attached(output, payload)
+            carried = attached(self._shown(output, job.answer, fix), payload)
             if carried is None:
                 record_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
@@ -172,9 +188,10 @@ class AttributedRunnable(Runnable[Any, Any]):
             result = await arun_job(
                 self.attributor, job, self.exporters, context, timeout=self.timeout
             )
-            payload = self._done(result)
+            fix = self._repair(result)
+            payload = self._done(result, fix)
             await adispatch(payload, config)
-            carried = attached(output, payload)
+            carried = attached(self._shown(output, job.answer, fix), payload)
             if carried is None:
                 await arecord_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
@@ -303,7 +320,7 @@ class _StreamCall:
         self.warmer.settle(owner.timeout)
         job, context = self._prepare()
         result = run_job(owner.attributor, job, owner.exporters, context, timeout=owner.timeout)
-        payload = owner._done(result)
+        payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         dispatch(payload, self.user_config)
         final = self._final(payload)
         if final is NO_CHUNK and isinstance(self.run_manager, CallbackManagerForChainRun):
@@ -317,7 +334,7 @@ class _StreamCall:
         result = await arun_job(
             owner.attributor, job, owner.exporters, context, timeout=owner.timeout
         )
-        payload = owner._done(result)
+        payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         await adispatch(payload, self.user_config)
         final = self._final(payload)
         if final is NO_CHUNK and isinstance(self.run_manager, AsyncCallbackManagerForChainRun):
@@ -334,6 +351,7 @@ def with_attribution(
     timeout: float | None = None,
     attribution_chunk: ChunkMode = "auto",
     on_result: Callable[[AttributionResult], None] | None = None,
+    repair_citations: bool = False,
 ) -> AttributedRunnable:
     """Wrap `chain` (an LCEL chain, a LangGraph graph, an agent) so every call is attributed.
 
@@ -351,6 +369,12 @@ def with_attribution(
     for run-based tracers. Streams encode the documents and each answer sentence as soon as it
     is complete (on a worker thread); the result is the one `invoke` gives.
 
+    When the answer cites its sources itself (`[1]` markers, `[^2]`, `<cite id=...>`, "Source
+    3"; a structured output's source ids such as `CitedAnswer(answer, citations)`; Anthropic
+    citation blocks), the attribution also holds `citation_check`: a verdict per citation
+    (`rag_attrib.CitationReport`), from the same attribution. The prompt's labels ("Source 1:",
+    "Source ID: 0") say whether numbers count from 0 or 1.
+
     Args:
         chain: the Runnable to wrap (e.g. `retriever | prompt | model | parser`, a graph).
         attributor: the `Attributor`; None uses a shared one over the bundled model.
@@ -363,6 +387,13 @@ def with_attribution(
             streams with `AddableDict({"attribution": ...})` (the loop must expect it);
             "never" adds none.
         on_result: called with each call's `AttributionResult` (errors in it are logged).
+        repair_citations: return the answer with its written markers repaired: a wrong marker
+            names the source that backs its claim, a dangling one is dropped. Only the marker
+            characters change; the attribution (its offsets, `answer`) stays the LLM's text,
+            and `attribution["citation_repair"]` lists each change. Rewritten: a str output,
+            a message whose content is a str, the answer under a dict's key or a graph
+            state's last answering message. Never rewritten: streams (already sent; the
+            payload still says what would change), content-block lists, structured outputs.
 
     Returns:
         A Runnable.
@@ -383,4 +414,5 @@ def with_attribution(
         timeout=timeout,
         attribution_chunk=attribution_chunk,
         on_result=on_result,
+        repair_citations=repair_citations,
     )

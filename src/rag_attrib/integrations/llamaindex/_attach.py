@@ -7,12 +7,15 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from llama_index.core.agent.workflow import AgentOutput
+from llama_index.core.base.response.schema import Response
+from llama_index.core.chat_engine.types import AgentChatResponse
 from llama_index.core.instrumentation.events import BaseEvent
 from llama_index_instrumentation import get_dispatcher  # what llama_index.core re-exports
 from typing_extensions import override
 
 from ..._types import JSONDict
 from ...convert import attribution_payload
+from ...repair import CitationRepair
 from ...results import AttributionResult
 
 __all__ = ["ATTRIBUTION_KEY", "AttributionEvent", "deliver", "payload"]
@@ -45,9 +48,9 @@ class AttributionEvent(BaseEvent):
         return "AttributionEvent"
 
 
-def payload(result: AttributionResult) -> JSONDict:
+def payload(result: AttributionResult, fix: CitationRepair | None = None) -> JSONDict:
     """`attribution_payload` with each citation's node `ref_doc_id` and metadata in `extras`."""
-    out = attribution_payload(result)
+    out = attribution_payload(result, fix)
     sources = out["sources"]
     for citation in out["citations"]:
         extras = citation["extras"]
@@ -86,9 +89,29 @@ def _emit(value: JSONDict, span_id: str | None) -> None:
         logger.warning("rag_attrib could not dispatch its AttributionEvent", exc_info=True)
 
 
-def deliver(result: AttributionResult, target: object, span_id: str | None) -> JSONDict:
-    """Attach `result`'s payload to `target` and emit it as an `AttributionEvent`."""
-    value = payload(result)
+def _rewrite(target: object, old: str, fix: CitationRepair | None) -> None:
+    """Put the repaired answer in `response.response` of a query or chat engine's finished
+    response (only when it holds the text that was checked, `old`)."""
+    if fix is None or not fix.changes:
+        return
+    if isinstance(target, (Response, AgentChatResponse)) and target.response == old:
+        target.response = fix.text
+
+
+def deliver(
+    result: AttributionResult,
+    target: object,
+    span_id: str | None,
+    fix: CitationRepair | None = None,
+    *,
+    stream: bool = False,
+) -> JSONDict:
+    """Attach `result`'s payload to `target` and emit it as an `AttributionEvent`; with `fix`
+    (the repaired answer), also put it in a finished response's text (a stream was already
+    read: its payload only says what would change)."""
+    value = payload(result, fix)
+    if not stream:
+        _rewrite(target, result.answer, fix)
     _attach(target, value)
     _emit(value, span_id)
     return value

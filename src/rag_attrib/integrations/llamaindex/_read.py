@@ -13,6 +13,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from ...results import Source
 from ...validate import metadata_dict
+from .._citations import GivenCitations, from_structured
 from .._pipeline import Job
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "answer_text",
     "cited",
     "evidence",
+    "given_citations",
     "job",
     "node_sources",
     "question_of",
@@ -62,9 +64,20 @@ def answer_text(response: object) -> str:
     if isinstance(response, AgentOutput):
         return _message_text(response.response)
     if isinstance(response, PydanticResponse):
+        structured = from_structured(response.response)  # a cited answer: its answer field
+        if structured is not None:
+            return structured[0]
         return response.response.model_dump_json() if response.response is not None else ""
     text = getattr(response, "response", None)
     return text if isinstance(text, str) else ""
+
+
+def given_citations(response: object) -> GivenCitations | None:
+    """The source ids a structured response gives beside its answer (`output_cls=CitedAnswer`)."""
+    if isinstance(response, PydanticResponse):
+        structured = from_structured(response.response)
+        return structured[1] if structured is not None else None
+    return None
 
 
 def _message_text(message: ChatMessage) -> str:
@@ -172,7 +185,8 @@ def job(
     *,
     llm_texts: Collection[str] = (),
     retrieved: Collection[str] = (),
+    given: GivenCitations | None = None,
 ) -> Job:
     """What to attribute: the answer against the evidence among `nodes`, and any problem."""
     sources, problem = cited(nodes, llm_texts, retrieved)
-    return Job(answer, sources, question, problem)
+    return Job(answer, sources, question, problem, given)

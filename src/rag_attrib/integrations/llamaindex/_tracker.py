@@ -36,6 +36,7 @@ from llama_index.core.workflow import StopEvent
 
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
+from .._citations import repair
 from .._pipeline import Job, Reporter, arun_job, export_context, run_job
 from .._streams import Warmer
 from . import _read
@@ -65,6 +66,7 @@ class Settings:
     attributor: Attributor | None = None
     exporters: tuple[Exporter, ...] = ()
     timeout: float | None = None
+    repair_citations: bool = False
 
 
 @dataclass(slots=True)
@@ -307,34 +309,39 @@ class Tracker:
         warmer.open()  # the writer starts before the first token: encode the nodes meanwhile
         return warmer
 
-    def _job(self, unit: _Unit, answer: str, nodes: Sequence[NodeWithScore]) -> Job:
+    def _job(self, unit: _Unit, answer: str, nodes: Sequence[NodeWithScore], target: object) -> Job:
         with self._lock:
             texts, retrieved = list(unit.llm_texts), set(unit.retrieved)
-        return _read.job(answer, nodes, unit.question, llm_texts=texts, retrieved=retrieved)
+        given = _read.given_citations(target)
+        return _read.job(
+            answer, nodes, unit.question, llm_texts=texts, retrieved=retrieved, given=given
+        )
 
     def _attribute(
         self, unit: _Unit, target: object, answer: str, nodes: Sequence[NodeWithScore], stream: bool
     ) -> None:
         settings = unit.settings
-        job = self._job(unit, answer, nodes)
+        job = self._job(unit, answer, nodes, target)
         context = unit.context(streaming=stream)
         result = run_job(
             settings.attributor, job, settings.exporters, context, timeout=settings.timeout
         )
         self.reporter.report(job.problem)
-        deliver(result, target, unit.span_id)
+        fix = repair(result.citation_check) if settings.repair_citations else None
+        deliver(result, target, unit.span_id, fix, stream=stream)
 
     async def _aattribute(
         self, unit: _Unit, target: object, answer: str, nodes: Sequence[NodeWithScore]
     ) -> None:
         settings = unit.settings
-        job = self._job(unit, answer, nodes)
+        job = self._job(unit, answer, nodes, target)
         context = unit.context(streaming=True)
         result = await arun_job(
             settings.attributor, job, settings.exporters, context, timeout=settings.timeout
         )
         self.reporter.report(job.problem)
-        deliver(result, target, unit.span_id)
+        fix = repair(result.citation_check) if settings.repair_citations else None
+        deliver(result, target, unit.span_id, fix, stream=True)
 
     def _finish_agent(self, unit: _Unit, output: AgentOutput) -> None:
         unit.attributed = True

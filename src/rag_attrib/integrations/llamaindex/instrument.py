@@ -134,6 +134,7 @@ def instrument(
     *,
     exporters: Iterable[Exporter] = (),
     timeout: float | None = None,
+    repair_citations: bool = False,
 ) -> None:
     """Attribute every LlamaIndex query, chat, synthesizer and agent answer, process-wide.
 
@@ -142,13 +143,22 @@ def instrument(
     Results land on `response.metadata["attribution"]` (for streams, once the stream is
     consumed) or an agent's `output["attribution"]`, go to `exporters`, and are emitted as an
     `AttributionEvent`. A call with nothing to cite gets that in `error`, and one WARNING per
-    cause is logged.
+    cause is logged. An answer that cites its nodes (`[1]` markers: with
+    `CitationQueryEngine`, whose "Source n:" labels number them; or a structured
+    `output_cls` with a list of source ids) also gets `attribution["citation_check"]`, a
+    verdict per citation.
 
     Args:
         attributor: the `Attributor` to use; None uses a shared one with the bundled model.
         exporters: where to send each result (logs, files, traces).
         timeout: seconds one attribution may take; past it the answer is returned without
             citations and `error` says "timed out". None waits as long as it takes.
+        repair_citations: put the answer with its markers repaired (a wrong marker names
+            the node that backs its claim, a dangling one is dropped; nothing else changes)
+            in `response.response` of query and chat engines' finished responses;
+            `attribution["citation_repair"]` lists each change and `attribution["answer"]`
+            stays the LLM's text. Streams are never rewritten (their text was already read):
+            the payload says what would change.
 
     Raises:
         ValueError: `timeout` is not None or a positive number.
@@ -160,7 +170,7 @@ def instrument(
         >>> response.metadata["attribution"]["citations"][0]["cited_text"]
     """
     global _installed
-    settings = Settings(attributor, tuple(exporters), check_timeout(timeout))
+    settings = Settings(attributor, tuple(exporters), check_timeout(timeout), repair_citations)
     with _install_lock:
         if _installed is None:
             handler = _Handler(Tracker())

@@ -18,6 +18,7 @@ from llama_index.core.instrumentation.span import active_span_id
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
 from ...results import AttributionResult
+from .._citations import repair
 from .._pipeline import Reporter, check_timeout, export_context, run_job
 from . import _read
 from ._attach import deliver
@@ -44,6 +45,7 @@ def attribute_response(
     exporters: Iterable[Exporter] = (),
     question: str | None = None,
     timeout: float | None = None,
+    repair_citations: bool = False,
 ) -> AttributionResult:
     """Attribute one query, chat or agent response and attach the result to it.
 
@@ -57,6 +59,8 @@ def attribute_response(
         exporters: where to send the result.
         question: the user's question; sharpens very short answers.
         timeout: seconds the attribution may take (None: no limit).
+        repair_citations: as for `instrument`: a `Response` / `AgentChatResponse` gets its
+            answer with the markers repaired in `.response`; streams are not rewritten.
 
     Returns:
         The `AttributionResult`, also attached as `response.metadata["attribution"]`
@@ -78,7 +82,7 @@ def attribute_response(
         if isinstance(response, AgentOutput)
         else _read.response_nodes(response)
     )
-    job = _read.job(answer, nodes, question)
+    job = _read.job(answer, nodes, question, given=_read.given_citations(response))
     exporters = tuple(exporters)
     span_id = active_span_id.get()
     context = export_context(
@@ -86,7 +90,8 @@ def attribute_response(
     )
     result = run_job(attributor, job, exporters, context, timeout=check_timeout(timeout))
     _reporter.report(job.problem)
-    deliver(result, response, span_id)
+    fix = repair(result.citation_check) if repair_citations else None
+    deliver(result, response, span_id, fix)  # only finished responses' text is rewritten
     return result
 
 
