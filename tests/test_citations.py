@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag_attrib import (
+    AttributionConfig,
     Attributor,
     CitationReport,
     Source,
@@ -289,6 +290,7 @@ TWO_HOP = [
 TWO_HOP_CLAIM = "The director of Inception was born in London"
 
 
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
 @pytest.mark.parametrize(
     ("markers", "expected"),
     [
@@ -301,12 +303,14 @@ TWO_HOP_CLAIM = "The director of Inception was born in London"
     ],
 )
 def test_a_claim_citing_n_sources_is_backed_by_its_n_strongest(
-    markers: str, expected: list[tuple[str, str, str | None]]
+    markers: str, expected: list[tuple[str, str, str | None]], verdict: str
 ) -> None:
     """A two-hop claim may cite the source that holds only its first hop (the second marker of
     "[1][2]"), but a source that merely shares its words (4: "Inception") or none of them (3)
-    is wrong, and the repair names the missing hop."""
-    report = check_citations(f"{TWO_HOP_CLAIM} {markers}.", TWO_HOP, attributor=ATTRIBUTOR)
+    is wrong, and the repair names the missing hop. The same under either verdict."""
+    attributor = Attributor(HashingEmbedder(), config=AttributionConfig(verdict=verdict))  # type: ignore[arg-type]
+    report = check_citations(f"{TWO_HOP_CLAIM} {markers}.", TWO_HOP, attributor=attributor)
+    assert report.result is not None and report.result.config["verdict"] == verdict
     assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
 
 
