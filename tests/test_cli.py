@@ -750,3 +750,15 @@ def test_uncached_model_fails_at_once_offline(
         code, err, "HF_HUB_OFFLINE", "not in the local cache", "SentenceTransformer"
     )
     assert out == ""
+
+
+def test_explain_records_the_verdict_it_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer, source = tmp_path / "answer.txt", tmp_path / "a.txt"
+    answer.write_text("The tower is 330 metres tall.", encoding="utf-8")
+    source.write_text("The tower is 330 metres tall and made of iron.", encoding="utf-8")
+    base = ["explain", "--answer", str(answer), "--source", str(source), "--json", "-", "-q"]
+    for verdict in ("similarity", "verifier"):
+        assert main([*base, "--model", "hashing", "--verdict", verdict]) == 0
+        assert json.loads(capsys.readouterr().out)["config"]["verdict"] == verdict

@@ -136,3 +136,27 @@ def test_language_picks_the_splitter(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert [m["verdict"] for m in data["markers"]] == ["correct"]
     assert texts["english"] == ["Der Brand begann am 3."]
     assert texts["german"] == []
+
+
+@pytest.mark.slow
+def test_verdict_verifier_flags_the_invented_claim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--verdict verifier: the bundled verifier decides; the invented, cited claim is unsupported."""
+    answer = tmp_path / "answer.txt"
+    source = tmp_path / "a.txt"
+    answer.write_text(
+        "The fire began in a bakery on Pudding Lane [1]. It was started by foreign agents [1].",
+        encoding="utf-8",
+    )
+    source.write_text("It started in a bakery on Pudding Lane in 1666.", encoding="utf-8")
+    args = ["check-citations", "--answer", str(answer), "--source", str(source), "--json", "-"]
+    verdicts = {}
+    for verdict in ("similarity", "verifier"):
+        assert main([*args, "--verdict", verdict, "-q"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        verdicts[verdict] = [m["verdict"] for m in data["markers"]]
+    assert verdicts["verifier"] == ["correct", "unsupported"]
+    assert verdicts["similarity"][0] == "correct"
+    assert main([*args, "--verdict", "nonsense"]) == 2
+    assert "--verdict" in capsys.readouterr().err

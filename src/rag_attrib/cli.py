@@ -24,10 +24,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from . import __version__
 from .citations import CitationReport, check_citations
+from .config import VERDICTS, AttributionConfig, Verdict
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
 from .export.jsonl import dumps_line, split_lines
@@ -128,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         default="english",
         help="language of the texts, for sentence splitting (default: english)",
     )
+    _add_verdict_option(explain)
     _add_view_options(explain)
     explain.add_argument(
         "--fail-on-unsupported",
@@ -198,6 +200,7 @@ def _parser() -> argparse.ArgumentParser:
         default="english",
         help="language of the texts, for sentence splitting (default: english)",
     )
+    _add_verdict_option(check)
     check.add_argument(
         "--fail-on-wrong", action="store_true", help="exit with code 1 when a marker is not correct"
     )
@@ -207,6 +210,18 @@ def _parser() -> argparse.ArgumentParser:
 
     add_batch_command(commands)
     return parser
+
+
+def _add_verdict_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verdict",
+        choices=list(VERDICTS),
+        default=AttributionConfig().verdict,
+        help=(
+            "how `supported` is decided: the similarity verdict (default, fastest) or the "
+            "bundled trained verifier (see README, Verdict)"
+        ),
+    )
 
 
 def _add_view_options(parser: argparse.ArgumentParser) -> None:
@@ -242,7 +257,7 @@ def _explain(args: argparse.Namespace) -> int:
             raise EmptyInputError(f"source {_display(path)} is empty")
         sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
 
-    attributor = _attributor(args.model, args.language)
+    attributor = _attributor(args.model, args.language, args.verdict)
     result = attributor.attribute(answer, sources, question=args.question)
     json_to_stdout = args.json == "-"
     if args.json is not None:
@@ -266,7 +281,7 @@ def _explain_batch(args: argparse.Namespace) -> int:
         raise InputError("--jsonl needs --out OUT (- for stdout)")
     name = _display(args.jsonl)
     lines = _record_lines(_read_text(args.jsonl, "JSONL input"), name)
-    attributor = _attributor(args.model, args.language)
+    attributor = _attributor(args.model, args.language, args.verdict)
     progress = Progress(len(lines), sys.stderr, enabled=not args.quiet)
     unsupported = 0
     failures: list[tuple[int, str]] = []
@@ -331,7 +346,7 @@ def _check_citations(args: argparse.Namespace) -> int:
         answer,
         sources,
         question=args.question,
-        attributor=_attributor(args.model, args.language),
+        attributor=_attributor(args.model, args.language, args.verdict),
         numbering=args.numbering,
     )
     data = report.to_dict()
@@ -400,20 +415,23 @@ def _write_views(args: argparse.Namespace, result: AttributionResult) -> None:
         print(f"HTML view written to {args.html}", file=sys.stderr)
 
 
-def _attributor(model: str | None, language: str = "english") -> Attributor:
+def _attributor(
+    model: str | None, language: str = "english", verdict: str | None = None
+) -> Attributor:
     from .splitting import PunktSplitter
 
     splitter = PunktSplitter(language)
+    config = AttributionConfig(verdict=cast(Verdict, verdict)) if verdict else AttributionConfig()
     if model == HASHING_MODEL:
         from .testing import HashingEmbedder
 
-        return Attributor(HashingEmbedder(), splitter=splitter)
+        return Attributor(HashingEmbedder(), config=config, splitter=splitter)
     if model is None:
-        return Attributor(splitter=splitter)
+        return Attributor(config=config, splitter=splitter)
     from .embedders import SentenceTransformerEmbedder
 
     _check_model_is_reachable(model)
-    return Attributor(SentenceTransformerEmbedder(model), splitter=splitter)
+    return Attributor(SentenceTransformerEmbedder(model), config=config, splitter=splitter)
 
 
 def _check_model_is_reachable(model: str) -> None:
