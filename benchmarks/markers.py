@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/markers.py                # evaluation side (what README shows)
     .venv/bin/python benchmarks/markers.py --side train   # the train side, for tuning
+    .venv/bin/python benchmarks/markers.py --side train --skip-expertqa --rules 0.05:0.3 0.08:0.3
+                                          # sweep _citation_rules.RANK_MARGIN:FLOOR_RATIO (train)
+    .venv/bin/python benchmarks/markers.py --verdict verifier   # under the trained verdict
 
 (a) ExpertQA (evaluation questions: sha1(question) % 5 == 0): real LLM answers with `[n]`
     markers; humans judged whether each claim's cited passages support it (Complete against
@@ -16,7 +19,7 @@
     exist. Detection precision/recall of the corrupted markers (flagged: wrong_source or
     dangling; "+unsup" also counts an unsupported verdict as a flag), the repaired marker
     pointing at a gold source, correct markers flagged, and ms per answer for parse + check
-    beyond `attribute()`.
+    beyond `attribute()` (and with `exact_support=True`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from rag_attrib.embedders import CachedEmbedder, default_embedder
 from rag_attrib.engine import _owners
 from rag_attrib.verifier import FEATURES, VerifierModel, default_model_file, verify
 from training.verifier import data
-from training.verifier.model import MONOTONE, fit_model
+from training.verifier.model import MONOTONE, auc, fit_model
 
 CACHE = Path(__file__).with_name("cache")
 VERSION = "gbt-2"
@@ -112,16 +112,6 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     if not pos.any() or not neg.any():
         return float("nan")
     return 0.5 * (float(pred[pos].mean()) + float((~pred[neg]).mean()))
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def best_threshold(p: np.ndarray, y: np.ndarray, sets: np.ndarray) -> tuple[float, float]:

@@ -17,6 +17,17 @@ MONOTONE = {
 }  # fmt: skip
 
 
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC by ranks (ties broken by order; NaN with one class only)."""
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(1, len(order) + 1)
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
 def set_weights(sets: np.ndarray) -> np.ndarray:
     """Every set weighs the same (summedits' many sentences would otherwise decide alone)."""
     names, counts = np.unique(sets, return_counts=True)

@@ -27,6 +27,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from training.verifier import data
+from training.verifier.model import auc
 
 CACHE = Path(__file__).with_name("cache")
 MAX_LENGTH = 128
@@ -47,16 +48,6 @@ class CrossEncoder(torch.nn.Module):
         m = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return self.head(pooled).squeeze(-1)
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(1, len(order) + 1)
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 def batches(pairs: list[data.Pair], size: int, rng: random.Random) -> list[list[data.Pair]]:
