@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,25 @@ def test_vector_does_not_depend_on_the_batch() -> None:
     mixed = cached.encode(texts)
     for other in (batched, reversed_, padded, mixed):
         assert np.array_equal(alone, other)
+
+
+def test_vector_does_not_depend_on_threads() -> None:
+    """Several one-text runs at once give each text the vector it gets alone on one thread:
+    whatever the number of threads, and with other callers encoding at the same time."""
+    texts = [
+        f"Sentence {i} about the {'tower ' * (i % 5)}and its {i * 7} visitors." for i in range(24)
+    ]
+    texts += ["Short.", "word " * 300]  # past the 256-token window: truncated
+    serial = OnnxEmbedder(quantize=True, threads=1)
+    alone = np.vstack([serial.encode([t]) for t in texts])
+    for threads in (None, 2, 5):
+        assert np.array_equal(OnnxEmbedder(quantize=True, threads=threads).encode(texts), alone)
+    shared = OnnxEmbedder(quantize=True)
+    calls = [texts[k::3] for k in range(3)] * 4
+    with ThreadPoolExecutor(6) as pool:
+        got = list(pool.map(shared.encode, calls))
+    for batch, vectors in zip(calls, got, strict=True):
+        assert np.array_equal(vectors, np.vstack([alone[texts.index(t)] for t in batch]))
 
 
 def _evaluation_records(n: int) -> list[dict[str, Any]]:

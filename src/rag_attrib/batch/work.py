@@ -50,8 +50,8 @@ def make_attributor(model: str | None = None, threads: int | None = None) -> Att
     Args:
         model: None for the bundled model (int8 on ONNX Runtime, as `Attributor()`), "hashing"
             for the test embedder, else a sentence-transformers name or path.
-        threads: intra-op threads of the encoder (ONNX Runtime or torch); None leaves the
-            library default (all cores).
+        threads: the encoder's threads (int8 ONNX Runtime: runs at once, one thread each;
+            torch: intra-op threads); None leaves the library default (all cores).
     """
     if model == HASHING_MODEL:
         from ..testing import HashingEmbedder
