@@ -269,7 +269,7 @@ def _stream_threads() -> list[threading.Thread]:
 def test_shutdown_workers_cancels_queued_warming_and_joins_the_rest():
     """shutdown_workers: queued warming is cancelled (its stream still finishes), work under
     way is waited for, and afterwards no worker thread is left; a new stream starts afresh."""
-    from rag_attrib.streaming import _worker_pool, shutdown_workers
+    from rag_attrib.streaming import _pool, shutdown_workers
 
     assert shutdown_workers(timeout=5)
     gate = _Gate(stuck=1)
@@ -277,7 +277,7 @@ def test_shutdown_workers_cancels_queued_warming_and_joins_the_rest():
     blockers = [BackgroundAttributionStream(attributor, SOURCES)]
     assert gate.entered.wait(10)
     # fill every worker, then queue one more stream that cannot start
-    size = _worker_pool()._size
+    size = _pool.get()._size
     others = [
         BackgroundAttributionStream(Attributor(_Gate(stuck=1)), SOURCES) for _ in range(size - 1)
     ]

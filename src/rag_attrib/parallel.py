@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from .workers import DaemonPool
+from .workers import LazyPool
 
 __all__ = ["available_cpus", "run_each"]
 
@@ -80,7 +80,7 @@ def run_each(fn: Callable[[int], None], count: int, threads: int) -> None:
             fn(i)
         return
     items = _Items(fn, count)
-    pool = _helper_pool()
+    pool = _pool.get()
     for _ in range(helpers):
         try:
             pool.submit(items.work)
@@ -90,24 +90,4 @@ def run_each(fn: Callable[[int], None], count: int, threads: int) -> None:
     items.wait()
 
 
-_pool: DaemonPool | None = None
-_pool_lock = threading.Lock()
-
-
-def _helper_pool() -> DaemonPool:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = DaemonPool(_MAX_HELPERS, "rag_attrib-encode")
-    return _pool
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the pool but not its threads: work queued there would never run.
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+_pool = LazyPool(lambda: _MAX_HELPERS, "rag_attrib-encode")

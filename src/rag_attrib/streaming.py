@@ -11,7 +11,7 @@ from concurrent.futures import Future
 
 from .engine import Attributor, SourceLike, to_sources
 from .results import AttributionResult, Source
-from .workers import DaemonPool
+from .workers import LazyPool
 
 __all__ = ["AttributionStream", "BackgroundAttributionStream", "shutdown_workers"]
 
@@ -104,19 +104,8 @@ class AttributionStream:
         )
 
 
-_pool: DaemonPool | None = None
-_pool_lock = threading.Lock()
-
-
-def _worker_pool() -> DaemonPool:
-    """The threads shared by every background stream (as many as cores, at most 4)."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                workers = max(1, min(4, os.cpu_count() or 1))
-                _pool = DaemonPool(workers, "rag_attrib-stream")
-    return _pool
+# the threads shared by every background stream (as many as cores, at most 4)
+_pool = LazyPool(lambda: max(1, min(4, os.cpu_count() or 1)), "rag_attrib-stream")
 
 
 def shutdown_workers(timeout: float | None = None) -> bool:
@@ -130,20 +119,8 @@ def shutdown_workers(timeout: float | None = None) -> bool:
     Returns:
         True if no worker thread is left running.
     """
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
+    pool = _pool.take()
     return True if pool is None else pool.shutdown(timeout)
-
-
-def _forget_pool() -> None:
-    # A forked child inherits the pool but not its threads: work queued there would never run.
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _done_future() -> Future[None]:
@@ -277,7 +254,7 @@ class BackgroundAttributionStream:
             return
         self._idle = Future()
         try:
-            job = _worker_pool().submit(self._drain)
+            job = _pool.get().submit(self._drain)
         except RuntimeError as exc:  # the workers (or the interpreter) are shutting down
             self._stop(exc)
             return

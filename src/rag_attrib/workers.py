@@ -8,6 +8,7 @@ threads are daemons: at exit, queued work is cancelled and running work is aband
 from __future__ import annotations
 
 import atexit
+import os
 import queue
 import threading
 import time
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["DaemonPool"]
+__all__ = ["DaemonPool", "LazyPool"]
 
 T = TypeVar("T")
 
@@ -106,6 +107,45 @@ class DaemonPool:
         """The pool's threads that are still alive."""
         with self._lock:
             return [t for t in self._threads if t.is_alive()]
+
+
+class LazyPool:
+    """A process-wide `DaemonPool`, made on first use and forgotten in a forked child.
+
+    A forked child inherits the pool but not its threads: work queued there would never run,
+    so the child starts a fresh pool when it first needs one.
+
+    Args:
+        size: the pool's size, asked when the pool is made.
+        name: thread name prefix.
+    """
+
+    def __init__(self, size: Callable[[], int], name: str) -> None:
+        self._size = size
+        self._name = name
+        self._pool: DaemonPool | None = None
+        self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def get(self) -> DaemonPool:
+        """The pool, made now if there is none."""
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = DaemonPool(self._size(), self._name)
+                pool = self._pool
+        return pool
+
+    def take(self) -> DaemonPool | None:
+        """The pool, if any, which is no longer this one's (the next `get` makes a new one)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        return pool
+
+    def _forget(self) -> None:
+        self._pool = None
 
 
 _pools: weakref.WeakSet[DaemonPool] = weakref.WeakSet()
