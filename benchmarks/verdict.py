@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     if args.cross_encoder is not None:
-        methods["crossenc"] = cross_encoder(Attributor(embedder, cache_size=0), args.cross_encoder)
+        # the verifier's path never withholds citations: every sentence has candidates to read
+        reader = Attributor(embedder, cache_size=0, config=AttributionConfig(verdict="verifier"))
+        methods["crossenc"] = cross_encoder(reader, args.cross_encoder)
     if args.methods:
         methods = {k: v for k, v in methods.items() if k in args.methods}
     print(f"{'set':<14}{'method':<12}{'n':>5}{'pos':>5}{'BAcc':>7}{'BAcc*':>7}{'AUC':>7}{'ms':>7}")
