@@ -115,21 +115,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write failed records as {line, error} lines here (default: stderr)",
     )
-    explain.add_argument(
-        "--model",
-        metavar="NAME",
-        help=(
-            "sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2; "
-            "others need the [st] extra)"
-        ),
-    )
-    explain.add_argument(
-        "--language",
-        choices=LANGUAGES,
-        default="english",
-        help="language of the texts, for sentence splitting (default: english)",
-    )
-    _add_verdict_option(explain)
+    _add_attributor_options(explain)
     _add_view_options(explain)
     explain.add_argument(
         "--fail-on-unsupported",
@@ -193,14 +179,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write the HTML view with each marker green / amber / red by its verdict",
     )
     check.add_argument("--title", metavar="TEXT", help="heading of the HTML view")
-    check.add_argument("--model", metavar="NAME", help="sentence-transformers model name or path")
-    check.add_argument(
-        "--language",
-        choices=LANGUAGES,
-        default="english",
-        help="language of the texts, for sentence splitting (default: english)",
-    )
-    _add_verdict_option(check)
+    _add_attributor_options(check)
     check.add_argument(
         "--fail-on-wrong", action="store_true", help="exit with code 1 when a marker is not correct"
     )
@@ -212,7 +191,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_verdict_option(parser: argparse.ArgumentParser) -> None:
+def _add_attributor_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --language and --verdict: what `_attributor` is built from."""
+    parser.add_argument(
+        "--model",
+        metavar="NAME",
+        help=(
+            "sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2; "
+            "others need the [st] extra)"
+        ),
+    )
+    parser.add_argument(
+        "--language",
+        choices=LANGUAGES,
+        default="english",
+        help="language of the texts, for sentence splitting (default: english)",
+    )
     parser.add_argument(
         "--verdict",
         choices=list(VERDICTS),
