@@ -164,7 +164,8 @@ def signals(
     windows: list[list[str]] = []
     idf, unseen = _idf(source_sentences) if m else ({}, 0.0)
     for i, sentence in enumerate(sentences):
-        claim = set(content_tokens(sentence))
+        ordered = content_tokens(sentence)
+        claim = set(ordered)
         found = picks[i]
         texts = [evidence_window(source_sentences[owner[j]], int(local[j])) for j in found]
         windows.append(texts)
@@ -176,9 +177,9 @@ def signals(
             out[i, FEATURES.index("figures")] = figures
             continue
         chunks = " ".join(source_texts[c] for c in sorted({int(owner[j]) for j in found}))
-        chunk_tokens = set(content_tokens(chunks))
+        chunk_sequence = content_tokens(chunks)
+        chunk_tokens = set(chunk_sequence)
         hybrid = 0.3 * cosine[i] + 0.7 * lexical[i]
-        ordered = content_tokens(sentence)
         pairs = _pairs(ordered)
         weight = {t: idf.get(t, unseen) for t in claim}
         total = sum(weight.values())
@@ -196,7 +197,7 @@ def signals(
             math.log1p(len(claim)),
             max(float(hybrid.max()), float(cosine[i].max()) - _MARGIN),
             float(top2[0]) if len(top2) > 1 else 0.0,
-            len(pairs & _pairs(content_tokens(chunks))) / len(pairs) if pairs else 1.0,
+            len(pairs & _pairs(chunk_sequence)) / len(pairs) if pairs else 1.0,
             _clause_recall(sentence, chunk_tokens),
             sum(w for t, w in weight.items() if t not in chunk_tokens) / total if total else 0.0,
             figures,
