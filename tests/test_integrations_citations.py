@@ -11,15 +11,19 @@ import pytest
 from pydantic import BaseModel
 
 from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib.errors import ConfigError
 from rag_attrib.integrations._citations import (
+    CheckOptions,
     CitedSpan,
     GivenCitations,
     check,
+    check_options,
     from_blocks,
     from_structured,
     numbering_for,
 )
 from rag_attrib.integrations._pipeline import Job, check_job_citations, failed_result, run_job
+from rag_attrib.integrations._urls import normalise_url
 
 SOURCES = [
     Source("a", "The Hobart harbour museum was founded in 1896."),
@@ -94,13 +98,13 @@ def test_other_shapes_are_no_cited_answer(value):
     assert from_structured(value) is None
 
 
-def test_blocks_without_document_citations_give_nothing():
-    """String content, uncited blocks and web-search citations (a URL, no document) give no
-    citations; cited blocks are placed where `message.text` joins them."""
+def test_blocks_without_citations_give_nothing():
+    """String content, uncited blocks and citations naming no source give no citations;
+    cited blocks are placed where `message.text` joins them."""
     assert from_blocks("text [1]") is None
     assert from_blocks([{"type": "text", "text": "x"}]) is None
-    web = {"type": "web_search_result_location", "url": "https://x.org", "cited_text": "x"}
-    assert from_blocks([{"type": "text", "text": "x", "citations": [web]}]) is None
+    file_cite = {"type": "citation", "title": "a.pdf", "extras": {"file_id": "f-1"}}
+    assert from_blocks([{"type": "text", "text": "x", "annotations": [file_cite]}]) is None
     given = from_blocks(
         [
             "ab",
@@ -219,3 +223,262 @@ def test_the_html_view_shows_the_carried_check(hashing_attributor):
         assert 'class="ra-mk-answer"' in page
         assert 'class="ra-mk ra-mk-ok"' in page and 'class="ra-mk ra-mk-bad"' in page
     assert 'class="ra-mk-answer"' not in render_html(attribute(hashing_attributor, TWO))
+
+
+# --- web-search citations: a URL names the source whose metadata holds it ---------------------
+
+MUSEUM = "https://www.hobart-museum.example/history/"
+PORT = "https://news.example.com/bremen-port"
+BIRDS = "https://birds.example.org/penguins"
+WEB = [
+    Source("museum", SOURCES[0].text, {"url": MUSEUM, "title": "History"}),
+    Source("port", SOURCES[1].text, {"source": PORT}),
+    Source("birds", SOURCES[2].text, {"link": BIRDS}),
+]
+CLAIMS = [
+    "The Hobart harbour museum was founded in 1896.",
+    " Bremen's river port handles the most cargo.",
+    " Penguins cannot fly.",
+]
+WEB_ANSWER = "".join(CLAIMS)
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://Example.org/a/b/", "example.org/a/b"),
+        ("http://example.org/a/b#part", "example.org/a/b"),
+        ("https://example.org/a?utm_source=openai", "example.org/a"),
+        ("https://example.org/a?q=1&utm_medium=x", "example.org/a?q=1"),
+        ("  https://example.org  ", "example.org"),
+        ("kb://guide/intro/", "guide/intro"),
+        ("guide.md", "guide.md"),
+        ("http://[::1", "http://[::1"),  # urlsplit refuses it: kept as given
+    ],
+)
+def test_urls_are_compared_after_a_trivial_normalisation(url, key):
+    """Scheme, fragment, trailing slash, utm_* parameters and the host's case do not count."""
+    assert normalise_url(url) == key
+
+
+def blocks_citing(*notes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The three claims as text blocks, each with its own citation (Anthropic's shape)."""
+    return [
+        {"type": "text", "text": claim, "citations": [note]}
+        for claim, note in zip(CLAIMS, notes, strict=True)
+    ]
+
+
+def web_note(url: str, quote: str = "") -> dict[str, Any]:
+    return {
+        "type": "web_search_result_location",
+        "url": url,
+        "title": "a page",
+        "cited_text": quote,
+        "encrypted_index": "Eo8BCioIAhgB",
+    }
+
+
+def test_web_search_citations_are_read_with_their_blocks():
+    """Anthropic web-search citations name a URL; each claim is its block's text."""
+    given = from_blocks(blocks_citing(web_note(MUSEUM, "quote"), web_note(PORT), web_note(BIRDS)))
+    assert given is not None and given.kind == "provider"
+    a, b = len(CLAIMS[0]), len(CLAIMS[0]) + len(CLAIMS[1])
+    assert given.spans == (
+        CitedSpan(MUSEUM, 0, a, url=True, quote="quote"),
+        CitedSpan(PORT, a, b, url=True, quote=""),
+        CitedSpan(BIRDS, b, len(WEB_ANSWER), url=True, quote=""),
+    )
+
+
+def test_url_annotations_use_their_offsets_in_the_block():
+    """OpenAI `url_citation` and v1 `citation` annotations carry `start_index`/`end_index` in
+    their block's text: the claim is that span, shifted to where the block sits."""
+    head = {"type": "text", "text": "Intro. "}
+    notes = [
+        {"type": "url_citation", "url": MUSEUM, "start_index": 0, "end_index": len(CLAIMS[0])},
+        {"type": "citation", "url": PORT, "start_index": len(CLAIMS[0]), "end_index": 999},
+    ]
+    body = {"type": "text", "text": WEB_ANSWER, "annotations": notes}
+    given = from_blocks([head, body])
+    assert given is not None
+    at = len("Intro. ")
+    assert [(x.label, x.start, x.end) for x in given.spans] == [
+        (MUSEUM, at, at + len(CLAIMS[0])),
+        (PORT, at + len(CLAIMS[0]), at + len(WEB_ANSWER)),  # clipped to its block
+    ]
+
+
+def test_search_result_citations_name_their_source():
+    """Anthropic `search_result_location` (a tool's search results) names its `source`; in
+    v1 blocks it is under `extras`."""
+    native = {"type": "search_result_location", "source": PORT, "search_result_index": 0}
+    v1 = {
+        "type": "citation",
+        "cited_text": "x",
+        "extras": {"source": PORT, "search_result_index": 0},
+    }
+    for note in (native, v1):
+        given = from_blocks([{"type": "text", "text": "cargo", "citations": [note]}])
+        given = given or from_blocks([{"type": "text", "text": "cargo", "annotations": [note]}])
+        assert given is not None and [x.label for x in given.spans] == [PORT]
+
+
+@pytest.mark.parametrize(
+    ("note", "span"),
+    [
+        ({"url": MUSEUM, "start_index": 5, "end_index": 2}, (0, 4)),  # reversed: whole block
+        ({"url": MUSEUM, "start_index": 40, "end_index": 90}, (0, 4)),  # outside: whole block
+        ({"url": MUSEUM, "start_index": -3, "end_index": 2}, (0, 2)),  # clipped
+        ({"url": MUSEUM, "start_index": True, "end_index": 2}, (0, 4)),  # a bool is no index
+        ({"url": MUSEUM, "start_index": "0", "end_index": 2}, (0, 4)),
+        ({"url": MUSEUM, "end_index": 2}, (0, 4)),  # one of two: whole block
+        ({"url": 7}, None),  # no URL, no index: skipped
+        ({"url": "   "}, None),
+        ({"type": "citation", "title": "no url"}, None),
+        ({"document_index": True}, None),
+    ],
+)
+def test_malformed_citations_have_a_defined_reading(note, span):
+    """Bad offsets fall back to the whole block; a citation naming nothing is skipped."""
+    given = from_blocks([{"type": "text", "text": "text", "citations": [note]}])
+    if span is None:
+        assert given is None
+    else:
+        assert given is not None and (given.spans[0].start, given.spans[0].end) == span
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "text", "text": "x", "citations": "not a list"}],
+        [{"type": "text", "text": "x", "citations": [None, 3, "https://x.org"]}],
+        [{"type": "text", "text": "x", "annotations": [{"type": "url_citation"}]}],
+        [{"type": "text", "text": None, "citations": [web_note(MUSEUM)]}],
+        [{"type": "image", "url": MUSEUM}],
+    ],
+)
+def test_malformed_blocks_give_nothing(content):
+    assert from_blocks(content) is None
+
+
+def web_verdicts(report: Any) -> list[tuple[str, str | None, str]]:
+    return [(m.label, m.source_id, m.verdict) for m in report.markers]
+
+
+def test_url_citations_get_verdicts(hashing_attributor):
+    """A URL naming the page that backs its claim is correct (however the URL is written),
+    one naming another page is a wrong source (with the page that backs it), and a URL no
+    source holds is dangling; never an exception."""
+    cited = [
+        "http://www.hobart-museum.example/history#founding",
+        BIRDS + "/",
+        "https://elsewhere.example/penguins",
+    ]
+    given = from_blocks(blocks_citing(*(web_note(u) for u in cited)))
+    result = hashing_attributor.attribute(WEB_ANSWER, WEB)
+    report = check(result, given)
+    assert report is not None
+    assert web_verdicts(report) == [
+        (cited[0], "museum", "correct"),
+        (cited[1], "birds", "wrong_source"),
+        (cited[2], None, "dangling"),
+    ]
+    assert report.markers[1].suggested_source_id == "port"
+    assert report.markers[1].claim is not None
+    assert report.markers[1].claim.text == CLAIMS[1]
+    assert {m.style for m in report.markers} == {"provider"}
+
+
+def test_a_url_with_several_chunks_picks_the_one_it_quotes(hashing_attributor):
+    """Chunks of one page share its URL: the quote picks the chunk, else the attribution."""
+    page = "https://encyclopedia.example/halden"
+    chunks = [
+        Source("c0", "The Halden bridge opened in 1932.", {"url": page}),
+        Source("c1", "The Halden tower was painted red in 1950.", {"url": page}),
+        Source("c2", "Tickets for the ferry cost forty crowns.", {"url": "https://ferry.example"}),
+    ]
+    answer = "The Halden tower was painted red in 1950."
+    result = hashing_attributor.attribute(answer, chunks)
+    quoted = from_blocks(
+        [{"type": "text", "text": answer, "citations": [web_note(page, "red in 1950")]}]
+    )
+    unquoted = from_blocks([{"type": "text", "text": answer, "citations": [web_note(page)]}])
+    for given in (quoted, unquoted):
+        report = check(result, given)
+        assert report is not None
+        assert web_verdicts(report) == [(page, "c1", "correct")]
+
+
+def test_url_and_document_citations_mix(hashing_attributor):
+    """One message may cite a request document by index and a web page by URL."""
+    content = [
+        {
+            "type": "text",
+            "text": CLAIMS[0],
+            "citations": [{"type": "char_location", "document_index": 0}],
+        },
+        {"type": "text", "text": CLAIMS[1], "citations": [web_note(PORT)]},
+    ]
+    answer = CLAIMS[0] + CLAIMS[1]
+    report = check(hashing_attributor.attribute(answer, WEB), from_blocks(content))
+    assert report is not None
+    assert web_verdicts(report) == [("0", "museum", "correct"), (PORT, "port", "correct")]
+    assert report.numbering == "0-based"
+
+
+def test_an_empty_cited_block_is_unsupported(hashing_attributor):
+    """A URL citation on a block with no text has no claim: unsupported, not an error."""
+    content = [
+        {"type": "text", "text": CLAIMS[0]},
+        {"type": "text", "text": "", "citations": [web_note(MUSEUM)]},
+    ]
+    report = check(hashing_attributor.attribute(CLAIMS[0], WEB), from_blocks(content))
+    assert report is not None
+    assert web_verdicts(report) == [(MUSEUM, "museum", "unsupported")]
+
+
+# --- options: the numbering and exact support, as check_citations takes them -----------------
+
+
+def test_check_options_validate():
+    assert check_options() == CheckOptions("auto", False)
+    assert check_options("0-based", 1) == CheckOptions("0-based", True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="citation_numbering must be one of 'auto'"):
+        check_options("zero-based")
+
+
+def test_the_numbering_option_overrides_the_prompt(hashing_attributor):
+    """An explicit numbering wins over the prompt's labels, for written markers and for a
+    structured list; provider indices stay 0-based."""
+    answer = "The Hobart harbour museum was founded in 1896 [1]."
+    result = hashing_attributor.attribute(answer, SOURCES)
+    prompt = "Source 1:\nx\n\nSource 2:\ny\n\nSource 3:\nz"
+    by_prompt = check(result, None, prompt)
+    by_option = check(result, None, prompt, CheckOptions("0-based"))
+    assert by_prompt is not None and by_option is not None
+    assert [(m.source_id, m.verdict) for m in by_prompt.markers] == [("a", "correct")]
+    assert [(m.source_id, m.verdict) for m in by_option.markers] == [("b", "wrong_source")]
+    plain = hashing_attributor.attribute(TWO, SOURCES)
+    listed = check(plain, GivenCitations((CitedSpan("1"),)), prompt, CheckOptions("0-based"))
+    assert listed is not None and [m.source_id for m in listed.markers] == ["b"]
+    blocks = [{"type": "text", "text": TWO, "citations": [{"document_index": 0}]}]
+    provider = check(plain, from_blocks(blocks), prompt, CheckOptions("1-based"))
+    assert provider is not None and [m.source_id for m in provider.markers] == ["a"]
+
+
+def test_the_exact_support_option_is_passed_on(hashing_attributor):
+    """exact_support=True gives the supports `check_citations(exact_support=True)` gives."""
+    from rag_attrib import check_citations
+
+    answer = "The Hobart harbour museum was founded in 1896 [1]. Bremen's river port handles the most cargo [1]."
+    result = hashing_attributor.attribute(answer, SOURCES)
+    exact = check(result, None, None, CheckOptions(exact_support=True), hashing_attributor)
+    default = check(result, None, None, None, hashing_attributor)
+    direct = check_citations(
+        answer, SOURCES, result=result, exact_support=True, attributor=hashing_attributor
+    )
+    assert exact is not None and default is not None
+    assert [m.support for m in exact.markers] == [m.support for m in direct.markers]
+    assert [m.support for m in exact.markers] != [m.support for m in default.markers]
+    assert [m.verdict for m in exact.markers] == [m.verdict for m in default.markers]

@@ -3,7 +3,8 @@
 An answer cites its sources in one of three ways: markers in its text (`[1]`, `[^2]`,
 `<cite id=...>`, "Source 3"), a list of source ids beside the text (a structured output such
 as LangChain's `CitedAnswer(answer, citations)`), or provider citations on text blocks
-(Anthropic's `{"type": "text", "text": ..., "citations": [{"document_index": 0, ...}]}`).
+(Anthropic's `{"type": "text", "text": ..., "citations": [{"document_index": 0, ...}]}`, or a
+web-search citation naming a URL, matched to the source whose metadata holds it).
 `check` turns each into a `CitationReport` built from the attribution already computed:
 nothing is encoded again, and an answer that cites nothing costs one regex scan.
 """
@@ -11,19 +12,26 @@ nothing is encoded again, and an answer that cites nothing costs one regex scan.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ..citations import CitationReport, MarkerCheck, MissingCitation, check_citations
-from ..markers import Marker, Numbering, parse_markers, resolve
+from ..errors import ConfigError
+from ..markers import NUMBERINGS, Marker, Numbering, parse_markers, resolve
 from ..repair import CitationRepair, repair_report
 from ..results import AttributionResult, Source, Span
+from ._urls import normalise_url, url_positions
+
+if TYPE_CHECKING:
+    from ..engine import Attributor
 
 __all__ = [
+    "CheckOptions",
     "CitedSpan",
     "GivenCitations",
     "check",
+    "check_options",
     "from_blocks",
     "from_structured",
     "numbering_for",
@@ -48,11 +56,17 @@ _ID_FIELDS = ("source_id", "document_index", "source_index", "doc_id", "source")
 @dataclass(frozen=True, slots=True)
 class CitedSpan:
     """One citation given beside the answer: the source `label` as given, and the claim's
-    offsets in the answer (`start is None`: it backs the answer as a whole)."""
+    offsets in the answer (`start is None`: it backs the answer as a whole).
+
+    `url`: the label is a URL (a web-search citation), naming the source whose metadata holds
+    it; `quote` the source text it cites, if given (it picks among chunks of one page).
+    """
 
     label: str
     start: int | None = None
     end: int | None = None
+    url: bool = False
+    quote: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +77,31 @@ class GivenCitations:
     spans: tuple[CitedSpan, ...]
     kind: Kind = "structured"
     numbering: Numbering = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """How an integration checks the answer's citations (see `check_citations`): `numbering`
+    of written markers and structured ids ("auto": read from the prompt's labels), and
+    `exact_support`. Build it with `check_options`, which validates."""
+
+    numbering: Numbering = "auto"
+    exact_support: bool = False
+
+
+def check_options(numbering: str = "auto", exact_support: bool = False) -> CheckOptions:
+    """`CheckOptions` from an integration's `citation_numbering=` and `exact_support=`.
+
+    Raises:
+        ConfigError: `numbering` is not one of "auto", "1-based", "0-based", "ids".
+    """
+    if numbering not in NUMBERINGS:
+        msg = (
+            f"citation_numbering must be one of {', '.join(map(repr, NUMBERINGS))}; "
+            f"got {numbering!r}"
+        )
+        raise ConfigError(msg)
+    return CheckOptions(cast("Numbering", numbering), bool(exact_support))
 
 
 # --- reading the citations an output carries (dicts, pydantic models, content blocks) ----------
@@ -121,16 +160,19 @@ def from_structured(value: object) -> tuple[str, GivenCitations] | None:
 def from_blocks(content: object) -> GivenCitations | None:
     """Provider citations on the text blocks of a message's content list, else None.
 
-    Anthropic's native blocks carry `citations` (`char_location`, `page_location`,
-    `content_block_location`: `document_index` is the 0-based position of the document in the
-    request); LangChain v1 standard blocks carry `annotations` of type "citation" with
-    `extras.document_index`. A citation's claim is its block's text, at the block's place in the
-    text blocks joined (as `message.text` joins them). Web-search citations name a URL, not a
-    document, and are skipped.
+    Anthropic's native blocks carry `citations`: `char_location`, `page_location`,
+    `content_block_location` name a document by `document_index` (its 0-based position in the
+    request); `web_search_result_location` by `url`, and `search_result_location` (a tool's
+    search results) by `source`. OpenAI Responses blocks carry `annotations` of type
+    `url_citation`; LangChain v1 standard blocks `annotations` of type "citation" with a `url`
+    or `extras.document_index` (`extras.source` for search results). A citation's claim is
+    `start_index:end_index` of its block's text when both are given and fit, else the whole
+    block, at the block's place in the text blocks joined (as `message.text` joins them). A
+    citation that names neither a document index nor a URL is skipped.
     """
     if not isinstance(content, list):
         return None
-    spans: list[CitedSpan] = []
+    spans: list[CitedSpan | None] = []
     at = 0
     for block in content:
         if isinstance(block, str):
@@ -141,22 +183,52 @@ def from_blocks(content: object) -> GivenCitations | None:
         text = block.get("text")
         if not isinstance(text, str):
             continue
-        for index in _document_indices(block):
-            spans.append(CitedSpan(str(index), at, at + len(text)))
+        spans += (_cited(note, at, len(text)) for note in _notes(block))
         at += len(text)
-    return GivenCitations(tuple(spans), "provider", "0-based") if spans else None
+    found = tuple(x for x in spans if x is not None)
+    return GivenCitations(found, "provider", "0-based") if found else None
 
 
-def _document_indices(block: Mapping[str, Any]) -> Iterable[int]:
-    found: list[Any] = []
-    for citation in block.get("citations") or ():
-        if isinstance(citation, Mapping):
-            found.append(citation.get("document_index"))
-    for note in block.get("annotations") or ():
-        if isinstance(note, Mapping) and note.get("type") == "citation":
-            extras = note.get("extras")
-            found.append(extras.get("document_index") if isinstance(extras, Mapping) else None)
-    return [x for x in found if isinstance(x, int) and not isinstance(x, bool)]
+def _notes(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A text block's citations: Anthropic's `citations`, and the `annotations` that cite."""
+    notes = [x for x in _items(block.get("citations")) if isinstance(x, Mapping)]
+    notes += [
+        x
+        for x in _items(block.get("annotations"))
+        if isinstance(x, Mapping) and x.get("type") in ("citation", "url_citation")
+    ]
+    return notes
+
+
+def _items(value: object) -> Sequence[object]:
+    return value if isinstance(value, (list, tuple)) else ()
+
+
+def _cited(note: Mapping[str, Any], at: int, length: int) -> CitedSpan | None:
+    """One citation as a `CitedSpan` in the joined text, or None when it names no source."""
+    extras = note.get("extras")
+    extras = extras if isinstance(extras, Mapping) else {}
+    a, b = _span_in_block(note, length)
+    index = note.get("document_index", extras.get("document_index"))
+    if isinstance(index, int) and not isinstance(index, bool):
+        return CitedSpan(str(index), at + a, at + b)
+    url = note.get("url")
+    if not isinstance(url, str) and "search_result_index" in {*note, *extras}:
+        url = note.get("source", extras.get("source"))  # Anthropic search results name one
+    if not isinstance(url, str) or not url.strip():
+        return None
+    quote = note.get("cited_text")
+    return CitedSpan(url, at + a, at + b, url=True, quote=quote if isinstance(quote, str) else None)
+
+
+def _span_in_block(note: Mapping[str, Any], length: int) -> tuple[int, int]:
+    """`start_index:end_index` (offsets in the block's text) clipped to it; the whole block
+    when either is missing, not an int, or nothing of the span is left inside the block."""
+    a, b = note.get("start_index"), note.get("end_index")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
+        return 0, length
+    a, b = max(0, cast("int", a)), min(length, cast("int", b))
+    return (a, b) if a < b else (0, length)
 
 
 # --- numbering ------------------------------------------------------------------------------
@@ -191,28 +263,50 @@ def check(
     result: AttributionResult,
     given: GivenCitations | None = None,
     prompt: str | None = None,
+    options: CheckOptions | None = None,
+    attributor: Attributor | None = None,
 ) -> CitationReport | None:
     """The citation report of `result`'s answer, or None when it cites nothing.
 
     Markers written in the answer are checked when there are any; else `given` citations. The
-    numbering comes from the prompt's labels (`numbering_for`), except for provider citations,
-    whose indices are 0-based by definition. Raises on a fault (the caller records it).
+    numbering is `options.numbering` unless "auto", else read from the prompt's labels
+    (`numbering_for`); provider citations' indices are 0-based by definition, and their URLs
+    need none. `attributor` serves `options.exact_support` (None: the shared default). Raises
+    on a fault (the caller records it).
     """
+    options = options or CheckOptions()
     sources = _sources(result)
     ids = [s.id for s in sources]
+    exact = options.exact_support
     if parse_markers(result.answer, ids=ids):
-        numbering = numbering_for(sources, prompt)
-        return check_citations(result.answer, sources, result=result, numbering=numbering)
+        numbering = options.numbering
+        if numbering == "auto":
+            numbering = numbering_for(sources, prompt)
+        return check_citations(
+            result.answer,
+            sources,
+            result=result,
+            numbering=numbering,
+            exact_support=exact,
+            attributor=attributor,
+        )
     if given is None or not given.spans:
         return None
     numbering = given.numbering
+    if given.kind == "structured" and options.numbering != "auto":
+        numbering = options.numbering
     if numbering == "auto":
         numbering = numbering_for(sources, prompt)
-    return _check_given(result, sources, given, numbering)
+    return _check_given(result, sources, given, numbering, exact, attributor)
 
 
 def _check_given(
-    result: AttributionResult, sources: list[Source], given: GivenCitations, numbering: Numbering
+    result: AttributionResult,
+    sources: list[Source],
+    given: GivenCitations,
+    numbering: Numbering,
+    exact_support: bool = False,
+    attributor: Attributor | None = None,
 ) -> CitationReport:
     """Each given citation's verdict, from the same checks as written markers.
 
@@ -223,8 +317,7 @@ def _check_given(
     """
     answer = result.answer
     ids = [s.id for s in sources]
-    fake = [Marker(x.label, 0, 0, x.label, 0, 0, "bracket", None) for x in given.spans]
-    positions, numbering = resolve(fake, ids, numbering)
+    positions, numbering = _positions(given.spans, result, sources, numbering)
     claims: dict[tuple[int, int], list[int]] = {}
     for x, k in zip(given.spans, positions, strict=True):
         if k is None:
@@ -234,7 +327,14 @@ def _check_given(
             if k not in claims[(a, b)]:
                 claims[(a, b)].append(k)
     tagged = _tag(answer, claims)
-    report = check_citations(tagged, sources, result=result, numbering="1-based")
+    report = check_citations(
+        tagged,
+        sources,
+        result=result,
+        numbering="1-based",
+        exact_support=exact_support,
+        attributor=attributor,
+    )
     by_source: dict[int, list[MarkerCheck]] = {}
     for m in report.markers:
         if m.source_index is not None:
@@ -255,6 +355,46 @@ def _check_given(
         result=result,
         error=result.error,
     )
+
+
+def _positions(
+    spans: Sequence[CitedSpan],
+    result: AttributionResult,
+    sources: list[Source],
+    numbering: Numbering,
+) -> tuple[list[int | None], Numbering]:
+    """The source position each given citation names (None: dangling), and the numbering
+    its labels were read with; a URL names the source whose metadata holds it."""
+    ids = [s.id for s in sources]
+    labelled = [x for x in spans if not x.url]
+    fake = [Marker(x.label, 0, 0, x.label, 0, 0, "bracket", None) for x in labelled]
+    found, numbering = resolve(fake, ids, numbering)
+    by_label = iter(found)
+    pages = url_positions(sources) if len(labelled) < len(spans) else {}
+    out = [
+        _by_url(x, pages.get(normalise_url(x.label), []), result) if x.url else next(by_label)
+        for x in spans
+    ]
+    return out, numbering
+
+
+def _by_url(x: CitedSpan, candidates: list[int], result: AttributionResult) -> int | None:
+    """Which of the sources holding a cited URL the citation means (chunks of one page share
+    it): the one holding its quote, else the one the attribution ranks first for its claim."""
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    if x.quote and x.quote.strip():
+        quote = " ".join(x.quote.split())
+        held = [k for k in candidates if quote in " ".join(result.sources[k].text.split())]
+        if held:
+            return held[0]
+    claims = _claims(result, x)
+    for s in result.answer_sentences:
+        if any(s.start < b and a < s.end for a, b in claims):
+            for c in s.citations:
+                if c.source_index in candidates:
+                    return c.source_index
+    return candidates[0]
 
 
 def _claims(result: AttributionResult, x: CitedSpan) -> list[tuple[int, int]]:

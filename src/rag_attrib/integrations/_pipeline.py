@@ -25,7 +25,7 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
-from ._citations import GivenCitations, check
+from ._citations import CheckOptions, GivenCitations, check
 
 __all__ = [
     "TIMED_OUT",
@@ -210,17 +210,23 @@ async def aattribute_job(
 # --- the answer's own citations ----------------------------------------------------------------
 
 
-def check_job_citations(job: Job, result: AttributionResult) -> AttributionResult:
+def check_job_citations(
+    job: Job,
+    result: AttributionResult,
+    options: CheckOptions | None = None,
+    attributor: Attributor | None = None,
+) -> AttributionResult:
     """`result` with `citation_check` set when the answer cites its sources (markers in its
     text, or `job.cited`); unchanged when it cites nothing or the attribution failed.
 
-    The check reads `result` (nothing is encoded again). A fault in it is logged once and
-    added to the result's `error`; the attribution itself is kept.
+    The check reads `result` (nothing is encoded again, unless `options.exact_support` asks
+    to attribute each cited sentence again with `attributor`). A fault in it is logged once
+    and added to the result's `error`; the attribution itself is kept.
     """
     if result.error and not result.answer_sentences:
         return result  # a failed or timed-out attribution has nothing to check against
     try:
-        report = check(result, job.cited, job.prompt)
+        report = check(result, job.cited, job.prompt, options, attributor)
     except Exception as exc:  # the user's call goes on without the check
         logger.warning("rag_attrib: checking the answer's citations failed", exc_info=exc)
         error = f"citation check failed: {type(exc).__name__}: {exc}"
@@ -253,10 +259,12 @@ def run_job(
     context: Mapping[str, Any],
     *,
     timeout: float | None = None,
+    citations: CheckOptions | None = None,
 ) -> AttributionResult:
-    """Attribute, check the answer's own citations, and export; every fault ends in the
-    result's `error`, nothing is raised."""
-    result = check_job_citations(job, attribute_job(attributor, job, timeout=timeout))
+    """Attribute, check the answer's own citations (with `citations` options), and export;
+    every fault ends in the result's `error`, nothing is raised."""
+    result = attribute_job(attributor, job, timeout=timeout)
+    result = check_job_citations(job, result, citations, attributor)
     return export_result(exporters, result, context)
 
 
@@ -267,9 +275,15 @@ async def arun_job(
     context: Mapping[str, Any],
     *,
     timeout: float | None = None,
+    citations: CheckOptions | None = None,
 ) -> AttributionResult:
     """`run_job` without blocking the event loop."""
-    result = check_job_citations(job, await aattribute_job(attributor, job, timeout=timeout))
+    result = await aattribute_job(attributor, job, timeout=timeout)
+    args = (job, result, citations, attributor)
+    if citations is not None and citations.exact_support:  # it attributes again: off the loop
+        result = await asyncio.to_thread(check_job_citations, *args)
+    else:
+        result = check_job_citations(*args)
     return export_result(exporters, result, context)
 
 

@@ -21,7 +21,9 @@ from ...convert import attribution_payload
 from ...engine import Attributor
 from ...errors import ConfigError
 from ...export.base import Exporter, capture_context
+from ...markers import Numbering
 from ...results import AttributionResult, Source
+from .._citations import check_options
 from .._pipeline import Reporter, check_timeout, export_context, run_job
 from .._streams import Warmer
 from ._capture import Capture, Collector, build_job
@@ -91,9 +93,12 @@ class AttributionCallbackHandler(Collector):
         attach: attach `response_metadata["attribution"]` to returned `AIMessage`s.
         timeout: seconds an attribution may take; past it the result has
             `error="timed out"` (the chain's output is untouched). None: no limit.
+        citation_numbering, exact_support: how the answer's own citations are checked, as
+            for `with_attribution` (the handler checks them, it never repairs them).
 
     Raises:
-        ConfigError: `max_results` is below 1.
+        ConfigError: `max_results` is below 1, or `citation_numbering` is not one of
+            "auto", "1-based", "0-based", "ids".
         ValueError: `timeout` is not None or a positive number.
 
     Example:
@@ -110,6 +115,8 @@ class AttributionCallbackHandler(Collector):
         max_results: int = 1000,
         attach: bool = True,
         timeout: float | None = None,
+        citation_numbering: Numbering = "auto",
+        exact_support: bool = False,
     ) -> None:
         super().__init__()
         if max_results < 1:
@@ -120,6 +127,7 @@ class AttributionCallbackHandler(Collector):
         self.max_results = max_results
         self.attach = attach
         self.timeout = check_timeout(timeout)
+        self.citation_options = check_options(citation_numbering, exact_support)
         self._reporter = Reporter(logger)
         self._root_of: dict[UUID, UUID] = {}
         self._roots: dict[UUID, _Root] = {}
@@ -255,7 +263,14 @@ class AttributionCallbackHandler(Collector):
         job = build_job(capture, outputs, question_of(inputs) or question_of(root.inputs))
         self._reporter.report(job.problem)
         context = run_context(root.captured, run_id, root.name, root.tags, root.metadata)
-        result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
+        result = run_job(
+            self.attributor,
+            job,
+            self.exporters,
+            context,
+            timeout=self.timeout,
+            citations=self.citation_options,
+        )
         with self._lock:
             self._results[run_id] = result
             while len(self._results) > self.max_results:
@@ -300,12 +315,14 @@ def attribution_callback(
     max_results: int = 1000,
     attach: bool = True,
     timeout: float | None = None,
+    citation_numbering: Numbering = "auto",
+    exact_support: bool = False,
 ) -> Iterator[AttributionCallbackHandler]:
     """Attribute every chain run inside the `with` block (like `get_usage_metadata_callback`).
 
     Args:
-        attributor, exporters, max_results, attach, timeout: as for
-            `AttributionCallbackHandler`.
+        attributor, exporters, max_results, attach, timeout, citation_numbering,
+            exact_support: as for `AttributionCallbackHandler`.
 
     Returns:
         A context manager yielding the handler; read `handler.results` after the calls.
@@ -316,7 +333,13 @@ def attribution_callback(
         >>> handler.last_result.answer_sentences[0].citations
     """
     handler = AttributionCallbackHandler(
-        attributor, exporters=exporters, max_results=max_results, attach=attach, timeout=timeout
+        attributor,
+        exporters=exporters,
+        max_results=max_results,
+        attach=attach,
+        timeout=timeout,
+        citation_numbering=citation_numbering,
+        exact_support=exact_support,
     )
     token = _handler_var.set(handler)
     try:

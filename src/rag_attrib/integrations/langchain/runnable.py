@@ -14,9 +14,10 @@ from typing_extensions import override
 from ...convert import attribution_payload
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
+from ...markers import Numbering
 from ...repair import CitationRepair
 from ...results import AttributionResult, Source
-from .._citations import repair
+from .._citations import check_options, repair
 from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
 from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
 from ._capture import CaptureHandler
@@ -48,7 +49,7 @@ class AttributedRunnable(Runnable[Any, Any]):
     Args:
         bound: the chain, graph or agent to run.
         attributor, exporters, name, timeout, attribution_chunk, on_result,
-            repair_citations: see `with_attribution`.
+            repair_citations, citation_numbering, exact_support: see `with_attribution`.
     """
 
     def __init__(
@@ -62,6 +63,8 @@ class AttributedRunnable(Runnable[Any, Any]):
         attribution_chunk: ChunkMode = "auto",
         on_result: Callable[[AttributionResult], None] | None = None,
         repair_citations: bool = False,
+        citation_numbering: Numbering = "auto",
+        exact_support: bool = False,
     ) -> None:
         if attribution_chunk not in _CHUNK_MODES:
             msg = f"attribution_chunk must be one of {_CHUNK_MODES}; got {attribution_chunk!r}"
@@ -74,6 +77,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         self.attribution_chunk: ChunkMode = attribution_chunk
         self.on_result = on_result
         self.repair_citations = bool(repair_citations)
+        self.citation_options = check_options(citation_numbering, exact_support)
         self._reporter = Reporter(logger)
         self._lock = threading.Lock()
         self._last: AttributionResult | None = None
@@ -160,7 +164,14 @@ class AttributedRunnable(Runnable[Any, Any]):
         try:
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
-            result = run_job(self.attributor, job, self.exporters, context, timeout=self.timeout)
+            result = run_job(
+                self.attributor,
+                job,
+                self.exporters,
+                context,
+                timeout=self.timeout,
+                citations=self.citation_options,
+            )
             fix = self._repair(result)
             payload = self._done(result, fix)
             dispatch(payload, config)
@@ -186,7 +197,12 @@ class AttributedRunnable(Runnable[Any, Any]):
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
             result = await arun_job(
-                self.attributor, job, self.exporters, context, timeout=self.timeout
+                self.attributor,
+                job,
+                self.exporters,
+                context,
+                timeout=self.timeout,
+                citations=self.citation_options,
             )
             fix = self._repair(result)
             payload = self._done(result, fix)
@@ -319,7 +335,14 @@ class _StreamCall:
         owner = self.owner
         self.warmer.settle(owner.timeout)
         job, context = self._prepare()
-        result = run_job(owner.attributor, job, owner.exporters, context, timeout=owner.timeout)
+        result = run_job(
+            owner.attributor,
+            job,
+            owner.exporters,
+            context,
+            timeout=owner.timeout,
+            citations=owner.citation_options,
+        )
         payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         dispatch(payload, self.user_config)
         final = self._final(payload)
@@ -332,7 +355,12 @@ class _StreamCall:
         await self.warmer.asettle(owner.timeout)
         job, context = self._prepare()
         result = await arun_job(
-            owner.attributor, job, owner.exporters, context, timeout=owner.timeout
+            owner.attributor,
+            job,
+            owner.exporters,
+            context,
+            timeout=owner.timeout,
+            citations=owner.citation_options,
         )
         payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         await adispatch(payload, self.user_config)
@@ -352,6 +380,8 @@ def with_attribution(
     attribution_chunk: ChunkMode = "auto",
     on_result: Callable[[AttributionResult], None] | None = None,
     repair_citations: bool = False,
+    citation_numbering: Numbering = "auto",
+    exact_support: bool = False,
 ) -> AttributedRunnable:
     """Wrap `chain` (an LCEL chain, a LangGraph graph, an agent) so every call is attributed.
 
@@ -371,9 +401,10 @@ def with_attribution(
 
     When the answer cites its sources itself (`[1]` markers, `[^2]`, `<cite id=...>`, "Source
     3"; a structured output's source ids such as `CitedAnswer(answer, citations)`; Anthropic
-    citation blocks), the attribution also holds `citation_check`: a verdict per citation
+    citation blocks, web-search citations naming the URL of a document a tool returned), the
+    attribution also holds `citation_check`: a verdict per citation
     (`rag_attrib.CitationReport`), from the same attribution. The prompt's labels ("Source 1:",
-    "Source ID: 0") say whether numbers count from 0 or 1.
+    "Source ID: 0") say whether numbers count from 0 or 1, unless `citation_numbering` does.
 
     Args:
         chain: the Runnable to wrap (e.g. `retriever | prompt | model | parser`, a graph).
@@ -394,12 +425,19 @@ def with_attribution(
             a message whose content is a str, the answer under a dict's key or a graph
             state's last answering message. Never rewritten: streams (already sent; the
             payload still says what would change), content-block lists, structured outputs.
+        citation_numbering: how the answer's numbers (written markers, a structured output's
+            ids) name the sources: "1-based", "0-based", "ids", or "auto" (read from the
+            prompt's labels, else guessed as `check_citations` does). Provider citations
+            (`document_index`, URLs) need none.
+        exact_support: as for `check_citations`: each citation's `support` against only the
+            sources its sentence cites, at the cost of attributing each cited sentence again.
 
     Returns:
         A Runnable.
 
     Raises:
-        ValueError: a bad `timeout` or `attribution_chunk`.
+        ValueError: a bad `timeout` or `attribution_chunk`; `ConfigError` (a ValueError) a
+            bad `citation_numbering`.
 
     Example:
         >>> cited = with_attribution(rag_chain)
@@ -415,4 +453,6 @@ def with_attribution(
         attribution_chunk=attribution_chunk,
         on_result=on_result,
         repair_citations=repair_citations,
+        citation_numbering=citation_numbering,
+        exact_support=exact_support,
     )

@@ -36,7 +36,7 @@ from llama_index.core.workflow import StopEvent
 
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
-from .._citations import repair
+from .._citations import CheckOptions, repair
 from .._pipeline import Job, Reporter, arun_job, export_context, run_job
 from .._streams import Warmer
 from . import _read
@@ -67,6 +67,7 @@ class Settings:
     exporters: tuple[Exporter, ...] = ()
     timeout: float | None = None
     repair_citations: bool = False
+    citations: CheckOptions = field(default_factory=CheckOptions)
 
 
 @dataclass(slots=True)
@@ -324,7 +325,12 @@ class Tracker:
         job = self._job(unit, answer, nodes, target)
         context = unit.context(streaming=stream)
         result = run_job(
-            settings.attributor, job, settings.exporters, context, timeout=settings.timeout
+            settings.attributor,
+            job,
+            settings.exporters,
+            context,
+            timeout=settings.timeout,
+            citations=settings.citations,
         )
         self.reporter.report(job.problem)
         fix = repair(result.citation_check) if settings.repair_citations else None
@@ -337,7 +343,12 @@ class Tracker:
         job = self._job(unit, answer, nodes, target)
         context = unit.context(streaming=True)
         result = await arun_job(
-            settings.attributor, job, settings.exporters, context, timeout=settings.timeout
+            settings.attributor,
+            job,
+            settings.exporters,
+            context,
+            timeout=settings.timeout,
+            citations=settings.citations,
         )
         self.reporter.report(job.problem)
         fix = repair(result.citation_check) if settings.repair_citations else None

@@ -23,6 +23,8 @@ from typing_extensions import override
 
 from ...engine import Attributor
 from ...export.base import Exporter
+from ...markers import Numbering
+from .._citations import check_options
 from .._pipeline import check_timeout
 from ._tracker import Settings, Tracker
 
@@ -135,6 +137,8 @@ def instrument(
     exporters: Iterable[Exporter] = (),
     timeout: float | None = None,
     repair_citations: bool = False,
+    citation_numbering: Numbering = "auto",
+    exact_support: bool = False,
 ) -> None:
     """Attribute every LlamaIndex query, chat, synthesizer and agent answer, process-wide.
 
@@ -159,9 +163,15 @@ def instrument(
             `attribution["citation_repair"]` lists each change and `attribution["answer"]`
             stays the LLM's text. Streams are never rewritten (their text was already read):
             the payload says what would change.
+        citation_numbering: how the answer's numbers (and a structured output's ids) name
+            the nodes: "1-based", "0-based", "ids", or "auto" (read from the "Source n:"
+            labels the LLM was shown, else guessed as `check_citations` does).
+        exact_support: as for `check_citations`: each citation's `support` against only the
+            nodes its sentence cites, at the cost of attributing each cited sentence again.
 
     Raises:
-        ValueError: `timeout` is not None or a positive number.
+        ValueError: `timeout` is not None or a positive number; `ConfigError` (a ValueError)
+            `citation_numbering` is not one of "auto", "1-based", "0-based", "ids".
 
     Example:
         >>> from rag_attrib.integrations.llamaindex import instrument
@@ -170,7 +180,13 @@ def instrument(
         >>> response.metadata["attribution"]["citations"][0]["cited_text"]
     """
     global _installed
-    settings = Settings(attributor, tuple(exporters), check_timeout(timeout), repair_citations)
+    settings = Settings(
+        attributor,
+        tuple(exporters),
+        check_timeout(timeout),
+        repair_citations,
+        check_options(citation_numbering, exact_support),
+    )
     with _install_lock:
         if _installed is None:
             handler = _Handler(Tracker())

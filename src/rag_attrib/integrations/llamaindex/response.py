@@ -17,8 +17,9 @@ from llama_index.core.instrumentation.span import active_span_id
 
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
+from ...markers import Numbering
 from ...results import AttributionResult
-from .._citations import repair
+from .._citations import check_options, repair
 from .._pipeline import Reporter, check_timeout, export_context, run_job
 from . import _read
 from ._attach import deliver
@@ -46,6 +47,8 @@ def attribute_response(
     question: str | None = None,
     timeout: float | None = None,
     repair_citations: bool = False,
+    citation_numbering: Numbering = "auto",
+    exact_support: bool = False,
 ) -> AttributionResult:
     """Attribute one query, chat or agent response and attach the result to it.
 
@@ -61,6 +64,8 @@ def attribute_response(
         timeout: seconds the attribution may take (None: no limit).
         repair_citations: as for `instrument`: a `Response` / `AgentChatResponse` gets its
             answer with the markers repaired in `.response`; streams are not rewritten.
+        citation_numbering, exact_support: how the answer's own citations are checked, as
+            for `instrument`.
 
     Returns:
         The `AttributionResult`, also attached as `response.metadata["attribution"]`
@@ -69,13 +74,16 @@ def attribute_response(
 
     Raises:
         TypeError: `response` is not a LlamaIndex response or agent output.
-        ValueError: an async stream was not consumed yet (`await response.get_response()`).
+        ValueError: an async stream was not consumed yet (`await response.get_response()`),
+            a bad `timeout`, or (`ConfigError`) a bad `citation_numbering`.
 
     Example:
         >>> response = query_engine.query("Who founded the company?")
         >>> result = attribute_response(response)
         >>> result.answer_sentences[0].citations[0].source_id  # a node id
     """
+    options = check_options(citation_numbering, exact_support)
+    limit = check_timeout(timeout)
     answer = _final_text(response)
     nodes = (
         _read.agent_nodes(response)
@@ -88,7 +96,7 @@ def attribute_response(
     context = export_context(
         capture_context(exporters), "llamaindex", span_id=span_id, streaming=False
     )
-    result = run_job(attributor, job, exporters, context, timeout=check_timeout(timeout))
+    result = run_job(attributor, job, exporters, context, timeout=limit, citations=options)
     _reporter.report(job.problem)
     fix = repair(result.citation_check) if repair_citations else None
     deliver(result, response, span_id, fix)  # only finished responses' text is rewritten
