@@ -254,3 +254,59 @@ def test_structured_output_cls_citations(index, instrumented):
         ("1", node, "correct"),
         ("7", None, "dangling"),
     ]
+
+
+# --- the citation options: citation_numbering= and exact_support= -----------------------------
+
+
+def test_numbering_option_through_instrument(index, hashing_attributor):
+    """instrument(citation_numbering="0-based") reads [1] as the second node although the
+    nodes are labelled "Source 1:" onwards (and [2] as the third)."""
+    instrument(hashing_attributor, citation_numbering="0-based")
+    try:
+        response = engine(index).query(QUESTION)
+    finally:
+        uninstrument()
+    nodes = [n.node.node_id for n in response.source_nodes]
+    check = response.metadata["attribution"]["citation_check"]
+    assert check["numbering"] == "0-based"
+    assert [(m["text"], m["source_id"], m["verdict"]) for m in check["markers"]] == [
+        ("[1]", nodes[1], "wrong_source"),
+        ("[1]", nodes[1], "correct"),
+        ("[9]", None, "dangling"),
+        ("[2]", nodes[2], "unsupported"),
+    ]
+
+
+def test_options_through_attribute_response(index, hashing_attributor):
+    """attribute_response takes the same options: the numbering, and exact_support, whose
+    supports are those `check_citations(exact_support=True)` gives for this result."""
+    from rag_attrib import Source, check_citations
+
+    response = engine(index).query(QUESTION)
+    zero = attribute_response(response, hashing_attributor, citation_numbering="0-based")
+    assert zero.citation_check is not None and zero.citation_check.numbering == "0-based"
+    exact = attribute_response(response, hashing_attributor, exact_support=True)
+    default = attribute_response(response, hashing_attributor)
+    assert exact.citation_check is not None and default.citation_check is not None
+    sources = [Source(s.id, s.text) for s in exact.sources]
+    direct = check_citations(
+        exact.answer, sources, result=exact, attributor=hashing_attributor, exact_support=True
+    )
+    supports = [m.support for m in exact.citation_check.markers]
+    assert supports == pytest.approx([m.support for m in direct.markers], nan_ok=True)
+    assert supports != pytest.approx(
+        [m.support for m in default.citation_check.markers], nan_ok=True
+    )
+
+
+@pytest.mark.parametrize("bad", ["first", 1])
+def test_a_bad_numbering_is_refused(index, hashing_attributor, bad):
+    from rag_attrib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="citation_numbering must be one of 'auto'"):
+        instrument(hashing_attributor, citation_numbering=bad)
+    response = engine(index).query(QUESTION)
+    with pytest.raises(ConfigError, match="citation_numbering must be one of"):
+        attribute_response(response, hashing_attributor, citation_numbering=bad)
+    assert "attribution" not in (response.metadata or {})

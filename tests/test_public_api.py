@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import rag_attrib
 
@@ -98,3 +100,43 @@ def test_errors_hierarchy() -> None:
     assert issubclass(rag_attrib.ConfigError, (rag_attrib.RagAttribError, ValueError))
     assert issubclass(rag_attrib.MissingDependencyError, ImportError)
     assert issubclass(rag_attrib.EmptyInputError, rag_attrib.RagAttribError)
+
+
+def _keywords(function: Callable[..., Any]) -> dict[str, object]:
+    import inspect
+
+    return {
+        name: p.default
+        for name, p in inspect.signature(function).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+CITATION_KEYWORDS = {"citation_numbering": "auto", "exact_support": False}
+
+
+def test_integrations_take_the_citation_options() -> None:
+    """Every integration entry point takes `citation_numbering=` and `exact_support=` (the
+    options `check_citations` calls `numbering=` and `exact_support=`) as keywords beside
+    `repair_citations=`, with check_citations' defaults; the handler checks but never repairs."""
+    import pytest
+
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    from rag_attrib.integrations.langchain import (
+        AttributedRunnable,
+        AttributionCallbackHandler,
+        attribution_callback,
+        with_attribution,
+    )
+    from rag_attrib.integrations.llamaindex import attribute_response, instrument
+
+    repairing = [with_attribution, AttributedRunnable.__init__, instrument, attribute_response]
+    for function in repairing:
+        keywords = _keywords(function)
+        assert keywords["repair_citations"] is False, function
+        assert {k: keywords.get(k) for k in CITATION_KEYWORDS} == CITATION_KEYWORDS, function
+    for function in (AttributionCallbackHandler.__init__, attribution_callback):
+        keywords = _keywords(function)
+        assert "repair_citations" not in keywords, function
+        assert {k: keywords.get(k) for k in CITATION_KEYWORDS} == CITATION_KEYWORDS, function
