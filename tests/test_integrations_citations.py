@@ -12,16 +12,8 @@ from pydantic import BaseModel
 
 from rag_attrib import AttributionResult, Attributor, Source
 from rag_attrib.errors import ConfigError
-from rag_attrib.integrations._citations import (
-    CheckOptions,
-    CitedSpan,
-    GivenCitations,
-    check,
-    check_options,
-    from_blocks,
-    from_structured,
-    numbering_for,
-)
+from rag_attrib.integrations._citations import CheckOptions, check, check_options, numbering_for
+from rag_attrib.integrations._given import CitedSpan, GivenCitations, from_blocks, from_structured
 from rag_attrib.integrations._pipeline import Job, check_job_citations, failed_result, run_job
 from rag_attrib.integrations._urls import normalise_url
 

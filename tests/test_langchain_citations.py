@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from rag_attrib import AttributionResult, Attributor, CitationReport
-from rag_attrib.integrations import _citations
+from rag_attrib.integrations import _citations, _given
 from rag_attrib.integrations.langchain import AttributionCallbackHandler, with_attribution
 
 DOCS = [
@@ -413,9 +413,9 @@ def test_v1_annotations_are_read_too():
     """LangChain v1 standard blocks (`annotations` of type "citation", document_index in
     extras) name the same documents as Anthropic's native blocks."""
     v1 = anthropic_message().content_blocks
-    native = _citations.from_blocks(anthropic_message().content)
+    native = _given.from_blocks(anthropic_message().content)
     assert any("annotations" in b for b in v1)
-    assert _citations.from_blocks(v1) == native
+    assert _given.from_blocks(v1) == native
     assert native is not None and [x.label for x in native.spans] == ["0", "2", "5"]
 
 

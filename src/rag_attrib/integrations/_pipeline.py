@@ -25,7 +25,8 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
-from ._citations import CheckOptions, GivenCitations, check
+from ._citations import CheckOptions, check
+from ._given import GivenCitations
 
 __all__ = [
     "TIMED_OUT",

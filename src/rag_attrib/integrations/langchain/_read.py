@@ -19,7 +19,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import GivenCitations, from_blocks, from_structured
+from .._given import GivenCitations, from_blocks, from_structured
 
 ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""

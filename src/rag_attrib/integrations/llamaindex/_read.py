@@ -13,7 +13,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import GivenCitations, from_structured
+from .._given import GivenCitations, from_structured
 from .._pipeline import Job
 
 if TYPE_CHECKING:

@@ -1,0 +1,173 @@
+"""The citations an output gives beside its answer text; imports no framework.
+
+A structured output's list of source ids (LangChain's `CitedAnswer(answer, citations)`), or
+provider citations on a message's text blocks: a document index (Anthropic `char_location`,
+v1 `extras.document_index`) or a URL (web-search citations). `_citations.check` judges them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from ..markers import Numbering
+
+__all__ = ["CitedSpan", "GivenCitations", "Kind", "from_blocks", "from_structured"]
+
+Kind = Literal["structured", "provider"]
+
+_ANSWER_FIELDS = ("answer", "response", "text", "output")
+_CITATION_FIELDS = ("citations", "sources", "source_ids", "cited_sources", "references")
+# a cited item's id field; not "id": a list of LangChain Documents is no list of citations
+_ID_FIELDS = ("source_id", "document_index", "source_index", "doc_id", "source")
+
+
+@dataclass(frozen=True, slots=True)
+class CitedSpan:
+    """One citation given beside the answer: the source `label` as given, and the claim's
+    offsets in the answer (`start is None`: it backs the answer as a whole).
+
+    `url`: the label is a URL (a web-search citation), naming the source whose metadata holds
+    it; `quote` the source text it cites, if given (it picks among chunks of one page).
+    """
+
+    label: str
+    start: int | None = None
+    end: int | None = None
+    url: bool = False
+    quote: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GivenCitations:
+    """Citations given beside the answer text: a structured output's list, or provider
+    citations on text blocks (`kind`). `numbering` is how their labels name sources."""
+
+    spans: tuple[CitedSpan, ...]
+    kind: Kind = "structured"
+    numbering: Numbering = "auto"
+
+
+def _fields(value: object) -> Mapping[str, Any] | None:
+    """A mapping's items, or a pydantic model's fields (read without importing pydantic)."""
+    if isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and hasattr(type(value), "model_fields"):
+        try:
+            dumped = dump()
+        except Exception:
+            return None
+        return dumped if isinstance(dumped, Mapping) else None
+    return None
+
+
+def _label(item: object) -> str | None:
+    if isinstance(item, bool):
+        return None
+    if isinstance(item, (int, str)):
+        return str(item).strip() or None
+    fields = _fields(item)  # QuotedAnswer's Citation(source_id, quote)
+    if fields is not None:
+        for key in _ID_FIELDS:
+            if key in fields:
+                return _label(fields[key])
+    return None
+
+
+def from_structured(value: object) -> tuple[str, GivenCitations] | None:
+    """The answer text and cited source labels of a "cited answer" object, else None.
+
+    Reads a dict or pydantic model with an answer string (`answer`, `response`, `text`,
+    `output`) and a list of source ids or indices (`citations`, `sources`, `source_ids`,
+    `cited_sources`, `references`), whose items are ints, strings, or objects with a
+    `source_id` (LangChain's `CitedAnswer` and `QuotedAnswer`). A label that names no source is
+    kept: it becomes a "dangling" verdict.
+    """
+    fields = _fields(value)
+    if fields is None:
+        return None
+    answer = next((fields[k] for k in _ANSWER_FIELDS if isinstance(fields.get(k), str)), None)
+    cited = next((fields[k] for k in _CITATION_FIELDS if isinstance(fields.get(k), list)), None)
+    if answer is None or cited is None:
+        return None
+    labels = [_label(item) for item in cited]
+    if any(x is None for x in labels):
+        return None  # not a list of source ids (e.g. the retrieved documents themselves)
+    spans = tuple(CitedSpan(x) for x in dict.fromkeys(x for x in labels if x is not None))
+    return answer, GivenCitations(spans, "structured")
+
+
+def from_blocks(content: object) -> GivenCitations | None:
+    """Provider citations on the text blocks of a message's content list, else None.
+
+    Anthropic's native blocks carry `citations`: `char_location`, `page_location`,
+    `content_block_location` name a document by `document_index` (its 0-based position in the
+    request); `web_search_result_location` by `url`, and `search_result_location` (a tool's
+    search results) by `source`. OpenAI Responses blocks carry `annotations` of type
+    `url_citation`; LangChain v1 standard blocks `annotations` of type "citation" with a `url`
+    or `extras.document_index` (`extras.source` for search results). A citation's claim is
+    `start_index:end_index` of its block's text when both are given and fit, else the whole
+    block, at the block's place in the text blocks joined (as `message.text` joins them). A
+    citation that names neither a document index nor a URL is skipped.
+    """
+    if not isinstance(content, list):
+        return None
+    spans: list[CitedSpan | None] = []
+    at = 0
+    for block in content:
+        if isinstance(block, str):
+            at += len(block)
+            continue
+        if not isinstance(block, Mapping) or block.get("type") != "text":
+            continue
+        text = block.get("text")
+        if not isinstance(text, str):
+            continue
+        spans += (_cited(note, at, len(text)) for note in _notes(block))
+        at += len(text)
+    found = tuple(x for x in spans if x is not None)
+    return GivenCitations(found, "provider", "0-based") if found else None
+
+
+def _notes(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A text block's citations: Anthropic's `citations`, and the `annotations` that cite."""
+    notes = [x for x in _items(block.get("citations")) if isinstance(x, Mapping)]
+    notes += [
+        x
+        for x in _items(block.get("annotations"))
+        if isinstance(x, Mapping) and x.get("type") in ("citation", "url_citation")
+    ]
+    return notes
+
+
+def _items(value: object) -> Sequence[object]:
+    return value if isinstance(value, (list, tuple)) else ()
+
+
+def _cited(note: Mapping[str, Any], at: int, length: int) -> CitedSpan | None:
+    """One citation as a `CitedSpan` in the joined text, or None when it names no source."""
+    extras = note.get("extras")
+    extras = extras if isinstance(extras, Mapping) else {}
+    a, b = _span_in_block(note, length)
+    index = note.get("document_index", extras.get("document_index"))
+    if isinstance(index, int) and not isinstance(index, bool):
+        return CitedSpan(str(index), at + a, at + b)
+    url = note.get("url")
+    if not isinstance(url, str) and "search_result_index" in {*note, *extras}:
+        url = note.get("source", extras.get("source"))  # Anthropic search results name one
+    if not isinstance(url, str) or not url.strip():
+        return None
+    quote = note.get("cited_text")
+    return CitedSpan(url, at + a, at + b, url=True, quote=quote if isinstance(quote, str) else None)
+
+
+def _span_in_block(note: Mapping[str, Any], length: int) -> tuple[int, int]:
+    """`start_index:end_index` (offsets in the block's text) clipped to it; the whole block
+    when either is missing, not an int, or nothing of the span is left inside the block."""
+    a, b = note.get("start_index"), note.get("end_index")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
+        return 0, length
+    a, b = max(0, cast("int", a)), min(length, cast("int", b))
+    return (a, b) if a < b else (0, length)
