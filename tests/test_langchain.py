@@ -1027,6 +1027,8 @@ def test_public_names_and_paths_are_pinned():
         "attribution_chunk",
         "on_result",
         "repair_citations",
+        "citation_numbering",
+        "exact_support",
     ]
     assert list(inspect.signature(lc.AttributionCallbackHandler).parameters) == [
         "attributor",
@@ -1034,6 +1036,8 @@ def test_public_names_and_paths_are_pinned():
         "max_results",
         "attach",
         "timeout",
+        "citation_numbering",
+        "exact_support",
     ]
     assert list(inspect.signature(lc.add_sources).parameters) == ["documents", "config"]
 

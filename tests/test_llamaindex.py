@@ -861,6 +861,8 @@ def test_public_names_and_paths_are_pinned() -> None:
         "exporters",
         "timeout",
         "repair_citations",
+        "citation_numbering",
+        "exact_support",
     ]
     assert list(inspect.signature(li.attribute_response).parameters) == [
         "response",
@@ -869,6 +871,8 @@ def test_public_names_and_paths_are_pinned() -> None:
         "question",
         "timeout",
         "repair_citations",
+        "citation_numbering",
+        "exact_support",
     ]
 
 
