@@ -210,3 +210,23 @@ def test_readable_issues_still_flip_the_verifier_verdict(
     sentence = checked.attribute(answer, [TOWER]).answer_sentences[0]
     assert not sentence.supported and sentence.citations
     assert any(issue in text for text in sentence.issues), sentence.issues
+
+
+def test_a_verifier_failing_at_run_time_leaves_a_defined_result(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    checked: Attributor,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("signals lost")  # fault injection: the verifier's own code failing
+
+    monkeypatch.setattr(verifier, "signals", broken)
+    with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+        result = checked.attribute("The tower is 330 metres tall.", [TOWER])
+    assert result.config["verdict"] == "similarity"
+    assert result.config["support_threshold"] == SIMILARITY_THRESHOLD
+    assert result.error is not None and "signals lost" in result.error
+    assert result.answer_sentences[0].supported
+    assert result.answer_sentences[0].citations[0].source_id == "tower"
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "signals lost" in warned[0].getMessage()

@@ -177,9 +177,13 @@ class Attributor:
             t = time.perf_counter()
             queries, _ = self._query_texts([s.text for s in answer_spans], question, None)
             texts = [s.text for s in resolved]
-            verdict = verifier.verify(
-                model, self.embedder, queries, source_spans, texts, owner, strength
-            )
+            try:
+                verdict = verifier.verify(
+                    model, self.embedder, queries, source_spans, texts, owner, strength
+                )
+            except Exception as exc:  # a defined result, decided by similarity, that says why
+                failed = f"{type(exc).__name__}: {exc}"
+                notes.append(f"the verifier failed ({failed}); the similarity verdict decided")
             timings["verify_ms"] = _ms(t)
 
         t = time.perf_counter()
