@@ -419,6 +419,25 @@ def test_url_and_document_citations_mix(hashing_attributor):
     assert report.numbering == "0-based"
 
 
+def test_each_citation_is_judged_on_its_own_claims(hashing_attributor):
+    """Two citations of one page: the one on the sentence the page backs is correct, the one on
+    a sentence it does not back is a wrong source (the first must not lend it its verdict);
+    a citation over a block of sentences takes the best of its sentences."""
+    report = check(
+        hashing_attributor.attribute(WEB_ANSWER, WEB),
+        from_blocks(blocks_citing(web_note(MUSEUM), {}, web_note(MUSEUM))),
+    )
+    assert report is not None
+    assert web_verdicts(report) == [
+        (MUSEUM, "museum", "correct"),
+        (MUSEUM, "museum", "wrong_source"),
+    ]
+    assert report.markers[1].suggested_source_id == "birds"
+    whole = [{"type": "text", "text": WEB_ANSWER, "citations": [web_note(MUSEUM)]}]
+    report = check(hashing_attributor.attribute(WEB_ANSWER, WEB), from_blocks(whole))
+    assert report is not None and web_verdicts(report) == [(MUSEUM, "museum", "correct")]
+
+
 def test_an_empty_cited_block_is_unsupported(hashing_attributor):
     """A URL citation on a block with no text has no claim: unsupported, not an error."""
     content = [

@@ -241,7 +241,9 @@ OUT_OF_RANGE = {"type": "citation", "url": MUSEUM, "start_index": 500, "end_inde
         ),
         (
             [{"type": "text", "text": ANSWER, "annotations": [OUT_OF_RANGE]}],
-            ("wrong_source", ANSWER),  # offsets outside the block: the whole block is the claim
+            # offsets outside the block: the whole block is the claim, judged sentence by
+            # sentence; its first sentence is the museum's
+            ("correct", ANSWER),
         ),
     ],
 )

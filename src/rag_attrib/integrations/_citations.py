@@ -230,11 +230,33 @@ def _by_url(x: CitedSpan, candidates: list[int], result: AttributionResult) -> i
 
 
 def _claims(result: AttributionResult, x: CitedSpan) -> list[tuple[int, int]]:
-    """The spans of the answer a citation backs: its own, or every sentence."""
+    """The spans of the answer a citation backs: its own, cut at sentence ends (a block of
+    several sentences is checked sentence by sentence), or every sentence."""
     if x.start is not None and x.end is not None:
         a, b = max(0, x.start), min(len(result.answer), x.end)
-        return [(a, b)] if a < b and result.answer[a:b].strip() else []
+        if a >= b or not result.answer[a:b].strip():
+            return []
+        parts = [
+            (max(a, s.start), min(b, s.end))
+            for s in result.answer_sentences
+            if s.start < b and a < s.end and result.answer[max(a, s.start) : min(b, s.end)].strip()
+        ]
+        return parts or [(a, b)]
     return [(s.start, s.end) for s in result.answer_sentences if s.end > s.start]
+
+
+def _own(checks: list[MarkerCheck], result: AttributionResult, x: CitedSpan) -> list[MarkerCheck]:
+    """The checks of the claims this citation backs (another citation of the same source
+    elsewhere in the answer must not lend it its verdict)."""
+    if x.start is None or x.end is None:
+        return checks
+    mine = {
+        s.index
+        for s in result.answer_sentences
+        for a, b in _claims(result, x)
+        if s.start < b and a < s.end
+    }
+    return [m for m in checks if m.sentence_index in mine]
 
 
 def _tag(answer: str, claims: Mapping[tuple[int, int], list[int]]) -> str:
@@ -270,6 +292,7 @@ def _verdict(
     for a whole-answer citation), `label` the id as given, `style` "structured" or "provider".
     """
     at = x.end if x.start is not None and x.end is not None else end
+    checks = _own(checks, result, x)
     claim = None
     if x.start is not None and x.end is not None:
         claim = Span(result.answer[x.start : x.end], x.start, x.end)
