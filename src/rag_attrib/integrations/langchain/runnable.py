@@ -118,6 +118,27 @@ class AttributedRunnable(Runnable[Any, Any]):
             captured, run_manager.run_id, self.name, run_manager.tags, run_manager.metadata
         )
 
+    def _attribute(self, job: Job, context: Mapping[str, Any]) -> AttributionResult:
+        """Attribute, check the answer's citations and export, with this wrapper's settings."""
+        return run_job(
+            self.attributor,
+            job,
+            self.exporters,
+            context,
+            timeout=self.timeout,
+            citations=self.citation_options,
+        )
+
+    async def _aattribute(self, job: Job, context: Mapping[str, Any]) -> AttributionResult:
+        return await arun_job(
+            self.attributor,
+            job,
+            self.exporters,
+            context,
+            timeout=self.timeout,
+            citations=self.citation_options,
+        )
+
     def _repair(self, result: AttributionResult) -> CitationRepair | None:
         """The answer with its markers repaired, when asked for and there are markers."""
         return repair(result.citation_check) if self.repair_citations else None
@@ -164,14 +185,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         try:
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
-            result = run_job(
-                self.attributor,
-                job,
-                self.exporters,
-                context,
-                timeout=self.timeout,
-                citations=self.citation_options,
-            )
+            result = self._attribute(job, context)
             fix = self._repair(result)
             payload = self._done(result, fix)
             dispatch(payload, config)
@@ -196,14 +210,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         try:
             job = self._job(output, handler, input_)
             context = self._context(run_manager, captured)
-            result = await arun_job(
-                self.attributor,
-                job,
-                self.exporters,
-                context,
-                timeout=self.timeout,
-                citations=self.citation_options,
-            )
+            result = await self._aattribute(job, context)
             fix = self._repair(result)
             payload = self._done(result, fix)
             await adispatch(payload, config)
@@ -335,14 +342,7 @@ class _StreamCall:
         owner = self.owner
         self.warmer.settle(owner.timeout)
         job, context = self._prepare()
-        result = run_job(
-            owner.attributor,
-            job,
-            owner.exporters,
-            context,
-            timeout=owner.timeout,
-            citations=owner.citation_options,
-        )
+        result = owner._attribute(job, context)
         payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         dispatch(payload, self.user_config)
         final = self._final(payload)
@@ -354,14 +354,7 @@ class _StreamCall:
         owner = self.owner
         await self.warmer.asettle(owner.timeout)
         job, context = self._prepare()
-        result = await arun_job(
-            owner.attributor,
-            job,
-            owner.exporters,
-            context,
-            timeout=owner.timeout,
-            citations=owner.citation_options,
-        )
+        result = await owner._aattribute(job, context)
         payload = owner._done(result, owner._repair(result))  # the stream is never rewritten
         await adispatch(payload, self.user_config)
         final = self._final(payload)
