@@ -20,7 +20,7 @@ from ..citations import CitationReport, MarkerCheck, MissingCitation, check_cita
 from ..errors import ConfigError
 from ..markers import NUMBERINGS, Marker, Numbering, parse_markers, resolve
 from ..repair import CitationRepair, repair_report
-from ..results import AttributionResult, Source, Span
+from ..results import AttributionResult, SentenceAttribution, Source, Span
 from ._given import CitedSpan, GivenCitations, Kind
 from ._urls import normalise_url, url_positions
 
@@ -220,12 +220,10 @@ def _by_url(x: CitedSpan, candidates: list[int], result: AttributionResult) -> i
         held = [k for k in candidates if quote in " ".join(result.sources[k].text.split())]
         if held:
             return held[0]
-    claims = _claims(result, x)
-    for s in result.answer_sentences:
-        if any(s.start < b and a < s.end for a, b in claims):
-            for c in s.citations:
-                if c.source_index in candidates:
-                    return c.source_index
+    for s in _sentences_under(result, x):
+        for c in s.citations:
+            if c.source_index in candidates:
+                return c.source_index
     return candidates[0]
 
 
@@ -245,17 +243,18 @@ def _claims(result: AttributionResult, x: CitedSpan) -> list[tuple[int, int]]:
     return [(s.start, s.end) for s in result.answer_sentences if s.end > s.start]
 
 
+def _sentences_under(result: AttributionResult, x: CitedSpan) -> list[SentenceAttribution]:
+    """The answer sentences a citation's claims overlap."""
+    claims = _claims(result, x)
+    return [s for s in result.answer_sentences if any(s.start < b and a < s.end for a, b in claims)]
+
+
 def _own(checks: list[MarkerCheck], result: AttributionResult, x: CitedSpan) -> list[MarkerCheck]:
     """The checks of the claims this citation backs (another citation of the same source
     elsewhere in the answer must not lend it its verdict)."""
     if x.start is None or x.end is None:
         return checks
-    mine = {
-        s.index
-        for s in result.answer_sentences
-        for a, b in _claims(result, x)
-        if s.start < b and a < s.end
-    }
+    mine = {s.index for s in _sentences_under(result, x)}
     return [m for m in checks if m.sentence_index in mine]
 
 
