@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import pytest
@@ -44,3 +45,16 @@ def test_a_forked_child_gets_a_pool_that_runs() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     parent.shutdown(timeout=5)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork")
+def test_a_fork_while_the_lock_is_held_does_not_deadlock_the_child() -> None:
+    lazy = LazyPool(lambda: 1, "test-fork-lock")
+    with lazy._lock:  # another thread of the parent in the middle of get() at the fork
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)  # a deadlocked child is killed, and the test fails
+            child = lazy.get()
+            os._exit(0 if child.submit(lambda: 7).result(timeout=10) == 7 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

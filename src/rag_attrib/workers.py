@@ -146,6 +146,8 @@ class LazyPool:
 
     def _forget(self) -> None:
         self._pool = None
+        # a thread of the parent may have held the lock at the fork; it is not in the child
+        self._lock = threading.Lock()
 
 
 _pools: weakref.WeakSet[DaemonPool] = weakref.WeakSet()
