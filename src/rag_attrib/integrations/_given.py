@@ -2,7 +2,9 @@
 
 A structured output's list of source ids (LangChain's `CitedAnswer(answer, citations)`), or
 provider citations on a message's text blocks: a document index (Anthropic `char_location`,
-v1 `extras.document_index`) or a URL (web-search citations). `_citations.check` judges them.
+v1 `extras.document_index`) or a URL (web-search citations); OpenAI Chat Completions
+`message.annotations` beside a plain-string answer; LlamaIndex `CitationBlock`s among a chat
+message's blocks. `_citations.check` judges them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from typing import Any, Literal, cast
 
 from ..markers import Numbering
 
-__all__ = ["CitedSpan", "GivenCitations", "Kind", "from_blocks", "from_structured"]
+__all__ = [
+    "CitedSpan",
+    "GivenCitations",
+    "Kind",
+    "chat_completion_annotations",
+    "from_annotations",
+    "from_blocks",
+    "from_reply",
+    "from_structured",
+]
 
 Kind = Literal["structured", "provider"]
 
@@ -134,12 +145,22 @@ def from_blocks(content: object) -> GivenCitations | None:
 def _notes(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """A text block's citations: Anthropic's `citations`, and the `annotations` that cite."""
     notes = [x for x in _items(block.get("citations")) if isinstance(x, Mapping)]
-    notes += [
-        x
-        for x in _items(block.get("annotations"))
-        if isinstance(x, Mapping) and x.get("type") in ("citation", "url_citation")
-    ]
-    return notes
+    return notes + _citing(block.get("annotations"))
+
+
+def _citing(annotations: object) -> list[Mapping[str, Any]]:
+    """The annotations that cite, flat: Chat Completions nests a `url_citation`'s fields
+    under its own `url_citation` key ({"type": "url_citation", "url_citation": {"url", ...}}),
+    the Responses API and LangChain v1 do not. Pydantic annotations (the OpenAI SDK's) are
+    read by their fields."""
+    out: list[Mapping[str, Any]] = []
+    for item in _items(annotations):
+        note = _fields(item)
+        if note is None or note.get("type") not in ("citation", "url_citation"):
+            continue
+        nested = note.get("url_citation")
+        out.append({**nested, "type": "url_citation"} if isinstance(nested, Mapping) else note)
+    return out
 
 
 def _items(value: object) -> Sequence[object]:
@@ -171,3 +192,137 @@ def _span_in_block(note: Mapping[str, Any], length: int) -> tuple[int, int]:
         return 0, length
     a, b = max(0, cast("int", a)), min(length, cast("int", b))
     return (a, b) if a < b else (0, length)
+
+
+def from_annotations(annotations: object, text: str) -> GivenCitations | None:
+    """Chat Completions `message.annotations` on a plain-string answer `text`, else None.
+
+    Each `url_citation` names a page by `url`; its `start_index:end_index` are offsets in the
+    message's content (langchain-litellm keeps them in `AIMessage.additional_kwargs
+    ["annotations"]`). The nested shape and the flat one are both read; offsets missing, not
+    ints or outside `text` make the whole text the claim; an annotation without a URL is
+    skipped.
+    """
+    spans = [_cited(note, 0, len(text)) for note in _citing(annotations)]
+    found = tuple(x for x in spans if x is not None)
+    return GivenCitations(found, "provider", "0-based") if found else None
+
+
+def chat_completion_annotations(raw: object) -> object:
+    """`choices[0].message.annotations` of a Chat Completions response (an object or a
+    dict), else None: where LlamaIndex's OpenAI LLM leaves them (`ChatResponse.raw`)."""
+    choices = _get(raw, "choices")
+    if not isinstance(choices, (list, tuple)) or not choices:
+        return None
+    return _get(_get(choices[0], "message"), "annotations")
+
+
+def _get(value: object, key: str) -> object:
+    """A mapping's item or an object's attribute (None when absent)."""
+    if isinstance(value, Mapping):
+        return value.get(key)
+    try:
+        return getattr(value, key, None) if value is not None else None
+    except Exception:  # a property that fails: the value has no such field for us
+        return None
+
+
+def from_reply(
+    blocks: object, answer: str, *, streamed: bool = False, annotations: object = None
+) -> GivenCitations | None:
+    """The citations of an LLM's LlamaIndex reply (its message's `blocks`), placed in
+    `answer`, else None (also when none of its text is in `answer`: not this answer's reply).
+
+    A `CitationBlock` (`block_type` "citation": `source`, `title`, `cited_content`,
+    `additional_location_info`) names its source by `source`, the string the `CitableBlock`
+    it cites was given (matched like a URL: to a source's metadata url/source/link or its
+    id). It carries no offset in the answer: it backs the text block beside it, the one
+    before it in a reply built at once, the one after it in a streamed reply (the Anthropic
+    integration appends a streamed text block when it ends, after its citations). A
+    `CitationBlock` with a blank or missing `source` is skipped. `annotations` are Chat
+    Completions or Responses `url_citation`s, offsets in the text blocks joined by newlines
+    (`ChatMessage.content`). Text blocks are found in `answer` in order (a streamed answer
+    joins them with nothing, `content` with newlines); a citation of a block not found backs
+    the whole answer.
+    """
+    if not isinstance(blocks, (list, tuple)):
+        return None
+    texts: list[str] = []
+    owned: list[tuple[int, object]] = []  # (the text block it backs, the citation block)
+    waiting: list[object] = []
+    for block in blocks:
+        kind = _get(block, "block_type")
+        text = _get(block, "text")
+        if kind == "text" and isinstance(text, str):
+            texts.append(text)
+            owned += [(len(texts) - 1, x) for x in waiting]
+            waiting = []
+        elif kind == "citation":
+            if streamed or not texts:
+                waiting.append(block)
+            else:
+                owned.append((len(texts) - 1, block))
+    owned += [(len(texts) - 1, x) for x in waiting]  # a streamed reply's last citations
+    if not owned and not _citing(annotations):
+        return None
+    places = _placed(texts, answer)
+    if not any(p is not None and p[0] < p[1] for p in places):
+        return None
+    spans = [_cited_block(x, places[k] if k >= 0 else None) for k, x in owned]
+    spans += _annotated(annotations, texts, places)
+    found = tuple(x for x in spans if x is not None)
+    return GivenCitations(found, "provider", "0-based") if found else None
+
+
+def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None]:
+    """Where each text block sits in `answer`, found in order (None: not found; a blank
+    block is placed, empty, where the search stands: a citation of it cites no text)."""
+    out: list[tuple[int, int] | None] = []
+    at = 0
+    for text in texts:
+        if not text.strip():
+            out.append((at, at))
+            continue
+        k = answer.find(text, at)
+        out.append((k, k + len(text)) if k >= 0 else None)
+        at = k + len(text) if k >= 0 else at
+    return out
+
+
+def _cited_block(block: object, place: tuple[int, int] | None) -> CitedSpan | None:
+    source = _get(block, "source")
+    if not isinstance(source, str) or not source.strip():
+        return None
+    quote = _get(_get(block, "cited_content"), "text")
+    quote = quote if isinstance(quote, str) else None
+    a, b = place if place is not None else (None, None)
+    return CitedSpan(source.strip(), a, b, url=True, quote=quote)
+
+
+def _annotated(
+    annotations: object, texts: list[str], places: list[tuple[int, int] | None]
+) -> list[CitedSpan | None]:
+    """Annotation citations moved from offsets in the newline-joined text blocks to `answer`
+    (a claim whose block was not found backs the whole answer)."""
+    if not texts:
+        return []
+    starts = []
+    at = 0
+    for text in texts:
+        starts.append(at)
+        at += len(text) + 1
+    content = "\n".join(texts)
+    out: list[CitedSpan | None] = []
+    for note in _citing(annotations):
+        x = _cited(note, 0, len(content))
+        if x is None or x.start is None or x.end is None:
+            continue
+        k = max(i for i, s in enumerate(starts) if s <= x.start)
+        place = places[k]
+        if place is None:
+            out.append(CitedSpan(x.label, None, None, url=x.url, quote=x.quote))
+            continue
+        a = place[0] + x.start - starts[k]
+        b = place[0] + min(x.end - starts[k], len(texts[k]))
+        out.append(CitedSpan(x.label, a, b, url=x.url, quote=x.quote))
+    return out

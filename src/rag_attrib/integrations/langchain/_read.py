@@ -19,7 +19,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._given import GivenCitations, from_blocks, from_structured
+from .._given import GivenCitations, from_annotations, from_blocks, from_structured
 
 ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
@@ -177,7 +177,9 @@ def answer_message(output: Any) -> BaseMessage | None:
 def given_citations(output: Any) -> GivenCitations | None:
     """Citations the output gives beside its answer text: a cited-answer object's source ids
     (`CitedAnswer(answer, citations)`, as output or under an answer key), or the provider
-    citations on the answer message's text blocks (Anthropic `citations`, v1 `annotations`)."""
+    citations on the answer message's text blocks (Anthropic `citations`, v1 `annotations`),
+    or Chat Completions `url_citation`s beside a string content (`additional_kwargs
+    ["annotations"]`, where langchain-litellm keeps them; langchain-openai drops them)."""
     structured = from_structured(output)
     if structured is None and isinstance(output, Mapping):
         found = (from_structured(output.get(key)) for key in ANSWER_KEYS)
@@ -185,7 +187,11 @@ def given_citations(output: Any) -> GivenCitations | None:
     if structured is not None:
         return structured[1]
     message = answer_message(output)
-    return from_blocks(message.content) if message is not None else None
+    if message is None:
+        return None
+    if isinstance(message.content, str):
+        return from_annotations(message.additional_kwargs.get("annotations"), message.content)
+    return from_blocks(message.content)
 
 
 def holds_text(output: Any, depth: int = 0) -> bool:

@@ -7,13 +7,13 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.agent.workflow import AgentOutput, ToolCallResult
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CitableBlock, TextBlock
 from llama_index.core.base.response.schema import PydanticResponse
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._given import GivenCitations, from_structured
+from .._given import GivenCitations, chat_completion_annotations, from_reply, from_structured
 from .._pipeline import Job
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "job",
     "node_sources",
     "question_of",
+    "reply_citations",
     "response_nodes",
 ]
 
@@ -80,6 +81,20 @@ def given_citations(response: object) -> GivenCitations | None:
     return None
 
 
+def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations | None:
+    """The citations of the LLM reply behind `answer`: `CitationBlock`s among its message's
+    blocks (llama-index-llms-anthropic), or `url_citation` annotations (OpenAIResponses keeps
+    them in `additional_kwargs`, OpenAI's Chat Completions only in `raw`). A streamed reply
+    (`delta` set) holds each block's citations before its text."""
+    if reply is None:
+        return None
+    annotations = reply.additional_kwargs.get("annotations")
+    if annotations is None:
+        annotations = chat_completion_annotations(reply.raw)
+    blocks = reply.message.blocks
+    return from_reply(blocks, answer, streamed=reply.delta is not None, annotations=annotations)
+
+
 def _message_text(message: ChatMessage) -> str:
     return message.content or ""
 
@@ -123,7 +138,24 @@ def response_nodes(response: object) -> list[NodeWithScore]:
 
 
 def _nodes_in_tool(output: object) -> list[NodeWithScore]:
-    return _nodes_in(getattr(output, "raw_output", None))
+    return _nodes_in(getattr(output, "raw_output", None)) + _citable_nodes(output)
+
+
+def _citable_nodes(output: object) -> list[NodeWithScore]:
+    """A node per `CitableBlock` a tool returned: the passage an LLM with built-in citations
+    cites by its `source` (id = source, "#n" added when one source gives several)."""
+    out: list[NodeWithScore] = []
+    seen: dict[str, int] = {}
+    for block in getattr(output, "blocks", None) or ():
+        if not isinstance(block, CitableBlock):
+            continue
+        text = "\n".join(b.text for b in block.content if isinstance(b, TextBlock))
+        seen[block.source] = seen.get(block.source, 0) + 1
+        n = seen[block.source]
+        node_id = block.source if n == 1 else f"{block.source}#{n}"
+        metadata = {"source": block.source, "title": block.title}
+        out.append(NodeWithScore(node=TextNode(id_=node_id, text=text, metadata=metadata)))
+    return out
 
 
 def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, BaseWorkflowAgent
 from llama_index.core.base.base_query_engine import BaseQueryEngine
+from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
     PydanticResponse,
@@ -57,6 +59,8 @@ _CHAT_METHODS = frozenset({"chat", "achat", "stream_chat", "astream_chat"})
 _SYNTH_METHODS = frozenset({"synthesize", "asynthesize"})
 _WRITER_METHODS = frozenset({"write_response_to_history", "awrite_response_to_history"})
 _UUID_SUFFIX = 37  # span ids are "<Class>.<method>-<uuid4>"
+_STREAMS = ("stream_chat", "astream_chat")  # an LLM's streaming methods (and *_with_tools)
+_LATE_MAX = 256  # streams opened and never read leave at most this many late spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class _Unit:
     parent: _Unit | None = None  # the agent this call runs under, if any
     captured: dict[str, Any] | None = None
     llm_texts: list[str] = field(default_factory=list)  # what LLMs said under this call
+    reply: ChatResponse | None = None  # the last chat reply under it: its citations
     retrieved: set[str] = field(default_factory=set)  # node ids retrievers returned
     nodes: list[NodeWithScore] = field(default_factory=list)  # evidence from inner calls
     attributed: bool = False
@@ -168,6 +173,9 @@ class Tracker:
         self._units: dict[str, _Unit] = {}
         self._span_unit: dict[str, str] = {}
         self._writers: dict[str, _Writer] = {}
+        # An LLM stream's span closes when the stream is handed out; its end event (the whole
+        # reply) comes later: the unit of such a closed span, until that event.
+        self._late: OrderedDict[str, str] = OrderedDict()
 
     def counts(self) -> dict[str, int]:
         """Open records per map (for tests: all zero once calls and streams have finished)."""
@@ -240,6 +248,11 @@ class Tracker:
             unit = self._unit_of(span_id)
             if unit is None or span_id != unit.span_id:
                 self._span_unit.pop(span_id, None)
+            if unit is not None and span_id != unit.span_id:
+                if _split_span_id(span_id)[1].startswith(_STREAMS):
+                    self._late[span_id] = unit.span_id
+                    while len(self._late) > _LATE_MAX:
+                        self._late.popitem(last=False)
             if unit is None:
                 return
             if writer is not None:
@@ -277,6 +290,14 @@ class Tracker:
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)
 
+    def llm_replied(self, span_id: str | None, reply: ChatResponse) -> None:
+        """Keep an LLM's last chat reply under a unit: the answer's citations are on it."""
+        with self._lock:
+            late = self._late.pop(span_id, None) if span_id else None
+            unit = self._unit_of(span_id) or self._units.get(late or "")
+            for owner in unit.lineage() if unit is not None else ():
+                owner.reply = reply
+
     def stream_chat_delta(self, span_id: str | None, delta: str) -> None:
         """Feed a streaming chat's new text to its warmer."""
         with self._lock:
@@ -312,8 +333,8 @@ class Tracker:
 
     def _job(self, unit: _Unit, answer: str, nodes: Sequence[NodeWithScore], target: object) -> Job:
         with self._lock:
-            texts, retrieved = list(unit.llm_texts), set(unit.retrieved)
-        given = _read.given_citations(target)
+            texts, retrieved, reply = list(unit.llm_texts), set(unit.retrieved), unit.reply
+        given = _read.given_citations(target) or _read.reply_citations(reply, answer)
         return _read.job(
             answer, nodes, unit.question, llm_texts=texts, retrieved=retrieved, given=given
         )

@@ -117,6 +117,7 @@ class _Handler(BaseSpanHandler[SimpleSpan], BaseEventHandler):
                 tracker.llm_said(event.span_id, event.response.text)
             elif isinstance(event, LLMChatEndEvent) and event.response is not None:
                 tracker.llm_said(event.span_id, event.response.message.content)
+                tracker.llm_replied(event.span_id, event.response)
             elif isinstance(event, StreamChatDeltaReceivedEvent):
                 tracker.stream_chat_delta(event.span_id, event.delta)
             elif isinstance(event, StreamChatEndEvent):
