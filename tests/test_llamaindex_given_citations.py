@@ -36,7 +36,7 @@ from llama_index.core.tools import FunctionTool
 from pydantic import Field
 
 from rag_attrib import Attributor
-from rag_attrib.integrations._given import from_reply
+from rag_attrib.integrations._given import chat_completion_annotations, from_reply
 from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
 from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import HashingEmbedder
@@ -114,6 +114,8 @@ class ClaudeLike(MockFunctionCallingLLM):
 
     answer: list[Any] = Field(default_factory=list)
     search_first: bool = True  # False: answer straight away (a chat engine has no tools)
+    raw: Any = None  # the provider's response, as `ChatResponse.raw`
+    extra: dict[str, Any] = Field(default_factory=dict)  # `ChatResponse.additional_kwargs`
 
     def _message(self, messages: Sequence[ChatMessage]) -> ChatMessage:
         if self.search_first and not any(m.role == MessageRole.TOOL for m in messages):
@@ -121,13 +123,17 @@ class ClaudeLike(MockFunctionCallingLLM):
             return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
         return ChatMessage(role=MessageRole.ASSISTANT, blocks=list(self.answer))
 
+    def _reply(self, messages: Sequence[ChatMessage]) -> ChatResponse:
+        message = self._message(messages)
+        return ChatResponse(message=message, raw=self.raw, additional_kwargs=self.extra)
+
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return ChatResponse(message=self._message(messages))
+        return self._reply(messages)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return ChatResponse(message=self._message(messages))
+        return self._reply(messages)
 
     def _chunks(self, messages: Sequence[ChatMessage]) -> list[ChatResponse]:
         message = self._message(messages)
@@ -235,6 +241,77 @@ def test_a_chat_engine_reply_with_citation_blocks(instrumented, streaming):
     ]
     assert check["markers"][1]["suggested_source_id"] == ids[PORT]
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+def url_annotations(text: str, nest: bool) -> list[dict[str, Any]]:
+    """`url_citation`s of each claim in `text`: Chat Completions nests the fields under
+    "url_citation", the Responses API does not."""
+    out = []
+    for claim, url in CLAIMS:
+        at = text.index(claim)
+        fields = {"url": url, "title": "a page", "start_index": at, "end_index": at + len(claim)}
+        out.append({"type": "url_citation", **({"url_citation": fields} if nest else fields)})
+    return out
+
+
+@pytest.mark.parametrize("api", ["chat-completions", "responses"])
+def test_openai_url_citations_of_a_chat_engine_reply(instrumented, api):
+    """OpenAI's LLMs in LlamaIndex: llama-index-llms-openai 0.8.3's `OpenAI` drops a Chat
+    Completions reply's annotations from the message but keeps the reply as `raw`
+    (`choices[0].message.annotations`, nested); `OpenAIResponses` puts the Responses API's
+    flat ones in the reply's `additional_kwargs["annotations"]`. Both are read."""
+    text = "".join([LEAD, *(t for t, _ in CLAIMS)])
+    notes = url_annotations(text, nest=api == "chat-completions")
+    message = {"role": "assistant", "content": text, "annotations": notes}
+    raw = {"choices": [{"index": 0, "message": message}]} if api == "chat-completions" else None
+    extra = {"annotations": notes} if api == "responses" else {}
+    docs = [Document(text=body, metadata={"url": url}) for url, (_, body) in PAGES.items()]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    llm = ClaudeLike(
+        answer=[TextBlock(text=text)], search_first=False, is_chat_model=True, raw=raw, extra=extra
+    )
+    engine = ContextChatEngine.from_defaults(
+        retriever=index.as_retriever(similarity_top_k=3), llm=llm
+    )
+    response = engine.chat(QUESTION)
+    check = response.metadata["attribution"]["citation_check"]
+    ids = {n.node.metadata["url"]: n.node.node_id for n in response.source_nodes}
+    assert verdicts(check) == [
+        (MUSEUM, ids[MUSEUM], "correct"),
+        (BIRDS, ids[BIRDS], "wrong_source"),
+        (ELSEWHERE, None, "dangling"),
+    ]
+    assert [m["claim"]["text"] for m in check["markers"][:2]] == [CLAIMS[0][0], CLAIMS[1][0]]
+
+
+def test_the_openai_sdk_response_object_is_read():
+    """`raw` is the OpenAI SDK's ChatCompletion object, read by its attributes."""
+    completion = pytest.importorskip("openai.types.chat").ChatCompletion
+    text = "".join(t for t, _ in CLAIMS)
+    raw = completion.model_validate(
+        {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "gpt-4o-search-preview",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        "annotations": url_annotations(text, nest=True),
+                    },
+                }
+            ],
+        }
+    )
+    given = from_reply([TextBlock(text=text)], text, annotations=chat_completion_annotations(raw))
+    assert given is not None
+    assert [(x.label, x.start, x.end) for x in given.spans] == [
+        (url, text.index(t), text.index(t) + len(t)) for t, url in CLAIMS
+    ]
 
 
 BAD_CITATIONS: list[tuple[list[Any], Any]] = [

@@ -193,6 +193,9 @@ def build_job(capture: Capture, output: Any, question: str | None) -> Job:
     if answer is None and generation is not None:
         answer = generation.text
         cited = given_citations(getattr(generation.value, "message", None))
+    elif cited is None and generation is not None and generation.text == answer:
+        # a parser made the message a str: its citations stay on the message the LLM gave
+        cited = given_citations(getattr(generation.value, "message", None))
     # a structured answer came from a tool call, which keeps no generation: its LLM's prompt
     prompt = generation.prompt if generation is not None else capture.last_prompt()
     sources = capture.sources(prompt)
