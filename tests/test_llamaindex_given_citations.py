@@ -243,6 +243,32 @@ def test_a_chat_engine_reply_with_citation_blocks(instrumented, streaming):
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
+@pytest.mark.parametrize("mode", ["query", "stream", "astream"])
+async def test_a_query_engine_reply_with_citation_blocks(instrumented, mode):
+    """A query engine over a real index, its answer built at once or streamed (sync and
+    async): the reply's CitationBlocks are checked against the retrieved nodes. A streamed
+    query's LLM runs while the caller reads the stream, under no span of the query."""
+    docs = [Document(text=text, metadata={"url": url}) for url, (_, text) in PAGES.items()]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    llm = ClaudeLike(answer=reply_blocks(), search_first=False, is_chat_model=True)
+    engine = index.as_query_engine(llm=llm, similarity_top_k=3, streaming=mode != "query")
+    if mode == "astream":
+        response: Any = await engine.aquery(QUESTION)
+        text = "".join([t async for t in response.async_response_gen()])
+    else:
+        response = engine.query(QUESTION)
+        text = response.response if mode == "query" else "".join(response.response_gen)
+    assert CLAIMS[0][0].strip() in text
+    check = response.metadata["attribution"]["citation_check"]
+    ids = {n.node.metadata["url"]: n.node.node_id for n in response.source_nodes}
+    assert verdicts(check) == [
+        (MUSEUM, ids[MUSEUM], "correct"),
+        (BIRDS, ids[BIRDS], "wrong_source"),
+        (ELSEWHERE, None, "dangling"),
+    ]
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
 def url_annotations(text: str, nest: bool) -> list[dict[str, Any]]:
     """`url_citation`s of each claim in `text`: Chat Completions nests the fields under
     "url_citation", the Responses API does not."""

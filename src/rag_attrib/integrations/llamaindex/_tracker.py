@@ -14,6 +14,7 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
+from contextvars import ContextVar
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,6 +62,9 @@ _WRITER_METHODS = frozenset({"write_response_to_history", "awrite_response_to_hi
 _UUID_SUFFIX = 37  # span ids are "<Class>.<method>-<uuid4>"
 _STREAMS = ("stream_chat", "astream_chat")  # an LLM's streaming methods (and *_with_tools)
 _LATE_MAX = 256  # streams opened and never read leave at most this many late spans
+# A streaming query's LLM span opens after the query's span closed, under no span: its reply
+# is kept in the context reading the stream, which attributes it when the stream ends.
+_STRAY_REPLY: ContextVar[ChatResponse | None] = ContextVar("rag_attrib_reply", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +299,8 @@ class Tracker:
         with self._lock:
             late = self._late.pop(span_id, None) if span_id else None
             unit = self._unit_of(span_id) or self._units.get(late or "")
+            if unit is None and span_id and _split_span_id(span_id)[1].startswith(_STREAMS):
+                _STRAY_REPLY.set(reply)
             for owner in unit.lineage() if unit is not None else ():
                 owner.reply = reply
 
@@ -412,11 +418,21 @@ class Tracker:
         nodes = _read.response_nodes(response)
 
         def finish(answer: str, warmer: Warmer) -> None:
+            self._adopt_reply(unit)
             warmer.settle()
             self._attribute(unit, response, answer, nodes, True)
 
         async def afinish(answer: str, warmer: Warmer) -> None:
+            self._adopt_reply(unit)
             await warmer.asettle()
             await self._aattribute(unit, response, answer, nodes)
 
         wrap_stream(response, self._warmer(unit, response), finish, afinish)
+
+    def _adopt_reply(self, unit: _Unit) -> None:
+        """Give a streaming query the reply its stream's LLM left in this context."""
+        reply = _STRAY_REPLY.get()
+        if reply is not None:
+            _STRAY_REPLY.set(None)
+            with self._lock:
+                unit.reply = reply
