@@ -14,8 +14,8 @@ import logging
 import threading
 import weakref
 from collections import OrderedDict
-from contextvars import ContextVar
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
