@@ -369,3 +369,34 @@ def test_any_answer_gets_a_consistent_report(answer: str, exact: bool) -> None:
             assert answer[m.claim.start : m.claim.end] == m.claim.text
     again = CitationReport.from_dict(json.loads(json.dumps(report.to_dict(), allow_nan=False)))
     assert [m.verdict for m in again.markers] == [m.verdict for m in report.markers]
+
+
+BAND_QUESTION = (
+    "Which city was the club that hosted the band formed in 1981 in Los Angeles by James "
+    "Hetfield and Lars Ulrich in?"
+)
+BAND = [
+    "Metallica is a band formed in 1981 in Los Angeles by James Hetfield and Lars Ulrich.",
+    "L'Amour was a club in Brooklyn, New York, that hosted Metallica.",
+    "Los Angeles is a city in California where many bands were formed.",
+]
+
+
+@pytest.mark.parametrize(
+    ("markers", "expected"),
+    [
+        ("[2]", [("2", "correct", None)]),
+        ("[1][2]", [("1", "correct", None), ("2", "correct", None)]),
+        ("[3]", [("3", "wrong_source", "0")]),
+    ],
+)
+def test_a_source_that_restates_a_short_answer_backs_it(
+    markers: str, expected: list[tuple[str, str, str | None]]
+) -> None:
+    """`restates`: under its question, the short answer "New York" is closest to the band's
+    page, yet the club's page, whose sentence holds every word of the answer, backs it too; a
+    page that holds none of them does not."""
+    report = check_citations(
+        f"New York {markers}.", BAND, attributor=ATTRIBUTOR, question=BAND_QUESTION
+    )
+    assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected

@@ -12,7 +12,8 @@ and it holds `FLOOR_RATIO` of the strongest's strength, or when it is the second
 claim that also cites a strong source: its best sentence names something (a capitalised name
 the claim does not hold) that the other cited source holds ("X directed A" + "X was born in
 B"). A distractor retrieved for the same words shares the claim's names, not the other
-source's, and is caught.
+source's, and is caught. Or when its best sentence holds every content word of the claim: a
+short answer ("New York") under a question whose other hop reads closer.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .lexical import content_tokens
 from .results import AttributionResult, Citation, SentenceAttribution, Source, Span
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ __all__ = [
     "evidence",
     "ranked",
     "rescore",
+    "restates",
     "source_strength",
     "suggest",
 ]
@@ -110,6 +113,17 @@ _CALENDAR = frozenset(
 
 def _words(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)}
+
+
+def restates(result: AttributionResult, i: int, k: int) -> bool:
+    """Whether source k's best sentence for answer sentence i holds every content word of it
+    (a short answer, "New York", found in the venue's own page, under a question whose other
+    source is stronger)."""
+    ev = evidence(result, i, k)
+    if ev is None:
+        return False
+    claim = set(content_tokens(result.answer_sentences[i].text))
+    return bool(claim) and claim <= set(content_tokens(ev.text))
 
 
 def ranked(row: np.ndarray) -> list[int]:

@@ -358,7 +358,7 @@ def _judge(
                 partner is not None
                 and bool(rules.backs(row, partner, 1))
                 and rules.bridged(result, i, k, partner)
-            )
+            ) or rules.restates(result, i, k)
         if not s.supported:
             verdict, suggestion = "unsupported", None
         elif backed:
