@@ -22,6 +22,7 @@ __all__ = [
     "chat_completion_annotations",
     "from_annotations",
     "from_blocks",
+    "from_raw_message",
     "from_reply",
     "from_structured",
 ]
@@ -131,15 +132,22 @@ def from_blocks(content: object) -> GivenCitations | None:
         if isinstance(block, str):
             at += len(block)
             continue
-        if not isinstance(block, Mapping) or block.get("type") != "text":
+        fields = _text_block(block)
+        if fields is None:
             continue
-        text = block.get("text")
-        if not isinstance(text, str):
-            continue
-        spans += (_cited(note, at, len(text)) for note in _notes(block))
+        text = fields["text"]
+        spans += (_cited(note, at, len(text)) for note in _notes(fields))
         at += len(text)
     found = tuple(x for x in spans if x is not None)
     return GivenCitations(found, "provider", "0-based") if found else None
+
+
+def _text_block(block: object) -> Mapping[str, Any] | None:
+    """A text block's fields (a dict, or a provider SDK's pydantic block), else None."""
+    fields = _fields(block) if not isinstance(block, str) else None
+    if fields is None or fields.get("type") != "text" or not isinstance(fields.get("text"), str):
+        return None
+    return fields
 
 
 def _notes(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -326,3 +334,42 @@ def _annotated(
         b = place[0] + min(x.end - starts[k], len(texts[k]))
         out.append(CitedSpan(x.label, a, b, url=x.url, quote=x.quote))
     return out
+
+
+def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
+    """The web-search citations on the text blocks of a provider message kept as a LlamaIndex
+    reply's `raw`, placed in `answer`, else None.
+
+    llama-index-llms-anthropic (0.12.3) keeps `dict(message)` of the Anthropic `Message` as a
+    reply's `raw` (`chat`, `achat`): its `content` holds the SDK's text blocks with their
+    `citations`, while the reply's blocks carry `CitationBlock`s only for
+    `search_result_location`. Read here: citations that name a URL (`web_search_result_location`
+    by `url`, `search_result_location` by `source`); a citation naming a request document by
+    `document_index` is skipped (it counts the request's documents, not the nodes behind the
+    answer). Each citation backs its whole text block; text blocks are found in `answer` in
+    order, as `from_reply` finds them (a block not found: the citation backs the whole answer;
+    none found: not this answer's reply, None). Dicts and pydantic blocks are both read.
+    """
+    content = _get(raw, "content")
+    if not isinstance(content, (list, tuple)):
+        return None
+    texts: list[str] = []
+    notes: list[list[Mapping[str, Any]]] = []
+    for block in content:
+        fields = _text_block(block)
+        if fields is not None:
+            texts.append(fields["text"])
+            notes.append(_notes(fields))
+    if not any(notes):
+        return None
+    places = _placed(texts, answer)
+    if not any(p is not None and p[0] < p[1] for p in places):
+        return None
+    spans: list[CitedSpan] = []
+    for text, place, cited in zip(texts, places, notes, strict=True):
+        for note in cited:
+            x = _cited(note, place[0] if place is not None else 0, len(text))
+            if x is None or not x.url:
+                continue
+            spans.append(x if place is not None else CitedSpan(x.label, url=True, quote=x.quote))
+    return GivenCitations(tuple(spans), "provider", "0-based") if spans else None
