@@ -4,13 +4,16 @@ llama-index-llms-anthropic (0.12.3) turns only `search_result_location` citation
 `CitationBlock`s; a `web_search_result_location` is left in `AnthropicChatResponse.citations`
 (a flat list) and in `raw`, which `chat`/`achat` set to `dict(message)` of the Anthropic
 `Message`: its `content` holds the SDK's text blocks with their citations, beside the
-`server_tool_use` and `web_search_tool_result` blocks. The LLM here is the real `Anthropic`
+`server_tool_use` and `web_search_tool_result` blocks. Streamed, each chunk's `raw` is its
+stream event (the last one, `message_delta`, holds no content). The LLM is the real `Anthropic`
 class; only the HTTP server is a stand-in (an httpx mock transport answering with the
 Messages API's JSON or its server-sent events). Engines, agent, tool and index are real.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -33,6 +36,7 @@ from llama_index.llms.anthropic import Anthropic
 from pydantic import Field
 
 from rag_attrib import Attributor
+from rag_attrib.integrations._anthropic_stream import StreamedCitations
 from rag_attrib.integrations._given import from_raw_message
 from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
 from rag_attrib.integrations.llamaindex.instrument import open_records
@@ -346,10 +350,10 @@ def test_search_results_are_no_sources(instrumented, index):
 
 
 @pytest.mark.parametrize("mode", ["stream_chat", "astream_chat"])
-async def test_a_streamed_reply_reads_no_web_citations(instrumented, index, mode):
-    """Streamed, the integration's `raw` is the last stream event (`message_delta`): it holds
-    no content, and the flat `citations` list says not which text each backs. Nothing is
-    guessed: no check, the stream is whole, no error."""
+async def test_a_streamed_chat_reads_its_citations_off_the_stream(instrumented, index, mode):
+    """Streamed, the reply that ends the stream holds no content (`raw` is the closing
+    `message_delta` event) and a flat `citations` list; the stream's block deltas said which
+    text block each citation backs, and are read as the chunks pass."""
     engine = ContextChatEngine.from_defaults(
         retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(answer_content()))
     )
@@ -362,8 +366,71 @@ async def test_a_streamed_reply_reads_no_web_citations(instrumented, index, mode
     assert text == "".join([LEAD, *(t for t, _ in CLAIMS)])
     attribution = response.metadata["attribution"]
     assert attribution["error"] is None
-    assert "citation_check" not in attribution
+    check = attribution["citation_check"]
+    ids = url_ids(response.source_nodes)
+    assert verdicts(check) == expected(ids)
+    assert [m["claim"]["text"] for m in check["markers"][:2]] == [CLAIMS[0][0], CLAIMS[1][0]]
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_a_streamed_query_reads_its_citations_off_the_stream(instrumented, index, mode):
+    """A streaming query engine: its LLM streams under no span of the query, while the
+    caller reads the response; the citations still reach the response's attribution."""
+    llm = claude(Server(answer_content()))
+    engine = index.as_query_engine(llm=llm, similarity_top_k=3, streaming=True)
+    if mode == "astream":
+        response: Any = await engine.aquery(QUESTION)
+        text = "".join([t async for t in response.async_response_gen()])
+    else:
+        response = engine.query(QUESTION)
+        text = "".join(response.response_gen)
+    assert CLAIMS[0][0].strip() in text
+    check = response.metadata["attribution"]["citation_check"]
+    assert verdicts(check) == expected(url_ids(response.source_nodes))
+
+
+async def test_a_streaming_agent_reads_its_citations_off_the_stream(instrumented, index):
+    """FunctionAgent with `streaming=True` (its default): `astream_chat_with_tools`."""
+    retriever = index.as_retriever(similarity_top_k=3)
+
+    def pages(query: str) -> list[NodeWithScore]:
+        """The app's pages about the query."""
+        return retriever.retrieve(query)
+
+    server = Server(answer_content(), tool_first=True)
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=pages)], llm=claude(server))
+    output = await agent.run(user_msg=QUESTION)
+    assert isinstance(output, AgentOutput)
+    attribution = output["attribution"]
+    ids = {s["metadata"]["url"]: s["id"] for s in attribution["sources"]}
+    assert verdicts(attribution["citation_check"]) == expected(ids)
+    assert attribution["error"] is None
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+def test_stream_notes_guess_nothing():
+    """Junk chunks are ignored; when the stream's text blocks are not as many as the reply's,
+    no citation is placed."""
+    notes = StreamedCitations()
+    for raw in [
+        None,
+        "x",
+        {"type": "content_block_delta"},
+        {"type": "content_block_delta", "index": True, "delta": {"type": "text_delta"}},
+        {"type": "content_block_delta", "index": 0, "delta": None},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta"}},
+        {"type": "message_delta", "index": 0, "delta": {"type": "text_delta"}},
+    ]:
+        notes.feed(raw)
+    assert notes.content(["a"]) is None  # no citation came
+    notes.feed({"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta"}})
+    note = {"type": "citations_delta", "citation": web_citation(MUSEUM)}
+    notes.feed({"type": "content_block_delta", "index": 2, "delta": note})
+    assert notes.content(["a", "b"]) is None
+    assert notes.content(["b"]) == [
+        {"type": "text", "text": "b", "citations": [web_citation(MUSEUM)]}
+    ]
 
 
 def test_sdk_objects_dicts_and_dumps_read_alike():
@@ -487,3 +554,29 @@ def test_malformed_raw_never_breaks_the_chat(instrumented, index, raw, verdict):
     (marker,) = check["markers"]
     ids = url_ids(response.source_nodes)
     assert (marker["source_id"], marker["verdict"]) == (ids[MUSEUM], verdict)
+
+
+async def test_concurrent_streams_keep_their_own_citations(instrumented, index):
+    """Two streamed chats at once: each answer's citations come from its own stream, and no
+    stream record is left behind."""
+    right = [(CLAIMS[0][0], MUSEUM), (CLAIMS[1][0], PORT), (CLAIMS[2][0], ELSEWHERE)]
+
+    async def ask(content: list[dict[str, Any]]) -> Any:
+        engine = ContextChatEngine.from_defaults(
+            retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(content))
+        )
+        response = await engine.astream_chat(QUESTION)
+        _ = [t async for t in response.async_response_gen()]
+        return response
+
+    first, second = await asyncio.gather(ask(answer_content()), ask(answer_content(right)))
+    ids = url_ids(first.source_nodes)
+    assert verdicts(first.metadata["attribution"]["citation_check"]) == expected(ids)
+    assert verdicts(second.metadata["attribution"]["citation_check"]) == [
+        (MUSEUM, ids[MUSEUM], "correct"),
+        (PORT, ids[PORT], "correct"),
+        (ELSEWHERE, None, "dangling"),
+    ]
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+    module = importlib.import_module("rag_attrib.integrations.llamaindex.instrument")
+    assert not module._installed.tracker._streamed  # each stream's record went at its end

@@ -20,6 +20,8 @@ __all__ = [
     "GivenCitations",
     "Kind",
     "chat_completion_annotations",
+    "field_of",
+    "fields_of",
     "from_annotations",
     "from_blocks",
     "from_raw_message",
@@ -61,7 +63,7 @@ class GivenCitations:
     numbering: Numbering = "auto"
 
 
-def _fields(value: object) -> Mapping[str, Any] | None:
+def fields_of(value: object) -> Mapping[str, Any] | None:
     """A mapping's items, or a pydantic model's fields (read without importing pydantic)."""
     if isinstance(value, Mapping):
         return value
@@ -80,7 +82,7 @@ def _label(item: object) -> str | None:
         return None
     if isinstance(item, (int, str)):
         return str(item).strip() or None
-    fields = _fields(item)  # QuotedAnswer's Citation(source_id, quote)
+    fields = fields_of(item)  # QuotedAnswer's Citation(source_id, quote)
     if fields is not None:
         for key in _ID_FIELDS:
             if key in fields:
@@ -97,7 +99,7 @@ def from_structured(value: object) -> tuple[str, GivenCitations] | None:
     `source_id` (LangChain's `CitedAnswer` and `QuotedAnswer`). A label that names no source is
     kept: it becomes a "dangling" verdict.
     """
-    fields = _fields(value)
+    fields = fields_of(value)
     if fields is None:
         return None
     answer = next((fields[k] for k in _ANSWER_FIELDS if isinstance(fields.get(k), str)), None)
@@ -144,7 +146,7 @@ def from_blocks(content: object) -> GivenCitations | None:
 
 def _text_block(block: object) -> Mapping[str, Any] | None:
     """A text block's fields (a dict, or a provider SDK's pydantic block), else None."""
-    fields = _fields(block) if not isinstance(block, str) else None
+    fields = fields_of(block) if not isinstance(block, str) else None
     if fields is None or fields.get("type") != "text" or not isinstance(fields.get("text"), str):
         return None
     return fields
@@ -163,7 +165,7 @@ def _citing(annotations: object) -> list[Mapping[str, Any]]:
     read by their fields."""
     out: list[Mapping[str, Any]] = []
     for item in _items(annotations):
-        note = _fields(item)
+        note = fields_of(item)
         if note is None or note.get("type") not in ("citation", "url_citation"):
             continue
         nested = note.get("url_citation")
@@ -219,13 +221,13 @@ def from_annotations(annotations: object, text: str) -> GivenCitations | None:
 def chat_completion_annotations(raw: object) -> object:
     """`choices[0].message.annotations` of a Chat Completions response (an object or a
     dict), else None: where LlamaIndex's OpenAI LLM leaves them (`ChatResponse.raw`)."""
-    choices = _get(raw, "choices")
+    choices = field_of(raw, "choices")
     if not isinstance(choices, (list, tuple)) or not choices:
         return None
-    return _get(_get(choices[0], "message"), "annotations")
+    return field_of(field_of(choices[0], "message"), "annotations")
 
 
-def _get(value: object, key: str) -> object:
+def field_of(value: object, key: str) -> object:
     """A mapping's item or an object's attribute (None when absent)."""
     if isinstance(value, Mapping):
         return value.get(key)
@@ -259,8 +261,8 @@ def from_reply(
     owned: list[tuple[int, object]] = []  # (the text block it backs, the citation block)
     waiting: list[object] = []
     for block in blocks:
-        kind = _get(block, "block_type")
-        text = _get(block, "text")
+        kind = field_of(block, "block_type")
+        text = field_of(block, "text")
         if kind == "text" and isinstance(text, str):
             texts.append(text)
             owned += [(len(texts) - 1, x) for x in waiting]
@@ -298,10 +300,10 @@ def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None]:
 
 
 def _cited_block(block: object, place: tuple[int, int] | None) -> CitedSpan | None:
-    source = _get(block, "source")
+    source = field_of(block, "source")
     if not isinstance(source, str) or not source.strip():
         return None
-    quote = _get(_get(block, "cited_content"), "text")
+    quote = field_of(field_of(block, "cited_content"), "text")
     quote = quote if isinstance(quote, str) else None
     a, b = place if place is not None else (None, None)
     return CitedSpan(source.strip(), a, b, url=True, quote=quote)
@@ -350,7 +352,7 @@ def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
     order, as `from_reply` finds them (a block not found: the citation backs the whole answer;
     none found: not this answer's reply, None). Dicts and pydantic blocks are both read.
     """
-    content = _get(raw, "content")
+    content = field_of(raw, "content")
     if not isinstance(content, (list, tuple)):
         return None
     texts: list[str] = []

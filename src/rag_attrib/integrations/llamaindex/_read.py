@@ -93,8 +93,9 @@ def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations |
     Read, first found: the provider message kept as `raw` (llama-index-llms-anthropic's
     `chat`/`achat` keep `dict(message)`, whose text blocks carry every Claude citation, web
     search ones too, of which the reply's blocks show only `search_result_location`);
-    `CitationBlock`s among the reply's blocks (a streamed Anthropic reply: its `raw` is the
-    last stream event, which holds none); `url_citation` annotations (OpenAIResponses keeps
+    `CitationBlock`s among the reply's blocks (a streamed Anthropic reply's `raw` is its last
+    stream event, which holds none; the tracker gives it, when it can, a `raw` rebuilt from the
+    stream's events); `url_citation` annotations (OpenAIResponses keeps
     them in `additional_kwargs`, OpenAI's Chat Completions only in `raw`). A streamed reply
     (`delta` set) holds each block's citations before its text.
     """
