@@ -580,3 +580,16 @@ async def test_concurrent_streams_keep_their_own_citations(instrumented, index):
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
     module = importlib.import_module("rag_attrib.integrations.llamaindex.instrument")
     assert not module._installed.tracker._streamed  # each stream's record went at its end
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_web_search_alone_gives_no_sources(instrumented, streaming):
+    """An agent with Claude's search and no tool of its own: nothing the app retrieved, so
+    the error says so and every citation is dangling; the answer is untouched."""
+    agent = FunctionAgent(tools=[], llm=claude(Server(answer_content())), streaming=streaming)
+    output = await agent.run(user_msg=QUESTION)
+    assert str(output).replace("\n", "") == "".join([LEAD, *(t for t, _ in CLAIMS)])
+    attribution = output["attribution"]
+    assert attribution["sources"] == []
+    assert "no source nodes" in attribution["error"]
+    assert [m["verdict"] for m in attribution["citation_check"]["markers"]] == ["dangling"] * 3
