@@ -20,8 +20,11 @@ __all__ = [
     "GivenCitations",
     "Kind",
     "chat_completion_annotations",
+    "field_of",
+    "fields_of",
     "from_annotations",
     "from_blocks",
+    "from_raw_message",
     "from_reply",
     "from_structured",
 ]
@@ -60,7 +63,7 @@ class GivenCitations:
     numbering: Numbering = "auto"
 
 
-def _fields(value: object) -> Mapping[str, Any] | None:
+def fields_of(value: object) -> Mapping[str, Any] | None:
     """A mapping's items, or a pydantic model's fields (read without importing pydantic)."""
     if isinstance(value, Mapping):
         return value
@@ -79,7 +82,7 @@ def _label(item: object) -> str | None:
         return None
     if isinstance(item, (int, str)):
         return str(item).strip() or None
-    fields = _fields(item)  # QuotedAnswer's Citation(source_id, quote)
+    fields = fields_of(item)  # QuotedAnswer's Citation(source_id, quote)
     if fields is not None:
         for key in _ID_FIELDS:
             if key in fields:
@@ -96,7 +99,7 @@ def from_structured(value: object) -> tuple[str, GivenCitations] | None:
     `source_id` (LangChain's `CitedAnswer` and `QuotedAnswer`). A label that names no source is
     kept: it becomes a "dangling" verdict.
     """
-    fields = _fields(value)
+    fields = fields_of(value)
     if fields is None:
         return None
     answer = next((fields[k] for k in _ANSWER_FIELDS if isinstance(fields.get(k), str)), None)
@@ -131,15 +134,22 @@ def from_blocks(content: object) -> GivenCitations | None:
         if isinstance(block, str):
             at += len(block)
             continue
-        if not isinstance(block, Mapping) or block.get("type") != "text":
+        fields = _text_block(block)
+        if fields is None:
             continue
-        text = block.get("text")
-        if not isinstance(text, str):
-            continue
-        spans += (_cited(note, at, len(text)) for note in _notes(block))
+        text = fields["text"]
+        spans += (_cited(note, at, len(text)) for note in _notes(fields))
         at += len(text)
     found = tuple(x for x in spans if x is not None)
     return GivenCitations(found, "provider", "0-based") if found else None
+
+
+def _text_block(block: object) -> Mapping[str, Any] | None:
+    """A text block's fields (a dict, or a provider SDK's pydantic block), else None."""
+    fields = fields_of(block) if not isinstance(block, str) else None
+    if fields is None or fields.get("type") != "text" or not isinstance(fields.get("text"), str):
+        return None
+    return fields
 
 
 def _notes(block: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -155,7 +165,7 @@ def _citing(annotations: object) -> list[Mapping[str, Any]]:
     read by their fields."""
     out: list[Mapping[str, Any]] = []
     for item in _items(annotations):
-        note = _fields(item)
+        note = fields_of(item)
         if note is None or note.get("type") not in ("citation", "url_citation"):
             continue
         nested = note.get("url_citation")
@@ -211,13 +221,13 @@ def from_annotations(annotations: object, text: str) -> GivenCitations | None:
 def chat_completion_annotations(raw: object) -> object:
     """`choices[0].message.annotations` of a Chat Completions response (an object or a
     dict), else None: where LlamaIndex's OpenAI LLM leaves them (`ChatResponse.raw`)."""
-    choices = _get(raw, "choices")
+    choices = field_of(raw, "choices")
     if not isinstance(choices, (list, tuple)) or not choices:
         return None
-    return _get(_get(choices[0], "message"), "annotations")
+    return field_of(field_of(choices[0], "message"), "annotations")
 
 
-def _get(value: object, key: str) -> object:
+def field_of(value: object, key: str) -> object:
     """A mapping's item or an object's attribute (None when absent)."""
     if isinstance(value, Mapping):
         return value.get(key)
@@ -251,8 +261,8 @@ def from_reply(
     owned: list[tuple[int, object]] = []  # (the text block it backs, the citation block)
     waiting: list[object] = []
     for block in blocks:
-        kind = _get(block, "block_type")
-        text = _get(block, "text")
+        kind = field_of(block, "block_type")
+        text = field_of(block, "text")
         if kind == "text" and isinstance(text, str):
             texts.append(text)
             owned += [(len(texts) - 1, x) for x in waiting]
@@ -290,10 +300,10 @@ def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None]:
 
 
 def _cited_block(block: object, place: tuple[int, int] | None) -> CitedSpan | None:
-    source = _get(block, "source")
+    source = field_of(block, "source")
     if not isinstance(source, str) or not source.strip():
         return None
-    quote = _get(_get(block, "cited_content"), "text")
+    quote = field_of(field_of(block, "cited_content"), "text")
     quote = quote if isinstance(quote, str) else None
     a, b = place if place is not None else (None, None)
     return CitedSpan(source.strip(), a, b, url=True, quote=quote)
@@ -326,3 +336,42 @@ def _annotated(
         b = place[0] + min(x.end - starts[k], len(texts[k]))
         out.append(CitedSpan(x.label, a, b, url=x.url, quote=x.quote))
     return out
+
+
+def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
+    """The web-search citations on the text blocks of a provider message kept as a LlamaIndex
+    reply's `raw`, placed in `answer`, else None.
+
+    llama-index-llms-anthropic (0.12.3) keeps `dict(message)` of the Anthropic `Message` as a
+    reply's `raw` (`chat`, `achat`): its `content` holds the SDK's text blocks with their
+    `citations`, while the reply's blocks carry `CitationBlock`s only for
+    `search_result_location`. Read here: citations that name a URL (`web_search_result_location`
+    by `url`, `search_result_location` by `source`); a citation naming a request document by
+    `document_index` is skipped (it counts the request's documents, not the nodes behind the
+    answer). Each citation backs its whole text block; text blocks are found in `answer` in
+    order, as `from_reply` finds them (a block not found: the citation backs the whole answer;
+    none found: not this answer's reply, None). Dicts and pydantic blocks are both read.
+    """
+    content = field_of(raw, "content")
+    if not isinstance(content, (list, tuple)):
+        return None
+    texts: list[str] = []
+    notes: list[list[Mapping[str, Any]]] = []
+    for block in content:
+        fields = _text_block(block)
+        if fields is not None:
+            texts.append(fields["text"])
+            notes.append(_notes(fields))
+    if not any(notes):
+        return None
+    places = _placed(texts, answer)
+    if not any(p is not None and p[0] < p[1] for p in places):
+        return None
+    spans: list[CitedSpan] = []
+    for text, place, cited in zip(texts, places, notes, strict=True):
+        for note in cited:
+            x = _cited(note, place[0] if place is not None else 0, len(text))
+            if x is None or not x.url:
+                continue
+            spans.append(x if place is not None else CitedSpan(x.label, url=True, quote=x.quote))
+    return GivenCitations(tuple(spans), "provider", "0-based") if spans else None

@@ -13,7 +13,13 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._given import GivenCitations, chat_completion_annotations, from_reply, from_structured
+from .._given import (
+    GivenCitations,
+    chat_completion_annotations,
+    from_raw_message,
+    from_reply,
+    from_structured,
+)
 from .._pipeline import Job
 
 if TYPE_CHECKING:
@@ -82,12 +88,22 @@ def given_citations(response: object) -> GivenCitations | None:
 
 
 def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations | None:
-    """The citations of the LLM reply behind `answer`: `CitationBlock`s among its message's
-    blocks (llama-index-llms-anthropic), or `url_citation` annotations (OpenAIResponses keeps
+    """The citations of the LLM reply behind `answer`.
+
+    Read, first found: the provider message kept as `raw` (llama-index-llms-anthropic's
+    `chat`/`achat` keep `dict(message)`, whose text blocks carry every Claude citation, web
+    search ones too, of which the reply's blocks show only `search_result_location`);
+    `CitationBlock`s among the reply's blocks (a streamed Anthropic reply's `raw` is its last
+    stream event, which holds none; the tracker gives it, when it can, a `raw` rebuilt from the
+    stream's events); `url_citation` annotations (OpenAIResponses keeps
     them in `additional_kwargs`, OpenAI's Chat Completions only in `raw`). A streamed reply
-    (`delta` set) holds each block's citations before its text."""
+    (`delta` set) holds each block's citations before its text.
+    """
     if reply is None:
         return None
+    given = from_raw_message(reply.raw, answer)
+    if given is not None:
+        return given
     annotations = reply.additional_kwargs.get("annotations")
     if annotations is None:
         annotations = chat_completion_annotations(reply.raw)

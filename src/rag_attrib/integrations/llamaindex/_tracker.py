@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, BaseWorkflowAgent
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.llms.types import ChatResponse, TextBlock
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
     PydanticResponse,
@@ -39,6 +39,7 @@ from llama_index.core.workflow import StopEvent
 
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
+from .._anthropic_stream import StreamedCitations, is_block_delta
 from .._citations import CheckOptions, repair
 from .._pipeline import Job, Reporter, arun_job, export_context, run_job
 from .._streams import Warmer
@@ -159,6 +160,14 @@ def _agent_output(result: object) -> AgentOutput | None:
     return answer if isinstance(answer, AgentOutput) else None
 
 
+def _with_streamed(reply: ChatResponse, notes: StreamedCitations) -> ChatResponse:
+    """A copy of a streamed reply whose `raw` holds its text blocks with the citations its
+    stream gave each (as a reply made at once holds them), else the reply itself."""
+    texts = [b.text for b in reply.message.blocks if isinstance(b, TextBlock)]
+    content = notes.content(texts)
+    return reply if content is None else reply.model_copy(update={"raw": {"content": content}})
+
+
 def _has_writer(response: StreamingAgentChatResponse) -> bool:
     return (
         response.write_response_to_history_thread is not None
@@ -180,6 +189,9 @@ class Tracker:
         # An LLM stream's span closes when the stream is handed out; its end event (the whole
         # reply) comes later: the unit of such a closed span, until that event.
         self._late: OrderedDict[str, str] = OrderedDict()
+        # Per LLM stream span: which text block each Claude citation backs, read off its chunks
+        # (the reply that ends the stream no longer says); bounded like `_late`.
+        self._streamed: OrderedDict[str, StreamedCitations] = OrderedDict()
 
     def counts(self) -> dict[str, int]:
         """Open records per map (for tests: all zero once calls and streams have finished)."""
@@ -294,8 +306,24 @@ class Tracker:
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)
 
+    def llm_streamed(self, span_id: str | None, chunk: ChatResponse) -> None:
+        """Read a streamed chat chunk's Anthropic block delta (other chunks cost one test)."""
+        if span_id is None or not is_block_delta(chunk.raw):
+            return
+        with self._lock:
+            notes = self._streamed.get(span_id)
+            if notes is None:
+                notes = self._streamed[span_id] = StreamedCitations()
+                while len(self._streamed) > _LATE_MAX:
+                    self._streamed.popitem(last=False)
+            notes.feed(chunk.raw)
+
     def llm_replied(self, span_id: str | None, reply: ChatResponse) -> None:
         """Keep an LLM's last chat reply under a unit: the answer's citations are on it."""
+        with self._lock:
+            notes = self._streamed.pop(span_id, None) if span_id else None
+        if notes is not None:
+            reply = _with_streamed(reply, notes)
         with self._lock:
             late = self._late.pop(span_id, None) if span_id else None
             unit = self._unit_of(span_id) or self._units.get(late or "")

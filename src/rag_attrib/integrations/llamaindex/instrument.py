@@ -14,7 +14,11 @@ from llama_index.core.instrumentation.events.chat_engine import (
     StreamChatDeltaReceivedEvent,
     StreamChatEndEvent,
 )
-from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMCompletionEndEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatInProgressEvent,
+    LLMCompletionEndEvent,
+)
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
@@ -118,6 +122,8 @@ class _Handler(BaseSpanHandler[SimpleSpan], BaseEventHandler):
             elif isinstance(event, LLMChatEndEvent) and event.response is not None:
                 tracker.llm_said(event.span_id, event.response.message.content)
                 tracker.llm_replied(event.span_id, event.response)
+            elif isinstance(event, LLMChatInProgressEvent):
+                tracker.llm_streamed(event.span_id, event.response)
             elif isinstance(event, StreamChatDeltaReceivedEvent):
                 tracker.stream_chat_delta(event.span_id, event.delta)
             elif isinstance(event, StreamChatEndEvent):

@@ -1,0 +1,63 @@
+"""Which text block each citation of a streamed Claude message backs; imports no framework.
+
+llama-index-llms-anthropic (0.12.3) streams a reply as one chunk per Anthropic stream event,
+each chunk's `raw` being `dict(event)`; the last chunk's `raw` is the closing `message_delta`
+and holds no content, and its flat `citations` list says not which text each backs. The
+`content_block_delta` events do: a `citations_delta` and the `text_delta`s of one content
+block share its `index`. `StreamedCitations` reads them off the chunks as they pass and gives
+the message's text blocks back with their citations, the shape `from_raw_message` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._given import field_of, fields_of
+
+__all__ = ["StreamedCitations", "is_block_delta"]
+
+
+def is_block_delta(raw: object) -> bool:
+    """Whether a chunk's `raw` is an Anthropic `content_block_delta` event (cheap: read for
+    every streamed chunk of every LLM)."""
+    return field_of(raw, "type") == "content_block_delta"
+
+
+class StreamedCitations:
+    """The citations and text of one streamed message, by content block index."""
+
+    __slots__ = ("_notes", "_texts")
+
+    def __init__(self) -> None:
+        self._texts: set[int] = set()  # the content blocks that streamed text
+        self._notes: dict[int, list[Mapping[str, Any]]] = {}
+
+    def feed(self, raw: object) -> None:
+        """Read one chunk's `raw` (anything else than a block delta is ignored)."""
+        index = field_of(raw, "index")
+        if not is_block_delta(raw) or not isinstance(index, int) or isinstance(index, bool):
+            return
+        delta = field_of(raw, "delta")
+        kind = field_of(delta, "type")
+        if kind == "text_delta":
+            self._texts.add(index)
+        elif kind == "citations_delta":
+            note = fields_of(field_of(delta, "citation"))
+            if note is not None:
+                self._notes.setdefault(index, []).append(note)
+
+    def content(self, texts: Sequence[str]) -> list[dict[str, Any]] | None:
+        """The message's text blocks (`texts`: the reply's text blocks, in order) with their
+        citations, as Anthropic's content; None when no citation came, or when the stream's
+        text blocks are not as many as `texts` (which citation backs which would be a guess).
+        """
+        if not self._notes:
+            return None
+        order = sorted(self._texts)
+        if len(order) != len(texts):
+            return None
+        return [
+            {"type": "text", "text": text, "citations": list(self._notes.get(k, ()))}
+            for k, text in zip(order, texts, strict=True)
+        ]
