@@ -29,6 +29,7 @@ from llama_index.core.base.response.schema import Response
 from llama_index.core.chat_engine import CondenseQuestionChatEngine
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.postprocessor import LLMRerank
 from llama_index.core.query_engine import CustomQueryEngine, SubQuestionQueryEngine
 from llama_index.core.question_gen import LLMQuestionGenerator
@@ -401,7 +402,11 @@ async def test_condense_question_astream_chat_uses_tool_output_nodes(
 ) -> None:
     """astream_chat leaves source_nodes empty; the tool output's nodes are cited instead."""
     engine = index.as_query_engine(llm=ReadingLLM(invent=INVENTED), similarity_top_k=2)
-    chat = CondenseQuestionChatEngine.from_defaults(query_engine=engine, llm=ReadingLLM())
+    # in-process memory: the default keeps history in aiosqlite, whose worker thread outlives
+    # the test's event loop and fails in a later test ("Event loop is closed")
+    chat = CondenseQuestionChatEngine.from_defaults(
+        query_engine=engine, llm=ReadingLLM(), memory=ChatMemoryBuffer.from_defaults()
+    )
     streamed = await chat.astream_chat(QUESTIONS["vaccine"])
     text = "".join([t async for t in streamed.async_response_gen()])
     assert text.startswith(FACT["vaccine"]) and text.endswith(INVENTED)

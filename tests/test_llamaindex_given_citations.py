@@ -32,6 +32,7 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.chat_engine import ContextChatEngine
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
 from pydantic import Field
 
@@ -63,6 +64,17 @@ EXPECTED = [
     (BIRDS, BIRDS, "wrong_source"),
     (ELSEWHERE, None, "dangling"),
 ]
+
+
+def chat_engine(index: VectorStoreIndex, llm: Any) -> ContextChatEngine:
+    """A context chat engine over `index` with an in-process memory: the default `Memory`
+    keeps history in aiosqlite, whose worker thread outlives the test's event loop and fails
+    in a later test ("Event loop is closed")."""
+    return ContextChatEngine.from_defaults(
+        retriever=index.as_retriever(similarity_top_k=3),
+        llm=llm,
+        memory=ChatMemoryBuffer.from_defaults(token_limit=4000),
+    )
 
 
 def citation(source: str, k: int) -> CitationBlock:
@@ -224,9 +236,7 @@ def test_a_chat_engine_reply_with_citation_blocks(instrumented, streaming):
     docs = [Document(text=text, metadata={"url": url}) for url, (_, text) in PAGES.items()]
     index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
     llm = ClaudeLike(answer=reply_blocks(), search_first=False, is_chat_model=True)
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=llm
-    )
+    engine = chat_engine(index, llm)
     if streaming:
         response: Any = engine.stream_chat(QUESTION)
         assert "".join(response.response_gen) == "".join([LEAD, *(t for t, _ in CLAIMS)])
@@ -296,9 +306,7 @@ def test_openai_url_citations_of_a_chat_engine_reply(instrumented, api):
     llm = ClaudeLike(
         answer=[TextBlock(text=text)], search_first=False, is_chat_model=True, raw=raw, extra=extra
     )
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=llm
-    )
+    engine = chat_engine(index, llm)
     response = engine.chat(QUESTION)
     check = response.metadata["attribution"]["citation_check"]
     ids = {n.node.metadata["url"]: n.node.node_id for n in response.source_nodes}

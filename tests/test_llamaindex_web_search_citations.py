@@ -30,6 +30,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageR
 from llama_index.core.chat_engine import ContextChatEngine
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.anthropic import Anthropic
@@ -65,6 +66,17 @@ ANSWER = "\n".join([LEAD, *(t for t, _ in CLAIMS)])
 # this environment (1.17) no longer takes that argument
 MODEL = "claude-opus-4-7"
 WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+
+
+def chat_engine(index: VectorStoreIndex, llm: Any) -> ContextChatEngine:
+    """A context chat engine over `index` with an in-process memory: the default `Memory`
+    keeps history in aiosqlite, whose worker thread outlives the test's event loop and fails
+    in a later test ("Event loop is closed")."""
+    return ContextChatEngine.from_defaults(
+        retriever=index.as_retriever(similarity_top_k=3),
+        llm=llm,
+        memory=ChatMemoryBuffer.from_defaults(token_limit=4000),
+    )
 
 
 def web_citation(url: str) -> dict[str, Any]:
@@ -280,9 +292,7 @@ async def test_a_chat_engine_checks_web_search_citations(instrumented, index, mo
     """ContextChatEngine over the app's pages: each web citation backs its text block; a page
     the app holds is checked (correct, or wrong with the page that backs the claim), one
     only Claude's search returned is dangling."""
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(answer_content()))
-    )
+    engine = chat_engine(index, claude(Server(answer_content())))
     if mode == "achat":
         response = await engine.achat(QUESTION)
     else:
@@ -340,9 +350,7 @@ def test_search_results_are_no_sources(instrumented, index):
     """A page only Claude's search returned stays dangling even when every citation names
     one: a `web_search_tool_result` holds encrypted content, nothing to check a claim on."""
     content = answer_content([(CLAIMS[2][0], ELSEWHERE)])
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(content))
-    )
+    engine = chat_engine(index, claude(Server(content)))
     response = engine.chat(QUESTION)
     attribution = response.metadata["attribution"]
     assert ELSEWHERE not in {s["metadata"].get("url") for s in attribution["sources"]}
@@ -354,9 +362,7 @@ async def test_a_streamed_chat_reads_its_citations_off_the_stream(instrumented, 
     """Streamed, the reply that ends the stream holds no content (`raw` is the closing
     `message_delta` event) and a flat `citations` list; the stream's block deltas said which
     text block each citation backs, and are read as the chunks pass."""
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(answer_content()))
-    )
+    engine = chat_engine(index, claude(Server(answer_content())))
     if mode == "astream_chat":
         response: Any = await engine.astream_chat(QUESTION)
         text = "".join([t async for t in response.async_response_gen()])
@@ -540,9 +546,7 @@ class RawLLM(MockFunctionCallingLLM):
 def test_malformed_raw_never_breaks_the_chat(instrumented, index, raw, verdict):
     """Odd `raw` shapes give a defined check (or none) and never an error; the answer stands."""
     llm = RawLLM(raw=raw, is_chat_model=True)
-    engine = ContextChatEngine.from_defaults(
-        retriever=index.as_retriever(similarity_top_k=3), llm=llm
-    )
+    engine = chat_engine(index, llm)
     response = engine.chat(QUESTION)
     assert response.response == CLAIMS[0][0]
     attribution = response.metadata["attribution"]
@@ -562,9 +566,7 @@ async def test_concurrent_streams_keep_their_own_citations(instrumented, index):
     right = [(CLAIMS[0][0], MUSEUM), (CLAIMS[1][0], PORT), (CLAIMS[2][0], ELSEWHERE)]
 
     async def ask(content: list[dict[str, Any]]) -> Any:
-        engine = ContextChatEngine.from_defaults(
-            retriever=index.as_retriever(similarity_top_k=3), llm=claude(Server(content))
-        )
+        engine = chat_engine(index, claude(Server(content)))
         response = await engine.astream_chat(QUESTION)
         _ = [t async for t in response.async_response_gen()]
         return response
