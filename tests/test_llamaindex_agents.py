@@ -497,3 +497,37 @@ async def test_real_model_agent_cites_its_tool_nodes(real_attributor: Attributor
     finally:
         uninstrument()
     _check(output["attribution"], ["penguins"], reached=_tool_nodes(output))
+
+
+class DraftingEngine(CustomQueryEngine):
+    """Streams an LLM's draft over the retrieved nodes and returns it as one more node: a node
+    the pipeline wrote (no document behind it, never retrieved)."""
+
+    retriever: Any
+    llm: Any
+
+    def custom_query(self, query_str: str) -> Response:
+        nodes = self.retriever.retrieve(query_str)
+        context = "\n".join(n.node.get_content() for n in nodes)
+        prompt = f"Context:\n-----\n{context}\n-----\nQuestion: {query_str}"
+        stream = self.llm.stream_chat([ChatMessage(role=MessageRole.USER, content=prompt)])
+        draft = "".join(chunk.delta or "" for chunk in stream)
+        return Response(
+            response=draft, source_nodes=[*nodes, NodeWithScore(node=TextNode(text=draft))]
+        )
+
+
+def test_a_streamed_llm_draft_node_is_not_evidence(
+    index: VectorStoreIndex, recorder: Recorder
+) -> None:
+    """An LLM stream's span closes before its end event: what it said still marks the node
+    holding it as written by the pipeline, so the documents are cited, not the draft."""
+    engine = DraftingEngine(retriever=index.as_retriever(similarity_top_k=2), llm=EchoContextLLM())
+    response = engine.query(QUESTIONS["copper"])
+    draft = response.source_nodes[-1].node
+    assert draft.ref_doc_id is None and draft.get_content() == response.response
+    payload = response.metadata["attribution"]
+    assert payload["error"] is None
+    ids = {s["id"] for s in payload["sources"]}
+    assert draft.node_id not in ids
+    assert ids == {n.node.node_id for n in response.source_nodes[:-1]}

@@ -302,7 +302,9 @@ class Tracker:
         if not text:
             return
         with self._lock:
-            unit = self._unit_of(span_id)
+            # a stream's span closed before its end event: its unit is kept in `_late`
+            late = self._late.get(span_id) if span_id else None
+            unit = self._unit_of(span_id) or self._units.get(late or "")
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)
 
