@@ -505,24 +505,30 @@ class DraftingEngine(CustomQueryEngine):
 
     retriever: Any
     llm: Any
+    complete: bool = False  # stream_complete rather than stream_chat
 
     def custom_query(self, query_str: str) -> Response:
         nodes = self.retriever.retrieve(query_str)
         context = "\n".join(n.node.get_content() for n in nodes)
         prompt = f"Context:\n-----\n{context}\n-----\nQuestion: {query_str}"
-        stream = self.llm.stream_chat([ChatMessage(role=MessageRole.USER, content=prompt)])
+        if self.complete:
+            stream: Any = self.llm.stream_complete(prompt)
+        else:
+            stream = self.llm.stream_chat([ChatMessage(role=MessageRole.USER, content=prompt)])
         draft = "".join(chunk.delta or "" for chunk in stream)
         return Response(
             response=draft, source_nodes=[*nodes, NodeWithScore(node=TextNode(text=draft))]
         )
 
 
+@pytest.mark.parametrize("complete", [False, True])
 def test_a_streamed_llm_draft_node_is_not_evidence(
-    index: VectorStoreIndex, recorder: Recorder
+    index: VectorStoreIndex, recorder: Recorder, complete: bool
 ) -> None:
     """An LLM stream's span closes before its end event: what it said still marks the node
     holding it as written by the pipeline, so the documents are cited, not the draft."""
-    engine = DraftingEngine(retriever=index.as_retriever(similarity_top_k=2), llm=EchoContextLLM())
+    retriever = index.as_retriever(similarity_top_k=2)
+    engine = DraftingEngine(retriever=retriever, llm=EchoContextLLM(), complete=complete)
     response = engine.query(QUESTIONS["copper"])
     draft = response.source_nodes[-1].node
     assert draft.ref_doc_id is None and draft.get_content() == response.response
@@ -531,3 +537,4 @@ def test_a_streamed_llm_draft_node_is_not_evidence(
     ids = {s["id"] for s in payload["sources"]}
     assert draft.node_id not in ids
     assert ids == {n.node.node_id for n in response.source_nodes[:-1]}
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}

@@ -61,7 +61,8 @@ _CHAT_METHODS = frozenset({"chat", "achat", "stream_chat", "astream_chat"})
 _SYNTH_METHODS = frozenset({"synthesize", "asynthesize"})
 _WRITER_METHODS = frozenset({"write_response_to_history", "awrite_response_to_history"})
 _UUID_SUFFIX = 37  # span ids are "<Class>.<method>-<uuid4>"
-_STREAMS = ("stream_chat", "astream_chat")  # an LLM's streaming methods (and *_with_tools)
+# an LLM's streaming methods (and *_with_tools)
+_STREAMS = ("stream_chat", "astream_chat", "stream_complete", "astream_complete")
 _LATE_MAX = 256  # streams opened and never read leave at most this many late spans
 # A streaming query's LLM span opens after the query's span closed, under no span: its reply
 # is kept in the context reading the stream, which attributes it when the stream ends.
@@ -297,13 +298,16 @@ class Tracker:
             for owner in unit.lineage() if unit is not None else ():
                 owner.retrieved.update(n.node.node_id for n in nodes)
 
-    def llm_said(self, span_id: str | None, text: str | None) -> None:
-        """Note what an LLM wrote under a unit: a node holding it was written by the pipeline."""
+    def llm_said(self, span_id: str | None, text: str | None, *, last: bool = False) -> None:
+        """Note what an LLM wrote under a unit: a node holding it was written by the pipeline.
+        `last`: no other event of this LLM call follows (a completion; a chat reply follows)."""
         if not text:
             return
         with self._lock:
             # a stream's span closed before its end event: its unit is kept in `_late`
-            late = self._late.get(span_id) if span_id else None
+            late = None
+            if span_id:
+                late = self._late.pop(span_id, None) if last else self._late.get(span_id)
             unit = self._unit_of(span_id) or self._units.get(late or "")
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)

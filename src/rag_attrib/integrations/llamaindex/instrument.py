@@ -118,7 +118,7 @@ class _Handler(BaseSpanHandler[SimpleSpan], BaseEventHandler):
             if isinstance(event, RetrievalEndEvent):
                 tracker.retrieved(event.span_id, event.nodes)
             elif isinstance(event, LLMCompletionEndEvent):
-                tracker.llm_said(event.span_id, event.response.text)
+                tracker.llm_said(event.span_id, event.response.text, last=True)
             elif isinstance(event, LLMChatEndEvent) and event.response is not None:
                 tracker.llm_said(event.span_id, event.response.message.content)
                 tracker.llm_replied(event.span_id, event.response)
