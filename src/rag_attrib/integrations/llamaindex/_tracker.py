@@ -257,6 +257,14 @@ class Tracker:
         unit_id = self._span_unit.get(span_id) if span_id else None
         return self._units.get(unit_id) if unit_id else None
 
+    def _llm_unit(self, span_id: str | None, *, last: bool) -> _Unit | None:
+        """The unit an LLM call's event belongs to (the lock held). A stream's span closed
+        before its end events: its unit is kept in `_late`, dropped at the `last` event."""
+        if not span_id:
+            return None
+        late = self._late.pop(span_id, None) if last else self._late.get(span_id)
+        return self._unit_of(span_id) or self._units.get(late or "")
+
     def _close(self, span_id: str) -> None:
         with self._lock:
             writer = self._writers.pop(span_id, None)
@@ -304,11 +312,7 @@ class Tracker:
         if not text:
             return
         with self._lock:
-            # a stream's span closed before its end event: its unit is kept in `_late`
-            late = None
-            if span_id:
-                late = self._late.pop(span_id, None) if last else self._late.get(span_id)
-            unit = self._unit_of(span_id) or self._units.get(late or "")
+            unit = self._llm_unit(span_id, last=last)
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)
 
@@ -331,8 +335,7 @@ class Tracker:
         if notes is not None:
             reply = _with_streamed(reply, notes)
         with self._lock:
-            late = self._late.pop(span_id, None) if span_id else None
-            unit = self._unit_of(span_id) or self._units.get(late or "")
+            unit = self._llm_unit(span_id, last=True)
             if unit is None and span_id and _split_span_id(span_id)[1].startswith(_STREAMS):
                 _STRAY_REPLY.set(reply)
             for owner in unit.lineage() if unit is not None else ():
