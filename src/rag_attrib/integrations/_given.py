@@ -276,7 +276,7 @@ def from_reply(
     if not owned and not _citing(annotations):
         return None
     places = _placed(texts, answer)
-    if not any(p is not None and p[0] < p[1] for p in places):
+    if places is None:
         return None
     spans = [_cited_block(x, places[k] if k >= 0 else None) for k, x in owned]
     spans += _annotated(annotations, texts, places)
@@ -284,9 +284,10 @@ def from_reply(
     return GivenCitations(found, "provider", "0-based") if found else None
 
 
-def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None]:
+def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None] | None:
     """Where each text block sits in `answer`, found in order (None: not found; a blank
-    block is placed, empty, where the search stands: a citation of it cites no text)."""
+    block is placed, empty, where the search stands: a citation of it cites no text); None
+    when no text of the blocks is in `answer` (not this answer's reply)."""
     out: list[tuple[int, int] | None] = []
     at = 0
     for text in texts:
@@ -296,7 +297,7 @@ def _placed(texts: list[str], answer: str) -> list[tuple[int, int] | None]:
         k = answer.find(text, at)
         out.append((k, k + len(text)) if k >= 0 else None)
         at = k + len(text) if k >= 0 else at
-    return out
+    return out if any(p is not None and p[0] < p[1] for p in out) else None
 
 
 def _cited_block(block: object, place: tuple[int, int] | None) -> CitedSpan | None:
@@ -365,7 +366,7 @@ def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
     if not any(notes):
         return None
     places = _placed(texts, answer)
-    if not any(p is not None and p[0] < p[1] for p in places):
+    if places is None:
         return None
     spans: list[CitedSpan] = []
     for text, place, cited in zip(texts, places, notes, strict=True):
