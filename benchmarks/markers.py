@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/markers.py                # evaluation side (what README shows)
     .venv/bin/python benchmarks/markers.py --side train   # the train side, for tuning
+                                          # (HotpotQA train, MuSiQue, WiCE dev)
     .venv/bin/python benchmarks/markers.py --side train --skip-expertqa --rules 0.05:0.3 0.08:0.3
                                           # sweep _citation_rules.RANK_MARGIN:FLOOR_RATIO (train)
     .venv/bin/python benchmarks/markers.py --verdict verifier   # under the trained verdict
@@ -14,8 +15,8 @@
     balanced accuracy of the "correct" verdict, beside the plain verdict (quality.py's ExpertQA
     label: the claim text alone attributed to only the sources it cites).
 (b) HotpotQA dev, QuoteSum, WiCE test (four claims, each with its own article, make one
-    answer): correct markers made from the gold sources, then a fixed, seeded third of them
-    corrupted, half moved to a non-gold source of the answer, half to a source that does not
+    answer; the train side: HotpotQA train, MuSiQue, WiCE dev): correct markers made from the
+    gold sources, then a fixed, seeded third of them corrupted, half moved to a non-gold source of the answer, half to a source that does not
     exist. Detection precision/recall of the corrupted markers (flagged: wrong_source or
     dangling; "+unsup" also counts an unsupported verdict as a flag), the repaired marker
     pointing at a gold source, correct markers flagged, and ms per answer for parse + check
@@ -307,7 +308,12 @@ def corrupted(
     grid: list[tuple[float, float]] | None = None,
     limit: int | None = None,
 ) -> dict[tuple[float, float], Counts]:
-    split = {"hotpotqa": ("dev", "train"), "wice": ("test", "dev"), "quotesum": ("dev", None)}
+    split = {
+        "hotpotqa": ("dev", "train"),
+        "musique": (None, "train"),
+        "wice": ("test", "dev"),
+        "quotesum": ("dev", None),
+    }
     wanted = split[name][0 if evaluation else 1]
     data = [c for c in cases(name, None) if c.raw.get("split") == wanted]
     if limit is not None and len(data) > limit * bundle:
@@ -427,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verdict", choices=["similarity", "verifier"], help="default: the engine's default"
     )
-    parser.add_argument("--sets", nargs="*", default=["hotpotqa", "quotesum", "wice"])
+    parser.add_argument("--sets", nargs="*", default=["hotpotqa", "musique", "quotesum", "wice"])
     parser.add_argument(
         "--rules",
         nargs="*",
@@ -465,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         expertqa(embedder, evaluation, args.candidates or not evaluation)
         _save(args.cache, embedder)
         print()
-    sets = ["hotpotqa", "quotesum", "wice"] if evaluation else ["hotpotqa", "wice"]
+    sets = ["hotpotqa", "quotesum", "wice"] if evaluation else ["hotpotqa", "musique", "wice"]
     sets = [x for x in sets if x in args.sets]
     print("(b) corrupted markers (a seeded third: half moved to a non-gold source, half dangling)")
     header = (

@@ -379,6 +379,7 @@ BAND = [
     "Metallica is a band formed in 1981 in Los Angeles by James Hetfield and Lars Ulrich.",
     "L'Amour was a club in Brooklyn, New York, that hosted Metallica.",
     "Los Angeles is a city in California where many bands were formed.",
+    "Many bands played their first concerts in small clubs.",
 ]
 
 
@@ -387,7 +388,9 @@ BAND = [
     [
         ("[2]", [("2", "correct", None)]),
         ("[1][2]", [("1", "correct", None), ("2", "correct", None)]),
-        ("[3]", [("3", "wrong_source", "0")]),
+        ("[4]", [("4", "wrong_source", "0")]),
+        # the page of a place the question names: `about_question` takes it for one hop
+        ("[3]", [("3", "correct", None)]),
     ],
 )
 def test_a_source_that_restates_a_short_answer_backs_it(
@@ -395,8 +398,66 @@ def test_a_source_that_restates_a_short_answer_backs_it(
 ) -> None:
     """`restates`: under its question, the short answer "New York" is closest to the band's
     page, yet the club's page, whose sentence holds every word of the answer, backs it too; a
-    page that holds none of them does not."""
+    page that holds none of them does not (unless it is the page of a name the question holds:
+    the price of `about_question`, which cannot tell a hop from a mere detail)."""
     report = check_citations(
         f"New York {markers}.", BAND, attributor=ATTRIBUTOR, question=BAND_QUESTION
     )
     assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
+
+
+POETS_QUESTION = "Which poet was Irish, Seamus Heaney or Robert Frost?"
+POETS = [
+    "Seamus Heaney was an Irish poet and playwright who received the Nobel Prize in Literature "
+    "in 1995.",
+    "Robert Frost (1874-1963) wrote about rural New England in plain American speech.",
+    "The poet Seamus Heaney read his Irish poems in Dublin, and every Irish poet came to hear him.",
+    "Frost is ice that forms on cold surfaces when the air is humid.",
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "expected"),
+    [
+        ("Seamus Heaney [2].", POETS_QUESTION, [("2", "correct", None)]),
+        ("Seamus Heaney [3][2].", POETS_QUESTION, [("3", "correct", None), ("2", "correct", None)]),
+        # "Frost" is only part of a name the question holds: ice is no page it asks about
+        (
+            "Seamus Heaney [3][4].",
+            POETS_QUESTION,
+            [("3", "correct", None), ("4", "wrong_source", "0")],
+        ),
+        # without the question, or past the sentence that answers it, nothing says so
+        ("Seamus Heaney [2].", None, [("2", "wrong_source", "0")]),
+        (
+            "Seamus Heaney [1]. He won the Nobel Prize in 1995 [2].",
+            POETS_QUESTION,
+            [("1", "correct", None), ("2", "wrong_source", "0")],
+        ),
+    ],
+)
+def test_the_page_of_an_entity_the_question_names_backs_its_answer(
+    answer: str, question: str | None, expected: list[tuple[str, str, str | None]]
+) -> None:
+    """`about_question`: under "Which poet was Irish, Seamus Heaney or Robert Frost?", Frost's
+    page (opening with a name the question holds whole) is one hop of the answer "Seamus
+    Heaney", though it shares no word with it; a page opening with only part of that name is
+    not, nor is Frost's page without the question or for a later sentence."""
+    report = check_citations(answer, POETS, attributor=ATTRIBUTOR, question=question)
+    assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
+
+
+def test_about_question_reads_the_name_a_source_opens_with() -> None:
+    """The opening name loses a leading article and a possessive; a question word that opens
+    the question is no name."""
+    from rag_attrib._citation_rules import about_question
+
+    sources = [
+        "The Pro Bowl is the all-star game of the league.",
+        '"Brother" is a song by a rock band from Seattle.',
+        "What a day it was for the band.",
+    ]
+    result = ATTRIBUTOR.attribute(
+        "Two times.", sources, "What song is Brother, and how often did she play The Pro Bowl's?"
+    )
+    assert [about_question(result, 0, k) for k in range(3)] == [True, True, False]

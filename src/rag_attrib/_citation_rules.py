@@ -13,7 +13,11 @@ claim that also cites a strong source: its best sentence names something (a capi
 the claim does not hold) that the other cited source holds ("X directed A" + "X was born in
 B"). A distractor retrieved for the same words shares the claim's names, not the other
 source's, and is caught. Or when its best sentence holds every content word of the claim: a
-short answer ("New York") under a question whose other hop reads closer.
+short answer ("New York") under a question whose other hop reads closer. Or when it opens with
+a name the question holds whole and the claim is the answer's first sentence: the page of an
+entity the question asks about ("Mark King (born 1958) is ..." for "Nick Hexum" under "Which
+singer is American, Mark King or Nick Hexum?"); a page opening with part of such a name
+("Frost is ice ...") is not.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "FLOOR_RATIO",
     "RANK_MARGIN",
+    "about_question",
     "backs",
     "bridged",
     "cited_support",
@@ -103,12 +108,45 @@ def bridged(result: AttributionResult, i: int, k: int, partner: int) -> bool:
     )
 
 
+def about_question(result: AttributionResult, i: int, k: int) -> bool:
+    """Whether source k opens with a name its question holds whole and answer sentence i is the
+    answer's first, the one that answers it: the page of an entity the question asks about
+    ("Mark King (born 1958) is an English musician." under "Which singer is American, Mark
+    King or Nick Hexum?"), one hop of the answer even when another page reads closer to it."""
+    question = result.question
+    if not question or i != 0:
+        return False
+    opening = _NAME.match(result.sources[k].text.lstrip(_OPENERS))
+    name = _strip(opening.group(0)) if opening else ""
+    return len(name) > 2 and name not in _CALENDAR and name in _names(question)
+
+
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
 _WORD = re.compile(r"\w+")
+_OPENERS = " \t\n\"'\u201c\u2018(["
 _CALENDAR = frozenset(
     "January February March April May June July August September October November December "
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday The This That".split()
 )
+# Capitalised only because they open a sentence or a question: not part of a name
+_LEADING = frozenset(
+    "The A An This That These Those It He She They His Her Its Their There In On At Of For By "
+    "From What Which Who Whom Whose When Where Why How Is Are Was Were Do Does Did Both".split()
+)
+
+
+def _strip(name: str) -> str:
+    """A name without the capitalised function words before it and its possessive "'s"."""
+    words = name.split()
+    while words and words[0] in _LEADING:
+        words.pop(0)
+    out = " ".join(words)
+    return out[:-2] if out.endswith(("'s", "\u2019s")) else out
+
+
+def _names(text: str) -> set[str]:
+    """The capitalised names in text ("The Pro Bowl" -> "Pro Bowl", "Gisvi's" -> "Gisvi")."""
+    return {n for n in map(_strip, _NAME.findall(text)) if n}
 
 
 def _words(text: str) -> set[str]:

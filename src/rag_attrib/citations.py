@@ -352,13 +352,17 @@ def _judge(
         backed = rules.backs(row, k, n)
         if backed is None:  # no strengths (a trimmed record): the attribution's citations
             backed = any(c.source_index == k for c in s.citations)
-        elif not backed and s.supported:  # the second hop of a claim citing a strong source
+        elif not backed and s.supported:  # another hop of the claim, or its words restated
             partner = next((j for j in rules.ranked(row) if j in cited and j != k), None)
             backed = (
-                partner is not None
-                and bool(rules.backs(row, partner, 1))
-                and rules.bridged(result, i, k, partner)
-            ) or rules.restates(result, i, k)
+                (
+                    partner is not None
+                    and bool(rules.backs(row, partner, 1))
+                    and rules.bridged(result, i, k, partner)
+                )
+                or rules.restates(result, i, k)
+                or rules.about_question(result, i, k)
+            )
         if not s.supported:
             verdict, suggestion = "unsupported", None
         elif backed:
