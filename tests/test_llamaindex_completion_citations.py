@@ -23,8 +23,9 @@ import pytest
 pytest.importorskip("llama_index.core")
 pytest.importorskip("llama_index.llms.anthropic")
 
+import test_llamaindex_web_search_citations as web_search
 from _checks import lone_marker
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.generic_utils import (
     chat_to_completion_decorator,
@@ -50,14 +51,14 @@ from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore
 from pydantic import Field
-from test_llamaindex_web_search_citations import (
+from test_llamaindex_given_citations import url_annotations
+from test_llamaindex_web_search_citations import (  # the pages and Claude's server
     ANSWER,
     BIRDS,
     CLAIMS,
     ELSEWHERE,
     LEAD,
     MUSEUM,
-    PAGES,
     QUESTION,
     Server,
     answer_content,
@@ -65,10 +66,13 @@ from test_llamaindex_web_search_citations import (
     web_citation,
 )
 
-from rag_attrib import Attributor
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
+from rag_attrib.integrations._anthropic_stream import StreamedCitations
+from rag_attrib.integrations.llamaindex._read import completion_reply, reply_citations
 from rag_attrib.integrations.llamaindex.instrument import open_records
-from rag_attrib.testing import HashingEmbedder
+
+# the fixtures of the web-search tests: the app's pages (with their `url`), instrument()
+index = web_search.index
+instrumented = web_search.instrumented
 
 STREAMED = "".join([LEAD, *(t for t, _ in CLAIMS)])  # a stream's deltas joined
 
@@ -118,20 +122,6 @@ class PagesEngine(CustomQueryEngine):
         return Response(reply.text, source_nodes=nodes)
 
 
-@pytest.fixture
-def instrumented(hashing_attributor: Attributor) -> Iterator[None]:
-    instrument(hashing_attributor)
-    yield
-    uninstrument()
-
-
-@pytest.fixture
-def index() -> VectorStoreIndex:
-    """The app's own pages, each with its `url` in metadata."""
-    docs = [Document(text=text, metadata={"url": url}) for url, (_, text) in PAGES.items()]
-    return VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
-
-
 def ask(index: VectorStoreIndex, llm: LLM, streaming: bool) -> PagesEngine:
     return PagesEngine(
         retriever=index.as_retriever(similarity_top_k=3), llm=llm, streaming=streaming
@@ -171,9 +161,10 @@ MODES = ["complete", "acomplete", "stream", "astream"]
 @pytest.mark.parametrize("mode", MODES)
 async def test_claude_completions_are_checked(instrumented, index, mode):
     """Claude's web-search citations in a completion, made at once or streamed, sync and
-    async: each backs its text block of the answer. The completion's flat `citations` list
-    (`AnthropicCompletionResponse.citations`) holds the same citations without their blocks;
-    it names no page the check missed."""
+    async: each backs its text block of the answer. (Read before too, from the chat call the
+    Anthropic LLM makes inside `complete`; the completion read now must agree with it.) The
+    completion's flat `citations` list (`AnthropicCompletionResponse.citations`) holds the
+    same citations without their blocks: it names no page the check missed."""
     engine = ask(index, claude(Server(answer_content())), streaming=mode.endswith("stream"))
     response, text = await run(engine, mode)
     assert text == (STREAMED if mode.endswith("stream") else ANSWER)
@@ -182,17 +173,6 @@ async def test_claude_completions_are_checked(instrumented, index, mode):
     flat = [c["url"] for c in engine.replies[-1].citations]
     assert flat == [label for label, _, _ in verdicts(response)]
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
-
-
-def url_annotations(text: str, nest: bool) -> list[dict[str, Any]]:
-    """`url_citation`s of each claim in `text`: Chat Completions nests the fields under
-    "url_citation", the Responses API does not."""
-    out = []
-    for claim, url in CLAIMS:
-        at = text.index(claim)
-        fields = {"url": url, "title": "a page", "start_index": at, "end_index": at + len(claim)}
-        out.append({"type": "url_citation", **({"url_citation": fields} if nest else fields)})
-    return out
 
 
 def chat_completion(text: str, annotations: list[dict[str, Any]]) -> Any:
@@ -416,3 +396,25 @@ def test_a_streamed_completion_holds_its_events(index):
     deltas = [c.raw["delta"].type for c in chunks if c.raw["type"] == "content_block_delta"]
     assert deltas.count("citations_delta") == len(CLAIMS)
     assert "".join(c.delta or "" for c in chunks) == STREAMED
+
+
+def test_a_claude_completion_alone_holds_its_citations():
+    """A Claude completion read as a chat reply gives every citation in place, without the
+    chat call inside it: `raw` made at once, the stream's events when streamed."""
+    llm = claude(Server(answer_content()))
+    at = [ANSWER.index(t) for t, _ in CLAIMS]
+    given = reply_citations(completion_reply(llm.complete(QUESTION)), ANSWER)
+    assert given is not None
+    assert [(x.label, x.start, x.end) for x in given.spans] == [
+        (url, a, a + len(t)) for a, (t, url) in zip(at, CLAIMS, strict=True)
+    ]
+    notes = StreamedCitations()
+    chunks = list(llm.stream_complete(QUESTION))
+    for chunk in chunks:
+        notes.feed(chunk.raw)
+    given = reply_citations(completion_reply(chunks[-1]), STREAMED)
+    assert given is None  # the last chunk alone holds no citation
+    assert notes.content() == [
+        {"type": "text", "text": LEAD, "citations": []},
+        *({"type": "text", "text": t, "citations": [web_citation(u)]} for t, u in CLAIMS),
+    ]

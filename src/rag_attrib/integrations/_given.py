@@ -344,7 +344,7 @@ def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
     reply's `raw`, placed in `answer`, else None.
 
     llama-index-llms-anthropic (0.12.3) keeps `dict(message)` of the Anthropic `Message` as a
-    reply's `raw` (`chat`, `achat`): its `content` holds the SDK's text blocks with their
+    reply's `raw` (`chat`, `achat`, and the completions made by them): its `content` holds the SDK's text blocks with their
     `citations`, while the reply's blocks carry `CitationBlock`s only for
     `search_result_location`. Read here: citations that name a URL (`web_search_result_location`
     by `url`, `search_result_location` by `source`); a citation naming a request document by

@@ -96,7 +96,8 @@ def given_citations(response: object) -> GivenCitations | None:
 
 
 def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations | None:
-    """The citations of the LLM reply behind `answer`.
+    """The citations of the LLM reply behind `answer` (a chat reply, or a completion read as
+    one: `completion_reply`).
 
     Read, first found: the provider message kept as `raw` (llama-index-llms-anthropic's
     `chat`/`achat` keep `dict(message)`, whose text blocks carry every Claude citation, web
