@@ -230,3 +230,13 @@ def test_a_verifier_failing_at_run_time_leaves_a_defined_result(
     assert result.answer_sentences[0].citations[0].source_id == "tower"
     warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warned) == 1 and "signals lost" in warned[0].getMessage()
+
+
+@pytest.mark.parametrize("reply", ["Yes.", "Yes, it is.", "No, it is not."])
+def test_a_reply_with_no_content_word_says_so(checked: Attributor, reply: str) -> None:
+    # the tower source negates nothing, "No, it is not." does: still no word-share or negation
+    # reason, since there is no word to look for
+    result = checked.attribute(f"{reply} The tower is 330 metres tall.", [TOWER])
+    first = result.answer_sentences[0]
+    assert not first.supported and first.citations
+    assert first.issues == ("it has no content word a source could back (a reply such as 'Yes.')",)

@@ -94,3 +94,23 @@ def test_the_bundled_model_reads_every_feature_in_range() -> None:
     x = np.random.default_rng(1).random((200, len(FEATURES))).astype(np.float32)
     p = model.probability(x)
     assert p.shape == (200,) and np.all((p > 0.0) & (p < 1.0))
+
+
+def test_trees_and_a_linear_term_add_up_and_round_trip() -> None:
+    """The shipped kind: trees plus a share of one standardised signal ("both" in the file)."""
+    data = _stump_model()
+    weights = [0.0] * len(FEATURES)
+    weights[SUPPORT] = 2.0
+    mean, scale = [0.0] * len(FEATURES), [1.0] * len(FEATURES)
+    mean[SUPPORT], scale[SUPPORT] = 0.4, 0.2
+    data.update(kind="both", weights=weights, mean=mean, scale=scale)
+    model = VerifierModel.from_dict(data)
+    x = np.zeros((2, len(FEATURES)), dtype=np.float32)
+    x[1, SUPPORT] = 0.9
+    linear = [2.0 * (0.0 - 0.4) / 0.2, 2.0 * (0.9 - 0.4) / 0.2]
+    trees = [0.25 - 1 + 0.5, 0.25 + 1 + 0.5]
+    p = model.probability(x)
+    assert np.allclose(p, [_sigmoid(a + b) for a, b in zip(trees, linear, strict=True)], atol=1e-6)
+    again = VerifierModel.from_dict(model.to_dict())
+    assert again.to_dict()["kind"] == "both"
+    assert np.array_equal(again.probability(x), p)

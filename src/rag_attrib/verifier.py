@@ -263,6 +263,9 @@ def reasons(sentence: str, verdict: Verdict, i: int, threshold: float) -> tuple[
     row = verdict.signals[i]
     if not verdict.picks[i]:
         return ("no source sentence to compare it with",)
+    if row[FEATURES.index("length")] == 0:
+        # "Yes.", "Sure!": no word to look for, so word shares and negation say nothing here
+        return ("it has no content word a source could back (a reply such as 'Yes.')",)
     out = []
     if row[FEATURES.index("missing_names")] > 0:
         out.append("it names something its best-matching sources do not")

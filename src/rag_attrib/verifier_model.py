@@ -147,9 +147,10 @@ class VerifierModel:
         return cls(bias, threshold, version, trees, weights=arrays[0], mean=arrays[1], scale=scale)
 
     def to_dict(self) -> dict[str, Any]:
+        kind = "trees" if self.weights is None else "logistic" if self.trees is None else "both"
         out: dict[str, Any] = {
             "version": self.version,
-            "kind": "logistic" if self.weights is not None else "trees",
+            "kind": kind,
             "features": list(FEATURES),
             "bias": self.bias,
             "threshold": self.threshold,

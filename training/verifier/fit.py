@@ -2,8 +2,9 @@
 
 Each train-side claim of `data.py` (real labelled claims, plus synthetic ones) is run through
 the engine's own ranking with the bundled encoder, and `verifier.signals` reads its best
-candidates. A model (boosted trees, monotone in every signal, or a logistic regression) is fitted
-on the "train" groups with every set weighing the same; the default threshold is the one with
+candidates. A model (boosted trees, monotone in every signal, added to a share of the similarity
+support: "anchored"; or trees or a logistic regression alone) is fitted on the "train" groups,
+every set and within it each class weighing the same; the default threshold is the one with
 the best balanced accuracy (averaged over sets) on the held-out "val" groups' real claims.
 sklearn is needed here only; the package runs the model in numpy.
 
@@ -32,7 +33,7 @@ from training.verifier import data
 from training.verifier.model import MONOTONE, auc, fit_model
 
 CACHE = Path(__file__).with_name("cache")
-VERSION = "gbt-2"
+VERSION = "gbt-3"
 CAP = {"cg2c": 2068, "begin": 1148, "wice": 349}  # claims per set (wice: long articles)
 
 
@@ -140,13 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write the model into the package")
     ap.add_argument("--cv", action="store_true", help="5-fold group cross-validation only")
-    ap.add_argument("--kind", choices=["trees", "logistic", "blend"], default="trees")
-    ap.add_argument("--kinds", nargs="*", default=["logistic", "trees"], help="with --cv")
+    ap.add_argument(
+        "--kind", choices=["anchored", "trees", "logistic", "blend"], default="anchored"
+    )
+    ap.add_argument("--kinds", nargs="*", default=["trees", "anchored"], help="with --cv")
     ap.add_argument(
         "--synthetic",
         type=int,
-        default=0,
-        help="synthetic claims fitted (cross-validation: they do not help on real claims)",
+        default=3000,
+        help="synthetic claims fitted beside the real ones (swapped figures, names, negations; "
+        "with classes balanced per set they add 0.004 to the mean cross-validated AUC on real "
+        "claims and rank a changed figure below a true sentence)",
     )
     ap.add_argument("--seed", type=int, default=data.SEED)
     args = ap.parse_args(argv)
@@ -162,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cv:
         fold = np.array([int(hashlib.sha1(g.encode()).hexdigest(), 16) % 5 for g in groups])
+        k = FEATURES.index("support")  # the similarity verdict's own figure, the bar to beat
+        print("  (support: the similarity support signal alone, no model)")
+        report(x[real, k], y[real], sets[real], 0.5, "cv support ")
         for kind in args.kinds:
             p = np.zeros(len(y), dtype=np.float32)
             for f in range(5):
