@@ -404,8 +404,8 @@ async def test_a_streaming_agent_reads_its_citations_off_the_stream(instrumented
 
 
 def test_stream_notes_guess_nothing():
-    """Junk chunks are ignored; when the stream's text blocks are not as many as the reply's,
-    no citation is placed."""
+    """Junk chunks are ignored; each citation stays with the text block its stream gave it,
+    whose text is what that block's deltas said."""
     notes = StreamedCitations()
     for raw in [
         None,
@@ -417,13 +417,15 @@ def test_stream_notes_guess_nothing():
         {"type": "message_delta", "index": 0, "delta": {"type": "text_delta"}},
     ]:
         notes.feed(raw)
-    assert notes.content(["a"]) is None  # no citation came
-    notes.feed({"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta"}})
+    assert notes.content() is None  # no citation came
+    for k, text in [(2, "b"), (1, "a"), (2, "c")]:
+        delta = {"type": "text_delta", "text": text}
+        notes.feed({"type": "content_block_delta", "index": k, "delta": delta})
     note = {"type": "citations_delta", "citation": web_citation(MUSEUM)}
     notes.feed({"type": "content_block_delta", "index": 2, "delta": note})
-    assert notes.content(["a", "b"]) is None
-    assert notes.content(["b"]) == [
-        {"type": "text", "text": "b", "citations": [web_citation(MUSEUM)]}
+    assert notes.content() == [
+        {"type": "text", "text": "a", "citations": []},
+        {"type": "text", "text": "bc", "citations": [web_citation(MUSEUM)]},
     ]
 
 

@@ -1,16 +1,17 @@
 """Which text block each citation of a streamed Claude message backs; imports no framework.
 
 llama-index-llms-anthropic (0.12.3) streams a reply as one chunk per Anthropic stream event,
-each chunk's `raw` being `dict(event)`; the last chunk's `raw` is the closing `message_delta`
-and holds no content, and its flat `citations` list says not which text each backs. The
-`content_block_delta` events do: a `citations_delta` and the `text_delta`s of one content
-block share its `index`. `StreamedCitations` reads them off the chunks as they pass and gives
-the message's text blocks back with their citations, the shape `from_raw_message` reads.
+each chunk's `raw` being `dict(event)` (its `stream_complete` passes the same chunks on as
+completions); the last chunk's `raw` is the closing `message_delta` and holds no content, and
+its flat `citations` list says not which text each backs. The `content_block_delta` events do:
+a `citations_delta` and the `text_delta`s of one content block share its `index`.
+`StreamedCitations` reads them off the chunks as they pass and gives the message's text blocks
+back with their citations, the shape `from_raw_message` reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from ._given import field_of, fields_of
@@ -30,7 +31,7 @@ class StreamedCitations:
     __slots__ = ("_notes", "_texts")
 
     def __init__(self) -> None:
-        self._texts: set[int] = set()  # the content blocks that streamed text
+        self._texts: dict[int, list[str]] = {}  # each content block's streamed text pieces
         self._notes: dict[int, list[Mapping[str, Any]]] = {}
 
     def feed(self, raw: object) -> None:
@@ -41,23 +42,25 @@ class StreamedCitations:
         delta = field_of(raw, "delta")
         kind = field_of(delta, "type")
         if kind == "text_delta":
-            self._texts.add(index)
+            text = field_of(delta, "text")
+            self._texts.setdefault(index, []).append(text if isinstance(text, str) else "")
         elif kind == "citations_delta":
             note = fields_of(field_of(delta, "citation"))
             if note is not None:
                 self._notes.setdefault(index, []).append(note)
 
-    def content(self, texts: Sequence[str]) -> list[dict[str, Any]] | None:
-        """The message's text blocks (`texts`: the reply's text blocks, in order) with their
-        citations, as Anthropic's content; None when no citation came, or when the stream's
-        text blocks are not as many as `texts` (which citation backs which would be a guess).
-        """
+    def content(self) -> list[dict[str, Any]] | None:
+        """The message's text blocks, in order, with their citations, as Anthropic's content;
+        None when no citation came. Each block's text is what its `text_delta`s said (what
+        the integration's text block holds: a chat reply's blocks, a completion's text joined
+        from them), so a citation's block is never guessed."""
         if not self._notes:
             return None
-        order = sorted(self._texts)
-        if len(order) != len(texts):
-            return None
         return [
-            {"type": "text", "text": text, "citations": list(self._notes.get(k, ()))}
-            for k, text in zip(order, texts, strict=True)
+            {
+                "type": "text",
+                "text": "".join(self._texts[k]),
+                "citations": list(self._notes.get(k, ())),
+            }
+            for k in sorted(self._texts)
         ]

@@ -344,13 +344,14 @@ def from_raw_message(raw: object, answer: str) -> GivenCitations | None:
     reply's `raw`, placed in `answer`, else None.
 
     llama-index-llms-anthropic (0.12.3) keeps `dict(message)` of the Anthropic `Message` as a
-    reply's `raw` (`chat`, `achat`): its `content` holds the SDK's text blocks with their
-    `citations`, while the reply's blocks carry `CitationBlock`s only for
-    `search_result_location`. Read here: citations that name a URL (`web_search_result_location`
-    by `url`, `search_result_location` by `source`); a citation naming a request document by
-    `document_index` is skipped (it counts the request's documents, not the nodes behind the
-    answer). Each citation backs its whole text block; text blocks are found in `answer` in
-    order, as `from_reply` finds them (a block not found: the citation backs the whole answer;
+    reply's `raw` (`chat`, `achat`, and the completions made by them): its `content` holds the
+    SDK's text blocks with their `citations`, while the reply's blocks carry `CitationBlock`s
+    only for `search_result_location`. Read here: citations that name a URL
+    (`web_search_result_location` by `url`, `search_result_location` by `source`); a citation
+    naming a request document by `document_index` is skipped (it counts the request's
+    documents, not the nodes behind the answer; that integration sends none it may cite).
+    Each citation backs its whole text block; text blocks are found in `answer` in order, as
+    `from_reply` finds them (a block not found: the citation backs the whole answer;
     none found: not this answer's reply, None). Dicts and pydantic blocks are both read.
     """
     content = field_of(raw, "content")

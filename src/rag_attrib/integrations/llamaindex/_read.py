@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.agent.workflow import AgentOutput, ToolCallResult
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CitableBlock, TextBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    CitableBlock,
+    CompletionResponse,
+    MessageRole,
+    TextBlock,
+)
 from llama_index.core.base.response.schema import PydanticResponse
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
@@ -30,6 +37,7 @@ __all__ = [
     "agent_nodes",
     "answer_text",
     "cited",
+    "completion_reply",
     "evidence",
     "given_citations",
     "job",
@@ -88,7 +96,8 @@ def given_citations(response: object) -> GivenCitations | None:
 
 
 def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations | None:
-    """The citations of the LLM reply behind `answer`.
+    """The citations of the LLM reply behind `answer` (a chat reply, or a completion read as
+    one: `completion_reply`).
 
     Read, first found: the provider message kept as `raw` (llama-index-llms-anthropic's
     `chat`/`achat` keep `dict(message)`, whose text blocks carry every Claude citation, web
@@ -109,6 +118,27 @@ def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations |
         annotations = chat_completion_annotations(reply.raw)
     blocks = reply.message.blocks
     return from_reply(blocks, answer, streamed=reply.delta is not None, annotations=annotations)
+
+
+def completion_reply(response: CompletionResponse) -> ChatResponse:
+    """A completion read as a chat reply, where `reply_citations` finds its citations: its
+    text one text block; its `raw`, `additional_kwargs` and `delta` kept.
+
+    A completion keeps them as a chat reply does: llama-index-llms-openai (0.8.3) completes by
+    chatting (`chat_to_completion_decorator(self._chat)`; `chat_response_to_completion_response`
+    keeps `raw` and merges the reply's `additional_kwargs`), llama-index-llms-anthropic
+    (0.12.3) by its own `chat`/`stream_chat` (`_completion_response_from_chat_response` keeps
+    `raw`). Odd fields read as absent.
+    """
+    text = response.text if isinstance(response.text, str) else ""
+    extra = response.additional_kwargs
+    delta = response.delta if isinstance(response.delta, str) else None
+    return ChatResponse(
+        message=ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=text)]),
+        raw=response.raw,
+        additional_kwargs=dict(extra) if isinstance(extra, Mapping) else {},
+        delta=delta,
+    )
 
 
 def _message_text(message: ChatMessage) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, BaseWorkflowAgent
 from llama_index.core.base.base_query_engine import BaseQueryEngine
-from llama_index.core.base.llms.types import ChatResponse, TextBlock
+from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
     PydanticResponse,
@@ -93,7 +93,7 @@ class _Unit:
     parent: _Unit | None = None  # the agent this call runs under, if any
     captured: dict[str, Any] | None = None
     llm_texts: list[str] = field(default_factory=list)  # what LLMs said under this call
-    reply: ChatResponse | None = None  # the last chat reply under it: its citations
+    reply: ChatResponse | None = None  # the last LLM reply under it: its citations
     retrieved: set[str] = field(default_factory=set)  # node ids retrievers returned
     nodes: list[NodeWithScore] = field(default_factory=list)  # evidence from inner calls
     attributed: bool = False
@@ -164,8 +164,7 @@ def _agent_output(result: object) -> AgentOutput | None:
 def _with_streamed(reply: ChatResponse, notes: StreamedCitations) -> ChatResponse:
     """A copy of a streamed reply whose `raw` holds its text blocks with the citations its
     stream gave each (as a reply made at once holds them), else the reply itself."""
-    texts = [b.text for b in reply.message.blocks if isinstance(b, TextBlock)]
-    content = notes.content(texts)
+    content = notes.content()
     return reply if content is None else reply.model_copy(update={"raw": {"content": content}})
 
 
@@ -306,19 +305,20 @@ class Tracker:
             for owner in unit.lineage() if unit is not None else ():
                 owner.retrieved.update(n.node.node_id for n in nodes)
 
-    def llm_said(self, span_id: str | None, text: str | None, *, last: bool = False) -> None:
-        """Note what an LLM wrote under a unit: a node holding it was written by the pipeline.
-        `last`: no other event of this LLM call follows (a completion; a chat reply follows)."""
+    def llm_said(self, span_id: str | None, text: str | None) -> None:
+        """Note what an LLM wrote under a unit: a node holding it was written by the pipeline
+        (its reply, `llm_replied`, follows)."""
         if not text:
             return
         with self._lock:
-            unit = self._llm_unit(span_id, last=last)
+            unit = self._llm_unit(span_id, last=False)
             for owner in unit.lineage() if unit is not None else ():
                 owner.llm_texts.append(text)
 
-    def llm_streamed(self, span_id: str | None, chunk: ChatResponse) -> None:
-        """Read a streamed chat chunk's Anthropic block delta (other chunks cost one test)."""
-        if span_id is None or not is_block_delta(chunk.raw):
+    def llm_streamed(self, span_id: str | None, raw: object) -> None:
+        """Read a streamed chunk's Anthropic block delta, its `raw` (a chat's or a completion's;
+        other chunks cost one test)."""
+        if span_id is None or not is_block_delta(raw):
             return
         with self._lock:
             notes = self._streamed.get(span_id)
@@ -326,10 +326,11 @@ class Tracker:
                 notes = self._streamed[span_id] = StreamedCitations()
                 while len(self._streamed) > _LATE_MAX:
                     self._streamed.popitem(last=False)
-            notes.feed(chunk.raw)
+            notes.feed(raw)
 
     def llm_replied(self, span_id: str | None, reply: ChatResponse) -> None:
-        """Keep an LLM's last chat reply under a unit: the answer's citations are on it."""
+        """Keep an LLM's last reply under a unit: the answer's citations are on it (a
+        completion comes as a chat reply, `_read.completion_reply`)."""
         with self._lock:
             notes = self._streamed.pop(span_id, None) if span_id else None
         if notes is not None:

@@ -18,6 +18,7 @@ from llama_index.core.instrumentation.events.llm import (
     LLMChatEndEvent,
     LLMChatInProgressEvent,
     LLMCompletionEndEvent,
+    LLMCompletionInProgressEvent,
 )
 from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent
 from llama_index.core.instrumentation.span import SimpleSpan
@@ -30,6 +31,7 @@ from ...export.base import Exporter
 from ...markers import Numbering
 from .._citations import check_options
 from .._pipeline import check_timeout
+from ._read import completion_reply
 from ._tracker import Settings, Tracker
 
 if TYPE_CHECKING:
@@ -118,12 +120,13 @@ class _Handler(BaseSpanHandler[SimpleSpan], BaseEventHandler):
             if isinstance(event, RetrievalEndEvent):
                 tracker.retrieved(event.span_id, event.nodes)
             elif isinstance(event, LLMCompletionEndEvent):
-                tracker.llm_said(event.span_id, event.response.text, last=True)
+                tracker.llm_said(event.span_id, event.response.text)
+                tracker.llm_replied(event.span_id, completion_reply(event.response))
             elif isinstance(event, LLMChatEndEvent) and event.response is not None:
                 tracker.llm_said(event.span_id, event.response.message.content)
                 tracker.llm_replied(event.span_id, event.response)
-            elif isinstance(event, LLMChatInProgressEvent):
-                tracker.llm_streamed(event.span_id, event.response)
+            elif isinstance(event, (LLMChatInProgressEvent, LLMCompletionInProgressEvent)):
+                tracker.llm_streamed(event.span_id, event.response.raw)
             elif isinstance(event, StreamChatDeltaReceivedEvent):
                 tracker.stream_chat_delta(event.span_id, event.delta)
             elif isinstance(event, StreamChatEndEvent):
