@@ -752,6 +752,25 @@ def test_uncached_model_fails_at_once_offline(
     assert out == ""
 
 
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_the_bundled_model_by_name_without_torch_says_to_leave_model_out(
+    name: str,
+    files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A default install has no sentence-transformers; a user who passes the model name the
+    output shows is told that it is the bundled default, in one line; other names the extra."""
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    argv = ["explain", "--answer", str(files["answer"]), "--source", str(files["a"])]
+    code, out, err = run([*argv, "--model", name], capsys, monkeypatch)
+    assert_one_line_error(code, err, "is the bundled default: leave --model out", "[st]")
+    assert out == ""
+    code, _, err = run([*argv, "--model", "BAAI/bge-small-en-v1.5"], capsys, monkeypatch)
+    assert_one_line_error(code, err, "needs sentence-transformers", "[st]")
+    assert "bundled default" not in err
+
+
 def test_explain_records_the_verdict_it_used(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
