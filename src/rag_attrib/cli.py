@@ -722,7 +722,8 @@ def _table(result: AttributionResult, width: int) -> str:
     lines: list[str] = []
     if result.question:
         lines += [*textwrap.wrap(f"Q: {result.question}", width), ""]
-    id_width = min(20, max([len(s.id) for s in result.sources], default=6))
+    # at least as wide as its header, so short ids ("s1") keep the columns under it
+    id_width = min(20, max([len("source"), *(len(s.id) for s in result.sources)]))
     indent = "      "
     for s in result.answer_sentences:
         lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")
