@@ -84,6 +84,7 @@ configs = st.builds(
     context_weight=st.floats(0.0, 1.0),
     paraphrase_margin=st.one_of(st.none(), st.floats(0.0, 2.0)),
     use_question=st.booleans(),
+    verdict=st.sampled_from(["similarity", "verifier"]),
 )
 
 
@@ -141,8 +142,15 @@ def test_engine_on_generated_input(
 def test_real_model_on_generated_input(
     real_attributor: Attributor, answer: str, sources: list[Any], question: str | None
 ) -> None:
-    """The bundled model (tokenizer included) takes any text without raising."""
+    """The bundled model (tokenizer included) takes any text without raising, and so does the
+    bundled verifier reading its vectors."""
     _check_invariants(real_attributor.attribute(answer, sources, question))
+    checked = Attributor(real_attributor.embedder, config=AttributionConfig(verdict="verifier"))
+    result = checked.attribute(answer, sources, question)
+    _check_invariants(result)
+    # the verifier decided (no fallback to similarity, no fault of its own in `error`)
+    assert result.config["verdict"] == "verifier" and "verifier" not in (result.error or "")
+    assert all(0.0 <= s.support <= 1.0 for s in result.answer_sentences)
 
 
 # --- hostile saved files ---------------------------------------------------------------------
