@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import pytest
 
 from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib.citations import check_citations
 from rag_attrib.render._common import PALETTE
 from rag_attrib.render.html import render_html, sentence_key
 
@@ -927,3 +928,40 @@ def test_check_citations_html_paints_each_marker_by_its_verdict(
     assert page.js("document.querySelector('.ra-mk-answer').textContent") == answer.read_text(
         encoding="utf-8"
     )
+
+
+def test_check_citations_counts_keep_each_number_with_its_word(
+    page: Page, tmp_path: Path, hashing_attributor: Attributor
+) -> None:
+    """However narrow the page, "2 correct" never breaks between the number and its word: in
+    Chromium, at widths from 320 to 640 px, each count of the summary sits on one line."""
+    answer = (
+        "The Eiffel Tower was finished in 1889 for a world fair [1]. "
+        "Mount Everest lies in the Himalayas [1]. Bananas are rich in potassium [9]."
+    )
+    report = check_citations(answer, SOURCES, attributor=hashing_attributor)
+    _open(page, tmp_path, render_html(report.result, citations=report), "counts.html")
+    lines = (
+        "(() => { const el = document.querySelector('.ra-mk-counts');"
+        " const node = document.createTreeWalker(el, NodeFilter.SHOW_TEXT); let text = '';"
+        " const at = []; while (node.nextNode()) { const n = node.currentNode;"
+        " for (let i = 0; i < n.data.length; i++) at.push([n, i]); text += n.data; }"
+        " return [...text.matchAll(/\\d+ [a-z]+/g)].map(m => { const r = document.createRange();"
+        " r.setStart(...at[m.index]); const [n, i] = at[m.index + m[0].length - 1];"
+        " r.setEnd(n, i + 1); return [m[0], new Set([...r.getClientRects()]"
+        ".filter(q => q.width > 0).map(q => Math.round(q.top))).size]; }); })()"
+    )
+    try:
+        for width in range(320, 641, 20):
+            page.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            counts = page.js(lines)
+            assert len(counts) == 4, counts  # correct, wrong source, unsupported, names no source
+            assert all(n == 1 for _, n in counts), (width, counts)
+    finally:
+        page.call("Emulation.clearDeviceMetricsOverride")

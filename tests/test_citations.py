@@ -388,7 +388,8 @@ BAND = [
     [
         ("[2]", [("2", "correct", None)]),
         ("[1][2]", [("1", "correct", None), ("2", "correct", None)]),
-        ("[4]", [("4", "wrong_source", "0")]),
+        # repaired to the club's page, which says "New York", not the closer band's page
+        ("[4]", [("4", "wrong_source", "1")]),
         # the page of a place the question names: `about_question` takes it for one hop
         ("[3]", [("3", "correct", None)]),
     ],
@@ -461,3 +462,40 @@ def test_about_question_reads_the_name_a_source_opens_with() -> None:
         "Two times.", sources, "What song is Brother, and how often did she play The Pro Bowl's?"
     )
     assert [about_question(result, 0, k) for k in range(3)] == [True, True, False]
+
+
+ALBUM_QUESTION = "The album Quiet Harbor is by a singer from which state?"
+ALBUM = [
+    "Quiet Harbor is the third album by the singer Mara Vell.",
+    "Mara Vell grew up in Salem, Oregon.",
+    "Open Water is an album by a singer from the state of Maine.",
+    "Bread is baked from flour and water.",
+]
+FILMS_QUESTION = "Are Lantern Bay and Copper Sky both animated films?"
+FILMS = [
+    "Lantern Bay is an animated film from 1990.",
+    "Copper Sky is a drama shot in Spain.",
+    "Lantern Bay Ride is an animated boat ride at a theme park, based on films.",
+    "Bread is baked from flour and water.",
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "sources", "question", "fixed"),
+    [
+        # the singer's page holds "Oregon"; another singer's album reads closer to the question
+        ("Oregon [1][4].", ALBUM, ALBUM_QUESTION, "Oregon [1][2]."),
+        # the page of the other film the question names; a ride named after the first reads closer
+        ("No [4][1].", FILMS, FILMS_QUESTION, "No [2][1]."),
+    ],
+)
+def test_a_wrong_marker_is_repaired_to_the_hop_a_closer_distractor_hides(
+    answer: str, sources: list[str], question: str, fixed: str
+) -> None:
+    """`suggest`: the repair prefers, among sources with `FLOOR_RATIO` of the strongest's
+    strength, one that restates the claim or is the page of an entity the question names (the
+    sources `_judge` takes for a hop) over a distractor that only reads closer."""
+    report = check_citations(answer, sources, attributor=ATTRIBUTOR, question=question)
+    assert [m.verdict for m in report.markers].count("wrong_source") == 1
+    repaired = repair_citations(answer, sources, attributor=ATTRIBUTOR, question=question)
+    assert repaired.text == fixed

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from rag_attrib import AttributionResult, Attributor, Source
-from rag_attrib.cli import Progress, main
+from rag_attrib.cli import Progress, _table, main
 from rag_attrib.testing import HashingEmbedder
 
 ANSWER = (
@@ -750,6 +750,42 @@ def test_uncached_model_fails_at_once_offline(
         code, err, "HF_HUB_OFFLINE", "not in the local cache", "SentenceTransformer"
     )
     assert out == ""
+
+
+@pytest.mark.parametrize("name", ["all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_the_bundled_model_by_name_without_torch_says_to_leave_model_out(
+    name: str,
+    files: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A default install has no sentence-transformers; a user who passes the model name the
+    output shows is told that it is the bundled default, in one line; other names the extra."""
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    argv = ["explain", "--answer", str(files["answer"]), "--source", str(files["a"])]
+    code, out, err = run([*argv, "--model", name], capsys, monkeypatch)
+    assert_one_line_error(code, err, "is the bundled default: leave --model out", "[st]")
+    assert out == ""
+    code, _, err = run([*argv, "--model", "BAAI/bge-small-en-v1.5"], capsys, monkeypatch)
+    assert_one_line_error(code, err, "needs sentence-transformers", "[st]")
+    assert "bundled default" not in err
+
+
+@pytest.mark.parametrize("source_id", ["s1", "a-rather-long-source-name"])
+def test_table_columns_line_up_under_their_header(
+    source_id: str, hashing_attributor: Attributor
+) -> None:
+    """Each citation row's source id, sentence number and text start under their headings,
+    whether the ids are shorter or longer than the word "source"."""
+    result = hashing_attributor.attribute(
+        "The tower is 330 metres tall.", [Source(source_id, "The tower is 330 metres tall.")]
+    )
+    lines = _table(result, 100).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("score"))
+    header, row = lines[at], lines[at + 1]
+    assert row[header.index("source") :].startswith(source_id[:19])
+    assert row[header.index("#")] == "1"  # right-aligned under "#"
+    assert row[header.index("text") :] == "The tower is 330 metres tall."
 
 
 def test_explain_records_the_verdict_it_used(

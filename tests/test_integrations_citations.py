@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from rag_attrib import AttributionResult, Attributor, Source
+from rag_attrib import AttributionResult, Attributor, Source, check_citations
 from rag_attrib.errors import ConfigError
 from rag_attrib.integrations._citations import CheckOptions, check, check_options, numbering_for
 from rag_attrib.integrations._given import CitedSpan, GivenCitations, from_blocks, from_structured
@@ -158,6 +158,37 @@ def test_run_job_sets_the_check_and_exporters_see_it(hashing_attributor):
     assert [m.verdict for m in result.citation_check.markers] == ["correct", "dangling"]
     assert seen[0].citation_check == result.citation_check
     assert "1/2 own citations correct" in repr(result)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The Hobart harbour museum was founded in 1896 (Source 1). "
+        "Bremen's river port handles the most cargo (Source 2).",
+        "The Hobart harbour museum was founded in 1896 [1]. "
+        "Bremen's river port handles the most cargo [^2].",
+        "[1] The Hobart harbour museum was founded in 1896. "
+        'Bremen\'s river port handles <cite id="2">the most cargo</cite>.',
+    ],
+)
+def test_the_answers_own_markers_are_no_words_of_its_claims(hashing_attributor, answer):
+    """An integration's attribution of an answer that cites "(Source 1)" is the attribution of
+    its claims: the same supports and citations as the answer without its markers, as
+    `check_citations` reads it. "(Source 1)" had made "1" a figure no source holds (both
+    sentences unsupported, both markers "unsupported") and "[1]" lowered every support.
+    Sentences keep their offsets and text in the answer as written."""
+    result = run_job(hashing_attributor, Job(answer, SOURCES), [], {})
+    plain = hashing_attributor.attribute(TWO, SOURCES)
+    assert result.answer == answer and result.error is None
+    for s, p in zip(result.answer_sentences, plain.answer_sentences, strict=True):
+        assert answer[s.start : s.end] == s.text
+        assert (s.supported, s.support, s.issues) == (p.supported, p.support, p.issues)
+        assert s.citations == p.citations
+    assert [m.verdict for m in result.citation_check.markers] == ["correct", "correct"]
+    assert (
+        result.citation_check.markers
+        == check_citations(answer, SOURCES, attributor=hashing_attributor).markers
+    )
 
 
 def round_trip(result: AttributionResult) -> dict[str, Any]:

@@ -122,6 +122,37 @@ def test_lcel_chain_markers_get_verdicts(attributor):
     assert "citation_repair" not in out["attribution"]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_source_n_markers_do_not_make_a_claim_unsupported(attributor, stream):
+    """An LLM that cites "(Source 1)" as the prompt labels them: each sentence is attributed as
+    its claim, with the supports the same answer without markers gets, and its marker checked
+    as `check_citations` checks it; before, "1" read as a figure no source holds and flagged
+    the true sentence. Invoked or streamed, the answer's offsets are those of the text the
+    user got."""
+    written = MARKED.replace("[1]", "(Source 1)").replace("[7]", "(Source 3)")
+    plain = MARKED.replace(" [1]", "").replace(" [7]", "")
+    cited = with_attribution(lcel_chain(fake(written)), attributor)
+    if stream:
+        assert "".join(cited.stream(QUESTION)) == written
+    else:
+        assert cited.invoke(QUESTION)["answer"] == written
+    result = cited.last_result
+    assert result is not None and result.answer == written
+    alone = attributor.attribute(plain, [d.page_content for d in DOCS], QUESTION)
+    assert [s.support for s in result.answer_sentences] == [
+        s.support for s in alone.answer_sentences
+    ]
+    assert all(s.supported and not s.issues for s in result.answer_sentences)
+    assert [written[s.start : s.end] for s in result.answer_sentences] == [
+        s.text for s in result.answer_sentences
+    ]
+    assert [(m.text, m.verdict) for m in result.citation_check.markers] == [
+        ("(Source 1)", "correct"),
+        ("(Source 1)", "wrong_source"),
+        ("(Source 3)", "correct"),
+    ]
+
+
 def test_no_markers_adds_nothing(attributor):
     """An answer without markers gets no citation_check, and its result none either."""
     plain = MARKED.replace(" [1]", "").replace(" [7]", "")

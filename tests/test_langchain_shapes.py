@@ -34,7 +34,8 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode, tools_condition
 
 from rag_attrib import AttributionResult, Attributor
 from rag_attrib.convert import to_langchain_citations
@@ -247,6 +248,67 @@ def test_always_mode_ends_a_state_stream_with_the_attribution(store, attributor)
     )
     chunks = list(cited.stream({"question": QUESTION}, stream_mode="values"))
     assert set(chunks[-1]) == {"attribution"} and "answer" in chunks[-2]
+
+
+def agentic_rag_graph(store: InMemoryVectorStore) -> Any:
+    """LangGraph's agentic RAG tutorial: a model that calls a retriever tool, a tools node, and
+    a node that answers from the tool's text (the grading detour left out)."""
+
+    @tool
+    def retrieve_docs(query: str) -> str:
+        """Search and return information about Halden."""
+        docs = store.as_retriever(search_kwargs={"k": 3}).invoke(query)
+        return "\n\n".join(doc.page_content for doc in docs)
+
+    caller, answerer = ReaderChatModel(tool_name="retrieve_docs"), ReaderChatModel()
+
+    def generate_query_or_respond(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [caller.bind_tools([retrieve_docs]).invoke(state["messages"])]}
+
+    def generate_answer(state: MessagesState) -> dict[str, Any]:
+        question, context = state["messages"][0].content, state["messages"][-1].content
+        prompt = f"Answer the question.\nQuestion: {question}\nContext: {context}"
+        return {"messages": [answerer.invoke([{"role": "user", "content": prompt}])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node(generate_query_or_respond)
+    builder.add_node("retrieve", ToolNode([retrieve_docs]))
+    builder.add_node(generate_answer)
+    builder.add_edge(START, "generate_query_or_respond")
+    builder.add_conditional_edges(
+        "generate_query_or_respond", tools_condition, {"tools": "retrieve", END: END}
+    )
+    builder.add_edge("retrieve", "generate_answer")
+    builder.add_edge("generate_answer", END)
+    return builder.compile()
+
+
+@pytest.mark.filterwarnings("ignore::langchain_core._api.beta_decorator.LangChainBetaWarning")
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_typed_event_stream_of_the_agentic_rag_tutorial(store, attributor, mode):
+    """The tutorial reads its run as `graph.stream_events(..., version="v3")` and prints
+    `stream.messages` token by token. Through `with_attribution` that stream is the graph's
+    own, read the same, and the run is attributed once it ends (it raised NotImplementedError)."""
+    graph = agentic_rag_graph(store)
+    if not hasattr(graph, "stream_events"):
+        pytest.skip("this langgraph has no typed (v3) event stream")
+    seen: list[AttributionResult] = []
+    cited = with_attribution(graph, attributor, on_result=seen.append)
+    inputs = {"messages": [{"role": "user", "content": QUESTION}]}
+
+    async def read(runnable: Any) -> list[str]:
+        if mode == "sync":
+            stream = runnable.stream_events(inputs, version="v3")
+            return ["".join(str(t) for t in m.text) for m in stream.messages]
+        stream = await runnable.astream_events(inputs, version="v3")
+        return ["".join([str(t) async for t in m.text]) async for m in stream.messages]
+
+    plain = await read(graph)
+    assert plain and plain[-1].endswith(INVENTED)
+    assert await read(cited) == plain  # the user's stream, unchanged
+    check(cited.last_result)
+    assert seen == [cited.last_result]
+    assert cited.last_result is not None and cited.last_result.answer == plain[-1]
 
 
 # --- v1 agents: tools and middleware --------------------------------------------------------------

@@ -150,7 +150,9 @@ def test_unsupported_sentences_are_marked(result: AttributionResult) -> None:
     assert card.text.lower().count("unsupported") == 1
     assert f"support {support:.2f}, below 0.40" in card.text
     assert "no source backs this sentence" in card.text
-    assert "does not support" in tree.find("ra-legend")[0].text
+    # no closest match is shown (it has no citation), so the legend explains no dashed mark
+    assert not result.answer_sentences[2].citations
+    assert "does not support" not in tree.find("ra-legend")[0].text
 
 
 def test_issues_are_the_reason_without_repeating_the_verdict(result: AttributionResult) -> None:
@@ -251,6 +253,26 @@ def test_closest_matches_of_an_unsupported_sentence_never_read_as_support(
     grey = [e for e in tree.find("ra-mark") if e.attrs.get("data-n") == "3"]
     assert grey and all("ra-closest" in e.attrs["class"] for e in grey)
     assert not [e for e in grey if {"ra-main", "ra-more"} & set(e.attrs["class"].split())]
+
+
+def test_legend_numbers_the_dashed_mark_as_a_sentence_of_the_page(
+    result: AttributionResult,
+) -> None:
+    """The legend's dashed "closest match" example carries the number of the page's unsupported
+    sentence that shows closest matches (it said 4 on every page, even one of 3 sentences),
+    and is left out where no sentence shows them."""
+    borrowed = result.answer_sentences[0].citations
+    bad = replace(result.answer_sentences[2], citations=borrowed)
+    r = replace(result, answer_sentences=(*result.answer_sentences[:2], bad))
+    legend = [e for e in Tree(render_html(r)).find("ra-closest") if "ra-legend" in e.ancestors]
+    assert [e.attrs["data-n"] for e in legend] == ["3"]
+    assert (
+        "closest match of unsupported sentence 3" in Tree(render_html(r)).find("ra-legend")[0].text
+    )
+    kept = tuple(replace(a, supported=True) for a in r.answer_sentences)
+    tree = Tree(render_html(replace(r, answer_sentences=kept)))
+    assert not [e for e in tree.find("ra-closest") if "ra-legend" in e.ancestors]
+    assert "closest match" not in tree.find("ra-legend")[0].text
 
 
 def test_sources_are_named_the_same_everywhere(hashing_attributor: Attributor) -> None:

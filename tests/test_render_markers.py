@@ -72,6 +72,24 @@ def test_markers_that_are_not_correct_are_explained_without_hovering(report) -> 
     assert not [e for e in tree.elements if e.tag == "b" and "ra-mk-answer" in e.ancestors]
 
 
+def test_each_note_quotes_the_claim_of_its_marker(hashing_attributor: Attributor) -> None:
+    """Three equal "[1]"s, one not correct: its line quotes the claim it is on, so the reader knows
+    which "[1]" without hovering; a claim too long for a line is cut with an ellipsis."""
+    long_claim = "Mount Everest lies in the Himalayas " + "and rises far above the plains " * 3
+    answer = (
+        "The Eiffel Tower was finished in 1889 for a world fair [1]. "
+        "It is in Paris [1]. "
+        f"{long_claim.strip()} [1]."
+    )
+    report = check_citations(answer, SOURCES, attributor=hashing_attributor)
+    wrong = [m for m in report.markers if m.verdict != "correct"]
+    assert [m.text for m in wrong] == ["[1]"] and wrong[0].claim is not None
+    tree = Tree(render_html(report.result, citations=report))
+    (note,) = [e.text for e in tree.elements if e.tag == "li" and "ra-mk-notes" in e.ancestors]
+    assert note.startswith("[1] on \u201cMount Everest lies in the Himalayas and rises"), note
+    assert "\u2026\u201d: cites eiffel, " in note
+
+
 def test_crafted_offsets_are_skipped(report) -> None:  # type: ignore[no-untyped-def]
     """A report built by hand with offsets that are not ints in range renders the answer as
     text and colours only what it can place."""

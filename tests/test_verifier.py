@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ def test_readme_usage_flags_the_invented_sentence(checked: Attributor) -> None:
     # never withhold evidence: the unsupported sentence still shows its closest source
     assert invented.citations and invented.citations[0].source_id == "doc-1"
     assert invented.issues
+    # the README states this call's figures: they must be the bundled model's, not an older one's
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"`support` (\d\.\d\d), under the verifier's threshold (\d\.\d\d)", readme)
+    assert stated is not None, "the README's Usage section no longer states the figures"
+    assert float(stated.group(1)) == round(invented.support, 2)
+    assert float(stated.group(2)) == round(threshold, 2)
 
 
 def test_quickstart_flags_only_its_invented_sentence(checked: Attributor) -> None:

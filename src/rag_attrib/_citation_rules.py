@@ -183,10 +183,15 @@ def cited_support(sentence: SentenceAttribution, row: np.ndarray, k: int) -> flo
 
 
 def suggest(
-    sentence: SentenceAttribution, row: np.ndarray, taken: Collection[int], n: int
+    result: AttributionResult, i: int, row: np.ndarray, taken: Collection[int], n: int
 ) -> int | None:
-    """The strongest source backing the sentence that no marker of it cites (`taken`), else
-    its strongest source (a repair then drops the duplicate marker); None when unsupported."""
+    """The source to cite for answer sentence i instead of a wrong marker: of the sources no
+    marker of it cites (`taken`) with `FLOOR_RATIO` of the strongest's strength, the strongest
+    that restates the claim or is the page of an entity its question asks about (the hop a
+    closer distractor hides: a list of a studio's films reads closer to its name than the pages
+    of the two films the question names); else the strongest backing it; else its strongest
+    source (a repair then drops the duplicate marker). None when unsupported."""
+    sentence = result.answer_sentences[i]
     if not sentence.supported:
         return None
     if np.all(np.isnan(row)):  # no strengths: the attribution's own citations, best first
@@ -194,7 +199,15 @@ def suggest(
         fits = order
     else:
         order = ranked(row)
-        fits = [k for k in order if backs(row, k, n)]
+        floor = FLOOR_RATIO * float(np.nanmax(row))
+        hops = [
+            k
+            for k in order
+            if k not in taken
+            and row[k] >= floor
+            and (restates(result, i, k) or about_question(result, i, k))
+        ]
+        fits = hops or [k for k in order if backs(row, k, n)]
     pick = next((k for k in fits if k not in taken), None)
     return pick if pick is not None else (order[0] if order else None)
 

@@ -345,7 +345,7 @@ def _judge(
     s = result.answer_sentences[i]
     if k is None:
         verdict: Verdict = "dangling"
-        suggestion = rules.suggest(s, row, cited, n)
+        suggestion = rules.suggest(result, i, row, cited, n)
         support = math.nan
     else:
         support = rules.cited_support(s, row, k)
@@ -368,7 +368,7 @@ def _judge(
         elif backed:
             verdict, suggestion = "correct", None
         else:
-            verdict, suggestion = "wrong_source", rules.suggest(s, row, cited, n)
+            verdict, suggestion = "wrong_source", rules.suggest(result, i, row, cited, n)
     shown = suggestion if suggestion is not None else k
     return replace(
         check,

@@ -434,11 +434,18 @@ def _check_model_is_reachable(model: str) -> None:
     import importlib.util
     import os
 
-    from .embedders import ST_INSTALL
+    from .embedders import DEFAULT_MODEL, ST_INSTALL
 
     if Path(model).expanduser().exists():
         return
     if importlib.util.find_spec("sentence_transformers") is None:
+        if model.removeprefix("sentence-transformers/") == DEFAULT_MODEL:
+            # the name the output shows ("all-MiniLM-L6-v2+onnx-int8"): it is already here
+            raise InputError(
+                f"--model {model} is the bundled default: leave --model out to use it "
+                f"(int8, on ONNX Runtime); its torch version needs sentence-transformers: "
+                f"{ST_INSTALL}"
+            )
         raise InputError(f"--model {model} needs sentence-transformers: {ST_INSTALL}")
     from huggingface_hub import try_to_load_from_cache
 
@@ -715,7 +722,8 @@ def _table(result: AttributionResult, width: int) -> str:
     lines: list[str] = []
     if result.question:
         lines += [*textwrap.wrap(f"Q: {result.question}", width), ""]
-    id_width = min(20, max([len(s.id) for s in result.sources], default=6))
+    # at least as wide as its header, so short ids ("s1") keep the columns under it
+    id_width = min(20, max([len("source"), *(len(s.id) for s in result.sources)]))
     indent = "      "
     for s in result.answer_sentences:
         lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")

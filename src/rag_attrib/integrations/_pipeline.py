@@ -23,7 +23,10 @@ import numpy as np
 from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
+from ..markers import clean_text as without_markers
+from ..markers import parse_markers, to_original
 from ..results import AttributionResult, Source
+from ..validate import clean_text as clean_unicode
 from ..workers import DaemonPool
 from ._citations import CheckOptions, check
 from ._given import GivenCitations
@@ -135,7 +138,20 @@ _budget_pool = DaemonPool(4, "rag_attrib-budget")
 
 def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
     chosen = attributor if attributor is not None else default_attributor()
-    return chosen.attribute(job.answer, job.sources, job.question)
+    markers = parse_markers(job.answer, ids=[s.id for s in job.sources])
+    if not markers:
+        return chosen.attribute(job.answer, job.sources, job.question)
+    # The LLM's own markers are no words of its claims ("(Source 2)" is no figure 2, "[1]"
+    # no token to match), so they are taken out for attribution, as `check_citations` does;
+    # the sentences keep their offsets and text in the answer as written.
+    clean, edits = without_markers(job.answer, markers)
+    result = chosen.attribute(clean, job.sources, job.question)
+    written = clean_unicode(job.answer)
+    sentences = []
+    for s in result.answer_sentences:
+        start, end = to_original(s.start, edits), to_original(s.end, edits, end=True)
+        sentences.append(replace(s, start=start, end=end, text=written[start:end]))
+    return replace(result, answer=written, answer_sentences=tuple(sentences))
 
 
 def _submit(attributor: Attributor | None, job: Job) -> Future[AttributionResult]:

@@ -31,12 +31,13 @@ def markers_section(report: Any) -> str:
     checks = [m for m in getattr(report, "markers", ()) if _verdict(m) is not None]
     counts = {v: sum(_verdict(m) == v for m in checks) for v in _KINDS}
     missing = len(getattr(report, "missing", ()))
-    summary = ", ".join(f"{counts[v]} {_KINDS[v][1]}" for v in _KINDS)
+    # each count stays on one line with its word ("2 correct"), however narrow the page
+    summary = ", ".join(_count(f"{counts[v]} {_KINDS[v][1]}") for v in _KINDS)
     if missing:
         s = "s" if missing != 1 else ""
-        summary += f"; {missing} supported sentence{s} without a marker"
+        summary += "; " + _count(f"{missing} supported sentence{s} without a marker")
     notes = [
-        f"<li>{_written(m)} {escape(_explain(m, ids))}</li>"
+        f"<li>{_written(m)}{_on(m)} {escape(_explain(m, ids))}</li>"
         for m in checks
         if _verdict(m) != "correct"
     ]
@@ -46,7 +47,7 @@ def markers_section(report: Any) -> str:
             '<p class="ra-mk-legend"><span class="ra-mk ra-mk-ok">1</span> its source backs the'
             ' claim <span class="ra-mk ra-mk-warn">1</span> another source does'
             ' <span class="ra-mk ra-mk-bad">1</span> no source does, or it names none'
-            f' <span class="ra-mk-counts">{escape(summary)}</span></p>',
+            f' <span class="ra-mk-counts">{summary}</span></p>',
             f'<p class="ra-mk-answer">{_marked(answer, checks, ids)}</p>',
             f'<ul class="ra-mk-notes">{"".join(notes)}</ul>' if notes else "",
             "</section>",
@@ -60,6 +61,21 @@ def _written(marker: Any) -> str:
     if text in (f"[{label}]", f"[^{label}]", f"({label})"):
         return f"<b>{escape(text)}</b>"
     return f"<b>{escape(label)}</b> in <b>{escape(text)}</b>"
+
+
+def _count(text: str) -> str:
+    return f'<span class="ra-mk-count">{escape(text)}</span>'
+
+
+def _on(marker: Any, most: int = 60) -> str:
+    """The claim a marker covers, quoted, so that one of several equal markers ("[1]" three
+    times) is known without hovering; nothing when it covers no text."""
+    claim = " ".join(clean(getattr(getattr(marker, "claim", None), "text", "")).split())
+    if not claim:
+        return ""
+    if len(claim) > most:
+        claim = claim[: most - 1].rstrip() + "\u2026"
+    return f" on \u201c{escape(claim)}\u201d:"
 
 
 def _verdict(marker: Any) -> str | None:

@@ -141,6 +141,7 @@ def css(root: str, n_colours: int = len(PALETTE)) -> str:
         "border-radius:8px;padding:10px 14px}",
         f"{r} .ra-mk-legend{{font-size:12px;color:var(--muted);margin-bottom:8px}}",
         f"{r} .ra-mk-counts{{margin-left:12px;color:var(--fg)}}",
+        f"{r} .ra-mk-count{{white-space:nowrap}}",
         f"{r} .ra-mk-answer{{font-size:15px;white-space:pre-wrap;overflow-wrap:anywhere;"
         "line-height:1.8}",
         f"{r} .ra-mk{{border-radius:4px;padding:0 4px;font-weight:700;"

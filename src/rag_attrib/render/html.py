@@ -313,12 +313,24 @@ def _legend(view: _View) -> str:
         '<span class="ra-legend-text">answer sentence 1 cites this (its best source)</span></span>'
         '<span class="ra-legend-item"><span class="ra-mark ra-more ra-c0" data-n="1"></span>'
         '<span class="ra-legend-text">a further source of sentence 1</span></span>'
-        '<span class="ra-legend-item"><span class="ra-mark ra-closest" data-n="4"></span>'
-        '<span class="ra-legend-text">closest match of an unsupported sentence: '
-        "it does <b>not</b> support it</span></span>"
+        f"{_closest_legend(view)}"
         f'<span class="ra-legend-item ra-legend-wide">{escape(scales)}. '
         "Hover or click an answer sentence to dim everything else; Esc clears.</span>"
         "</div>"
+    )
+
+
+def _closest_legend(view: _View) -> str:
+    """The dashed mark, numbered as the page's first unsupported sentence that shows closest
+    matches (a fixed example number could name a sentence the page does not have); none when
+    no sentence shows them."""
+    n = next((a.pos + 1 for a in view.answers if not a.supported and a.cites), None)
+    if n is None:
+        return ""
+    return (
+        f'<span class="ra-legend-item"><span class="ra-mark ra-closest" data-n="{n}"></span>'
+        f'<span class="ra-legend-text">closest match of unsupported sentence {n}: '
+        "it does <b>not</b> support it</span></span>"
     )
 
 

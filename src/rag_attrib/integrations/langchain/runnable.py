@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
-from langchain_core.runnables import ConfigurableFieldSpec, Runnable, RunnableConfig
+from langchain_core.runnables import ConfigurableFieldSpec, Runnable, RunnableConfig, ensure_config
 from typing_extensions import override
 
 from ...convert import attribution_payload
@@ -32,6 +32,7 @@ from ._deliver import (
     with_answer,
     with_handler,
 )
+from ._events import EventsHandler
 from ._read import add_chunks, answer_of, combine, question_of
 from .handler import run_context
 
@@ -221,6 +222,49 @@ class AttributedRunnable(Runnable[Any, Any]):
             logger.exception(_ATTACH_FAILED)
             return output
         return output if carried is None else carried
+
+    # -- typed event streams
+
+    @override
+    def stream_events(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        version: Literal["v1", "v2", "v3"] = "v2",
+        **kwargs: Any,
+    ) -> Any:
+        """As the bound Runnable's; `version="v3"` (LangGraph's typed stream, as in its
+        agentic RAG tutorial) returns the bound graph's own stream object, unchanged, and the
+        run is attributed when it ends: read `last_result` or pass `on_result=`."""
+        if version != "v3":
+            return super().stream_events(input, config, version=version, **kwargs)
+        return self.bound.stream_events(input, self._events_config(config), version="v3", **kwargs)
+
+    @override
+    def astream_events(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        version: Literal["v1", "v2", "v3"] = "v2",
+        **kwargs: Any,
+    ) -> Any:
+        """Async `stream_events`; v1/v2 streams also carry the "attribution" custom event."""
+        if version != "v3":
+            return super().astream_events(input, config, version=version, **kwargs)
+        return self.bound.astream_events(input, self._events_config(config), version="v3", **kwargs)
+
+    def _events_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        handler = EventsHandler(
+            self.attributor,
+            exporters=self.exporters,
+            timeout=self.timeout,
+            citation_options=self.citation_options,
+            reporter=self._reporter,
+            deliver=lambda result: self._done(result, self._repair(result)),
+        )
+        return with_handler(ensure_config(config), handler)
 
     # -- streams
 
