@@ -269,6 +269,19 @@ def _sentences_as_written(
     ]
 
 
+def as_written(
+    result: AttributionResult, answer: str, edits: list[tuple[int, int, str]]
+) -> AttributionResult:
+    """The attribution of `answer`'s text without its markers (`clean_text`, which gave
+    `edits`), as `answer` was written: its answer, and each sentence's offsets and text in it."""
+    spans = _sentences_as_written(result, answer, result.answer, edits)
+    sentences = tuple(
+        replace(s, start=a, end=b, text=answer[a:b])
+        for s, (a, b) in zip(result.answer_sentences, spans, strict=True)
+    )
+    return replace(result, answer=answer, answer_sentences=sentences)
+
+
 def _report(
     answer: str,
     parsed: list[Marker],

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from ..citations import as_written
 from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..markers import clean_text as without_markers
-from ..markers import parse_markers, to_original
+from ..markers import parse_markers
 from ..results import AttributionResult, Source
 from ..validate import clean_text as clean_unicode
 from ..workers import DaemonPool
@@ -146,12 +147,7 @@ def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
     # the sentences keep their offsets and text in the answer as written.
     clean, edits = without_markers(job.answer, markers)
     result = chosen.attribute(clean, job.sources, job.question)
-    written = clean_unicode(job.answer)
-    sentences = []
-    for s in result.answer_sentences:
-        start, end = to_original(s.start, edits), to_original(s.end, edits, end=True)
-        sentences.append(replace(s, start=start, end=end, text=written[start:end]))
-    return replace(result, answer=written, answer_sentences=tuple(sentences))
+    return as_written(result, clean_unicode(job.answer), edits)
 
 
 def _submit(attributor: Attributor | None, job: Job) -> Future[AttributionResult]:
