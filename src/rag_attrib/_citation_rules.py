@@ -44,6 +44,7 @@ __all__ = [
     "FLOOR_RATIO",
     "RANK_MARGIN",
     "about_question",
+    "answers",
     "backs",
     "bridged",
     "cited_support",
@@ -164,6 +165,13 @@ def restates(result: AttributionResult, i: int, k: int) -> bool:
     return bool(claim) and claim <= set(content_tokens(ev.text))
 
 
+def answers(result: AttributionResult, i: int, k: int) -> bool:
+    """Whether source k backs answer sentence i though a stronger source reads closer: it
+    restates the claim (`restates`) or is the page of an entity its question asks about
+    (`about_question`). Both the check of a marker and the repair of a wrong one read this."""
+    return restates(result, i, k) or about_question(result, i, k)
+
+
 def ranked(row: np.ndarray) -> list[int]:
     """Source indices, strongest first; unknown (NaN) strengths last."""
     key = np.where(np.isnan(row), -np.inf, row)
@@ -200,13 +208,7 @@ def suggest(
     else:
         order = ranked(row)
         floor = FLOOR_RATIO * float(np.nanmax(row))
-        hops = [
-            k
-            for k in order
-            if k not in taken
-            and row[k] >= floor
-            and (restates(result, i, k) or about_question(result, i, k))
-        ]
+        hops = [k for k in order if k not in taken and row[k] >= floor and answers(result, i, k)]
         fits = hops or [k for k in order if backs(row, k, n)]
     pick = next((k for k in fits if k not in taken), None)
     return pick if pick is not None else (order[0] if order else None)

@@ -368,14 +368,10 @@ def _judge(
         elif not backed and s.supported:  # another hop of the claim, or its words restated
             partner = next((j for j in rules.ranked(row) if j in cited and j != k), None)
             backed = (
-                (
-                    partner is not None
-                    and bool(rules.backs(row, partner, 1))
-                    and rules.bridged(result, i, k, partner)
-                )
-                or rules.restates(result, i, k)
-                or rules.about_question(result, i, k)
-            )
+                partner is not None
+                and bool(rules.backs(row, partner, 1))
+                and rules.bridged(result, i, k, partner)
+            ) or rules.answers(result, i, k)
         if not s.supported:
             verdict, suggestion = "unsupported", None
         elif backed:
