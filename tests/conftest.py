@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,6 +25,16 @@ settings.load_profile("rag_attrib")
 def hashing_attributor() -> Attributor:
     """An Attributor over the deterministic hashing embedder (no model, no torch)."""
     return Attributor(HashingEmbedder())
+
+
+@pytest.fixture
+def instrumented(hashing_attributor: Attributor) -> Iterator[None]:
+    """LlamaIndex `instrument()` over the hashing attributor, removed afterwards."""
+    from rag_attrib.integrations.llamaindex import instrument, uninstrument
+
+    instrument(hashing_attributor)
+    yield
+    uninstrument()
 
 
 @pytest.fixture(scope="session")

@@ -98,13 +98,6 @@ def index() -> VectorStoreIndex:
 
 
 @pytest.fixture
-def instrumented(hashing_attributor: Attributor) -> Iterator[None]:
-    instrument(hashing_attributor)
-    yield
-    uninstrument()
-
-
-@pytest.fixture
 def repairing(hashing_attributor: Attributor) -> Iterator[None]:
     instrument(hashing_attributor, repair_citations=True)
     yield

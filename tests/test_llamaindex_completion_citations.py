@@ -70,9 +70,9 @@ from rag_attrib.integrations._anthropic_stream import StreamedCitations
 from rag_attrib.integrations.llamaindex._read import completion_reply, reply_citations
 from rag_attrib.integrations.llamaindex.instrument import open_records
 
-# the fixtures of the web-search tests: the app's pages (with their `url`), instrument()
+# the web-search tests' fixture: the app's pages (with their `url`); `instrumented` is
+# conftest's
 index = web_search.index
-instrumented = web_search.instrumented
 
 STREAMED = "".join([LEAD, *(t for t, _ in CLAIMS)])  # a stream's deltas joined
 

@@ -35,9 +35,8 @@ from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 from pydantic import Field
 
-from rag_attrib import Attributor
 from rag_attrib.integrations._given import chat_completion_annotations, from_reply
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
+from rag_attrib.integrations.llamaindex import MiniLMEmbedding
 from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import HashingEmbedder
 
@@ -164,13 +163,6 @@ class ClaudeLike(MockFunctionCallingLLM):
                 yield chunk
 
         return gen()
-
-
-@pytest.fixture
-def instrumented(hashing_attributor: Attributor) -> Iterator[None]:
-    instrument(hashing_attributor)
-    yield
-    uninstrument()
 
 
 def verdicts(check: dict[str, Any]) -> list[tuple[str, str | None, str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -35,10 +35,9 @@ from llama_index.core.tools import FunctionTool
 from llama_index.llms.anthropic import Anthropic
 from pydantic import Field
 
-from rag_attrib import Attributor
 from rag_attrib.integrations._anthropic_stream import StreamedCitations
 from rag_attrib.integrations._given import from_raw_message
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
+from rag_attrib.integrations.llamaindex import MiniLMEmbedding
 from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import HashingEmbedder
 
@@ -228,13 +227,6 @@ def claude(server: Callable[[Any], Any]) -> Anthropic:
     llm._client = anthropic.Anthropic(api_key="test-key", http_client=sync, max_retries=0)
     llm._aclient = anthropic.AsyncAnthropic(api_key="test-key", http_client=both, max_retries=0)
     return llm
-
-
-@pytest.fixture
-def instrumented(hashing_attributor: Attributor) -> Iterator[None]:
-    instrument(hashing_attributor)
-    yield
-    uninstrument()
 
 
 @pytest.fixture
