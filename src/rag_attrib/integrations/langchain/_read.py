@@ -21,7 +21,16 @@ from ...results import Source
 from ...validate import metadata_dict
 from .._given import GivenCitations, from_annotations, from_blocks, from_structured
 
-ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
+ANSWER_KEYS = (
+    "answer",
+    "output",
+    "generation",
+    "response",
+    "result",
+    "text",
+    "content",
+    "parsed",  # with_structured_output(..., include_raw=True): {"raw", "parsed", "parsing_error"}
+)
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
 
 _QUESTION_KEYS = ("question", "input", "query")
