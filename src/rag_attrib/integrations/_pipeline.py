@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -45,6 +46,7 @@ __all__ = [
     "export_result",
     "failed_result",
     "join_errors",
+    "reached",
     "run_job",
     "shared_embedder",
     "warm_attributor",
@@ -75,6 +77,17 @@ class Job:
     problem: str | None = None
     cited: GivenCitations | None = None
     prompt: str | None = None
+
+
+_SPACE = re.compile(r"\s+")
+_PROBE = 200  # characters of a document looked for in what the LLM was shown
+
+
+def reached(texts: Sequence[str], shown: str) -> list[bool]:
+    """Whether each text reached an LLM that was shown `shown` (its prompt, or what a tool
+    returned): the text's opening, spaces collapsed, appears there."""
+    flat = _SPACE.sub(" ", shown)
+    return [_SPACE.sub(" ", text).strip()[:_PROBE] in flat for text in texts]
 
 
 def failed_result(answer: str, question: str | None, error: str) -> AttributionResult:
