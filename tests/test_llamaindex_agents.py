@@ -371,6 +371,43 @@ async def test_rag_workflow_response_carries_attribution(
     assert [c[1]["span_name"] for c in recorder.calls] == ["CompactAndRefine.asynthesize"]
 
 
+class DirectLLMWorkflow(Workflow):
+    """A workflow whose last step completes its own prompt (no synthesizer) and returns the
+    reply with its nodes, as the README's Workflows section shows."""
+
+    def __init__(self, index: VectorStoreIndex) -> None:
+        super().__init__(timeout=30)
+        self.index = index
+
+    @step
+    async def retrieve(self, ctx: Context, ev: StartEvent) -> RetrieverEvent:
+        await ctx.store.set("query", ev.get("query"))
+        nodes = await self.index.as_retriever(similarity_top_k=2).aretrieve(ev.get("query"))
+        return RetrieverEvent(nodes=nodes)
+
+    @step
+    async def synthesize(self, ctx: Context, ev: RetrieverEvent) -> StopEvent:
+        context = "\n".join(n.node.get_content() for n in ev.nodes)
+        prompt = f"Context:\n-----\n{context}\n-----\nQuery: {await ctx.store.get('query')}"
+        reply = await ReadingLLM(invent=INVENTED).acomplete(prompt)
+        return StopEvent(result=Response(response=str(reply), source_nodes=ev.nodes))
+
+
+async def test_workflow_step_calling_the_llm_itself_as_the_readme_shows(
+    index: VectorStoreIndex, hashing_attributor: Attributor
+) -> None:
+    """The README's recipe for a step that calls the LLM itself: its Response, given to
+    attribute_response, cites the step's nodes and flags the invention."""
+    question = QUESTIONS["honey"]
+    result = await DirectLLMWorkflow(index).run(query=question)
+    attribute_response(result, hashing_attributor, question=question)
+    _check(
+        result.metadata["attribution"],
+        ["honey"],
+        reached={n.node.node_id for n in result.source_nodes},
+    )
+
+
 def test_bare_synthesizer_is_attributed(index: VectorStoreIndex, recorder: Recorder) -> None:
     """synthesize() called on its own attributes its Response to the nodes it was given."""
     nodes = index.as_retriever(similarity_top_k=2).retrieve(QUESTIONS["tides"])
