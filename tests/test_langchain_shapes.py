@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
@@ -22,6 +23,7 @@ pytest.importorskip("langchain_text_splitters")
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, dynamic_prompt
+from langchain.agents.structured_output import ToolStrategy
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_classic.retrievers.document_compressors import EmbeddingsFilter, LLMChainExtractor
 from langchain_core.documents import Document
@@ -349,6 +351,75 @@ def test_agent_with_a_tool_returning_documents_as_content(store, attributor):
     state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
     citations = state["attribution"]["citations"]
     assert {c["extras"]["source_id"] for c in citations} == {"doc-bridge", "doc-tower"}
+
+
+class CitedAnswer(BaseModel):
+    """Answer from the documents and give the ids of those used."""
+
+    answer: str
+    citations: list[str]
+
+
+class PlainAnswer(BaseModel):
+    """Answer from the documents."""
+
+    answer: str
+
+
+class StructuredAnswerer(BaseChatModel):
+    """Calls the retrieval tool, then answers through the `response_format` schema's tool
+    (as `ToolStrategy` binds it): a sentence of each document, an invented one, and cites
+    doc-bridge (retrieved) and doc-ferry (not)."""
+
+    schema_name: str = "CitedAnswer"
+
+    @property
+    def _llm_type(self) -> str:
+        return "structured-answerer"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if not results:
+            call = {"name": "retrieve_context", "args": {"query": QUESTION}, "id": "call-1"}
+        else:
+            found = re.findall(r"Content: (.*)", str(results[-1].content))
+            facts = [f.split(". ")[0] + "." for f in found]  # each document's first sentence
+            facts.sort(key=lambda s: "tower" in s)
+            args: dict[str, Any] = {"answer": " ".join([*facts, INVENTED])}
+            if self.schema_name == "CitedAnswer":
+                args["citations"] = ["doc-bridge", "doc-ferry"]
+            call = {"name": self.schema_name, "args": args, "id": "call-2"}
+        message = AIMessage(content="", tool_calls=[{**call, "type": "tool_call"}])
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@pytest.mark.parametrize("schema", [CitedAnswer, PlainAnswer])
+def test_agent_with_a_response_format_attributes_its_structured_response(store, attributor, schema):
+    """`create_agent(..., response_format=Schema)` ends with no AI text: its answer is in
+    state["structured_response"] and is attributed there, a cited one's ids checked (it was
+    "no answer found", nothing attributed, one WARNING)."""
+    model = StructuredAnswerer(schema_name=schema.__name__)
+    agent = create_agent(model, tools=[_artifact_tool(store)], response_format=ToolStrategy(schema))
+    state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
+    assert isinstance(state["structured_response"], schema)
+    attribution = state["attribution"]
+    assert attribution["error"] is None
+    assert attribution["answer"] == state["structured_response"].answer
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    check(handler.last_result)
+    report = handler.last_result.citation_check if handler.last_result else None
+    if schema is PlainAnswer:
+        assert report is None and "citation_check" not in attribution
+        return
+    assert report is not None
+    assert [(m.label, m.verdict) for m in report.markers] == [
+        ("doc-bridge", "correct"),
+        ("doc-ferry", "dangling"),
+    ]
 
 
 class ContextState(AgentState):

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             param.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
-    plan = args.steps or int(math.ceil(args.epochs * len(train) / args.batch))
+    plan = args.steps or math.ceil(args.epochs * len(train) / args.batch)
     total = [plan]
 
     def lr_at(step: int) -> float:
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "step": step,
                                 "auc_real": a_real,
                                 "real": [
-                                    [p.dataset, p.label, float(v)] for p, v in zip(val_real, s_real)
+                                    [p.dataset, p.label, float(v)]
+                                    for p, v in zip(val_real, s_real, strict=True)
                                 ],
                             }
                         )

@@ -19,9 +19,25 @@ from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._given import GivenCitations, from_annotations, from_blocks, from_structured
+from .._given import (
+    GivenCitations,
+    from_annotations,
+    from_blocks,
+    from_structured,
+    structured_text,
+)
 
-ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
+ANSWER_KEYS = (
+    "answer",
+    "output",
+    "generation",
+    "response",
+    "result",
+    "text",
+    "content",
+    "structured_response",  # create_agent(..., response_format=Schema)
+    "parsed",  # with_structured_output(..., include_raw=True): {"raw", "parsed", "parsing_error"}
+)
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
 
 _QUESTION_KEYS = ("question", "input", "query")
@@ -123,8 +139,9 @@ def is_answer_message(message: Any) -> bool:
 def answer_of(output: Any) -> str | None:
     """The answer text in a chain or graph output, or None when it holds none.
 
-    A str, a message's text, the first of `ANSWER_KEYS` that holds one, or the last AI
-    message with text of a `messages` list; a LangGraph "updates" chunk is looked into.
+    A str, a message's text, the first of `ANSWER_KEYS` that holds one (a structured
+    answer's `answer` field too), or the last AI message with text of a `messages` list; a
+    LangGraph "updates" chunk is looked into.
     """
     if isinstance(output, str):
         return str(output)  # drops str subclasses such as langchain's TextAccessor
@@ -141,9 +158,9 @@ def answer_of(output: Any) -> str | None:
         item = output.get(key)
         if isinstance(item, (str, BaseMessage)):
             return answer_of(item)
-        structured = from_structured(item)
-        if structured is not None:
-            return structured[0]
+        text = structured_text(item)  # a structured answer, cited (`CitedAnswer`) or not
+        if text is not None:
+            return text
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
         for message in reversed(messages):
@@ -166,7 +183,7 @@ def answer_message(output: Any) -> BaseMessage | None:
         item = output.get(key)
         if isinstance(item, BaseMessage):
             return item
-        if isinstance(item, str) or from_structured(item) is not None:
+        if isinstance(item, str) or structured_text(item) is not None:
             return None
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
