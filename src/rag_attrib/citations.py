@@ -377,6 +377,8 @@ def _judge(
     else:
         support = rules.cited_support(s, row, k)
         backed = rules.backs(row, k, n)
+        if backed and rules.passed_over(result, i, k, row, cited):
+            backed = False  # one of the n strongest, but in place of the page the writer meant
         if backed is None:  # no strengths (a trimmed record): the attribution's citations
             backed = any(c.source_index == k for c in s.citations)
         elif not backed and s.supported:  # another hop of the claim, or its words restated
