@@ -214,6 +214,28 @@ async def test_tutorial_graph_with_the_wrapper_async(store, attributor):
     assert state["answer"].endswith(INVENTED)
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_graph_invoke_version_v2_gets_the_attribution_in_its_value(store, attributor, mode):
+    """`invoke(..., version="v2")` returns LangGraph's `GraphOutput(value, interrupts)`: the
+    state in `value` gets "attribution" (it came back without one), the wrapper's type kept."""
+    graph = tutorial_graph(store, ReaderChatModel())
+    plain = graph.invoke({"question": QUESTION})
+    cited = with_attribution(graph, attributor)
+    try:
+        if mode == "sync":
+            out = cited.invoke({"question": QUESTION}, version="v2")
+        else:
+            out = await cited.ainvoke({"question": QUESTION}, version="v2")
+    except TypeError:
+        pytest.skip("this langgraph has no version= on invoke")
+    assert type(out).__name__ == "GraphOutput" and out.interrupts == ()
+    state = out.value
+    assert state["answer"] == plain["answer"]
+    assert state["attribution"]["error"] is None
+    assert state["attribution"]["answer"] == plain["answer"]
+    check(cited.last_result)
+
+
 @pytest.mark.parametrize("mode", ["values", "updates"])
 def test_graph_stream_loops_as_the_docs_write_them(store, attributor, mode):
     """`stream_mode="values"/"updates"` loops read every chunk by key; no extra chunk breaks them."""
