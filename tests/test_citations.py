@@ -407,6 +407,33 @@ def test_a_source_that_restates_a_short_answer_backs_it(
     assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
 
 
+@pytest.mark.parametrize(
+    ("claim", "question", "expected"),
+    [
+        # the answer only repeats a name the question gives: any page naming it "restates" it
+        ("Sid Haig.", "Who is older, Sid Haig or Vic Darchinyan?", [False, False, False]),
+        ("Sid Haig.", None, [True, False, True]),
+        # a word the question does not hold, and the page holds every word
+        ("Sid Haig, the clown.", "Who is older, Sid Haig or Vic Darchinyan?", [False, False, True]),
+    ],
+)
+def test_restating_only_the_questions_words_is_no_restatement(
+    claim: str, question: str | None, expected: list[bool]
+) -> None:
+    """`restates` needs the claim to hold a content word its question does not: under "Who is
+    older, Sid Haig or Vic Darchinyan?" the answer "Sid Haig" is in every page that names him,
+    the film's as much as his own (his own is the question entity's page, `about_question`)."""
+    from rag_attrib._citation_rules import restates
+
+    sources = [
+        "Sid Haig (born 1939) is an American actor.",
+        "Vic Darchinyan (born 1976) is an Armenian boxer.",
+        "Little Big Top is a comedy film starring Sid Haig as a clown.",
+    ]
+    result = ATTRIBUTOR.attribute(claim, sources, question)
+    assert [restates(result, 0, k) for k in range(3)] == expected
+
+
 POETS_QUESTION = "Which poet was Irish, Seamus Heaney or Robert Frost?"
 POETS = [
     "Seamus Heaney was an Irish poet and playwright who received the Nobel Prize in Literature "

@@ -14,18 +14,18 @@ it stands in that hop's place (`passed_over`). Or when it is the second hop of a
 cites a strong source: its best sentence names something (a capitalised name the claim does not
 hold) that the other cited source holds ("X directed A" + "X was born in B"). A distractor
 retrieved for the same words shares the claim's names, not the other source's, and is caught. Or
-when its best sentence holds every content word of the claim: a short answer ("New York") under
-a question whose other hop reads closer. Or when it opens with a name the question holds whole
-and the claim is the answer's first sentence: the page of an entity the question asks about
-("Mark King (born 1958) is ..." for "Nick Hexum" under "Which singer is American, Mark King or
-Nick Hexum?"); a page opening with part of such a name ("Frost is ice ...") is not. The page may
-open with the name in full: the asked first word (or a nickname in quotes) and last word with
-middle names between and a suffix after ("Adam Fredric Duritz" for "Adam Duritz", 'Andrew Alan
-"Drew" Fuller' for "Drew Fuller"), accents aside ("Akinoshū" for "Akinoshu"); a longer name
-ending in the asked one ("Lee Roy Selmon Expressway") is another thing. Or its first sentence
-says its subject is known by the name ("Hartwig Schierbaum (born 1954), better known by his
-stage name Marian Gold, is ..."). The repair reads the same rule, so it names that page rather
-than a closer distractor.
+when its best sentence holds every content word of the claim, one at least not the question's: a
+short answer ("New York") under a question whose other hop reads closer. Or when it opens with a
+name the question holds whole and the claim is the answer's first sentence: the page of an
+entity the question asks about ("Mark King (born 1958) is ..." for "Nick Hexum" under "Which
+singer is American, Mark King or Nick Hexum?"); a page opening with part of such a name ("Frost
+is ice ...") is not. The page may open with the name in full: the asked first word (or a
+nickname in quotes) and last word with middle names between and a suffix after ("Adam Fredric
+Duritz" for "Adam Duritz", 'Andrew Alan "Drew" Fuller' for "Drew Fuller"), accents aside
+("Akinoshū" for "Akinoshu"); a longer name ending in the asked one ("Lee Roy Selmon Expressway")
+is another thing. Or its first sentence says its subject is known by the name ("Hartwig
+Schierbaum (born 1954), better known by his stage name Marian Gold, is ..."). The repair reads
+the same rule, so it names that page rather than a closer distractor.
 """
 
 from __future__ import annotations
@@ -242,12 +242,14 @@ def _words(text: str) -> set[str]:
 def restates(result: AttributionResult, i: int, k: int) -> bool:
     """Whether source k's best sentence for answer sentence i holds every content word of it
     (a short answer, "New York", found in the venue's own page, under a question whose other
-    source is stronger)."""
+    source is stronger), one at least its question does not hold: "Sid Haig" under "Who is
+    older, Sid Haig or Vic Darchinyan?" is in every page that names him."""
     ev = evidence(result, i, k)
     if ev is None:
         return False
     claim = set(content_tokens(result.answer_sentences[i].text))
-    return bool(claim) and claim <= set(content_tokens(ev.text))
+    asked = set(content_tokens(result.question or ""))
+    return bool(claim - asked) and claim <= set(content_tokens(ev.text))
 
 
 def answers(result: AttributionResult, i: int, k: int) -> bool:
