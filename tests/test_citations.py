@@ -407,6 +407,33 @@ def test_a_source_that_restates_a_short_answer_backs_it(
     assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
 
 
+@pytest.mark.parametrize(
+    ("claim", "question", "expected"),
+    [
+        # the answer only repeats a name the question gives: any page naming it "restates" it
+        ("Sid Haig.", "Who is older, Sid Haig or Vic Darchinyan?", [False, False, False]),
+        ("Sid Haig.", None, [True, False, True]),
+        # a word the question does not hold, and the page holds every word
+        ("Sid Haig, the clown.", "Who is older, Sid Haig or Vic Darchinyan?", [False, False, True]),
+    ],
+)
+def test_restating_only_the_questions_words_is_no_restatement(
+    claim: str, question: str | None, expected: list[bool]
+) -> None:
+    """`restates` needs the claim to hold a content word its question does not: under "Who is
+    older, Sid Haig or Vic Darchinyan?" the answer "Sid Haig" is in every page that names him,
+    the film's as much as his own (his own is the question entity's page, `about_question`)."""
+    from rag_attrib._citation_rules import restates
+
+    sources = [
+        "Sid Haig (born 1939) is an American actor.",
+        "Vic Darchinyan (born 1976) is an Armenian boxer.",
+        "Little Big Top is a comedy film starring Sid Haig as a clown.",
+    ]
+    result = ATTRIBUTOR.attribute(claim, sources, question)
+    assert [restates(result, 0, k) for k in range(3)] == expected
+
+
 POETS_QUESTION = "Which poet was Irish, Seamus Heaney or Robert Frost?"
 POETS = [
     "Seamus Heaney was an Irish poet and playwright who received the Nobel Prize in Literature "
@@ -464,6 +491,94 @@ def test_about_question_reads_the_name_a_source_opens_with() -> None:
     assert [about_question(result, 0, k) for k in range(3)] == [True, True, False]
 
 
+@pytest.mark.parametrize(
+    ("opening", "question", "expected"),
+    [
+        # a full name with a middle name, a nickname in quotes, a suffix after a comma
+        ("Adam Fredric Duritz (born 1964) is a singer.", "Which band is Adam Duritz in?", True),
+        ('Andrew Alan "Drew" Fuller (born 1980) is an actor.', "Where was Drew Fuller born?", True),
+        ("Edgar Roland, Jr. (born 1963) is a singer.", "Which band is Edgar Roland in?", True),
+        # accents: the question may spell the name plain
+        ("Akinoshū Kenji (born 1969) is a sumo wrestler.", "Where was Akinoshu Kenji born?", True),
+        # "Between" opens the question; it is no part of the name
+        (
+            "Ada Lovelace (1815-1852) wrote notes.",
+            "Between Ada Lovelace and Alan Turing, who?",
+            True,
+        ),
+        # the first sentence says the subject is known by the name; a later one, or a mere
+        # mention, does not
+        (
+            "Hartwig Schierbaum (born 1954), better known by his stage name Marian Gold, is a "
+            "singer.",
+            "Are Marian Gold and Jung Eun-ji in one band?",
+            True,
+        ),
+        (
+            "Gisvi Antunes (born 1982), known simply as Gisvi, is a footballer.",
+            "Gisvi's city?",
+            True,
+        ),
+        (
+            "Hartwig Schierbaum is a singer. His friend is known as Marian Gold.",
+            "Are Marian Gold and Jung Eun-ji in one band?",
+            False,
+        ),
+        ("Ivo Pick (born 1960) sang with Marian Gold.", "Is Marian Gold German?", False),
+        # the asked name is the tail of a longer name, or a shorter one: another thing
+        ("Football Federation South Australia is a body.", "Who led South Australia?", False),
+        ("Lee Roy Selmon Expressway is a road in Tampa.", "Where did Lee Roy Selmon play?", False),
+        ("Duritz Lake is a lake.", "Which band is Adam Duritz in?", False),
+        ("Adam Smith (1723-1790) was an economist.", "Which band is Adam Duritz in?", False),
+    ],
+)
+def test_about_question_knows_a_name_by_its_full_form(
+    opening: str, question: str, expected: bool
+) -> None:
+    """The page of "Adam Duritz" may open with his full name: the same first (or quoted
+    nickname) and last word, middle names between, a suffix after; or its first sentence may
+    say its subject is known by the name. Accents do not count. A longer name ending in the
+    asked one (a road, a federation) is another thing."""
+    from rag_attrib._citation_rules import about_question
+
+    result = ATTRIBUTOR.attribute("Yes.", [opening], question)
+    assert about_question(result, 0, 0) is expected
+
+
+SINGERS_QUESTION = "Which singer is American, Mark King or Nick Hexum?"
+SINGERS = [
+    "Nick Hexum (born 1970) is an American singer and guitarist.",
+    "Mark King (born 1958) is an English singer and bass player.",
+    "Nick Carter is an American singer.",
+    "Bread is baked from flour and water.",
+]
+
+
+@pytest.mark.parametrize(
+    ("markers", "question", "expected"),
+    [
+        # Nick Hexum's page reads closest and is not cited: [3] stands in its place
+        ("[2][3]", SINGERS_QUESTION, [("2", "correct", None), ("3", "wrong_source", "0")]),
+        # cited, nothing is passed over: [3] is one of the two strongest beside it
+        ("[1][3]", SINGERS_QUESTION, [("1", "correct", None), ("3", "correct", None)]),
+        # without the question no page is a question entity's
+        ("[2][3]", None, [("2", "wrong_source", "0"), ("3", "correct", None)]),
+    ],
+)
+def test_a_source_in_place_of_a_closer_question_entity_page_is_wrong(
+    markers: str, question: str | None, expected: list[tuple[str, str, str | None]]
+) -> None:
+    """`passed_over`: a source backing the claim only as one of its n strongest is wrong when
+    an uncited page of an entity the question names reads closer by more than `RANK_MARGIN`;
+    the repair names that page."""
+    answer = f"Nick Hexum {markers}."
+    report = check_citations(answer, SINGERS, attributor=ATTRIBUTOR, question=question)
+    assert [(m.label, m.verdict, m.suggested_source_id) for m in report.markers] == expected
+    if question is not None and expected[1][1] == "wrong_source":
+        fixed = repair_citations(answer, SINGERS, attributor=ATTRIBUTOR, question=question)
+        assert fixed.text == "Nick Hexum [2][1]."
+
+
 ALBUM_QUESTION = "The album Quiet Harbor is by a singer from which state?"
 ALBUM = [
     "Quiet Harbor is the third album by the singer Mara Vell.",
@@ -478,6 +593,13 @@ FILMS = [
     "Lantern Bay Ride is an animated boat ride at a theme park, based on films.",
     "Bread is baked from flour and water.",
 ]
+SERIES_QUESTION = "Which network first aired the series Drew Fuller starred in?"
+SERIES = [
+    "Charmed is a series that first aired on the network The WB.",
+    'Andrew Alan "Drew" Fuller (born 1980) is an actor who starred in Charmed.',
+    "The Drew Pearson Show was a series that first aired on the network ABC.",
+    "Bread is baked from flour and water.",
+]
 
 
 @pytest.mark.parametrize(
@@ -487,6 +609,8 @@ FILMS = [
         ("Oregon [1][4].", ALBUM, ALBUM_QUESTION, "Oregon [1][2]."),
         # the page of the other film the question names; a ride named after the first reads closer
         ("No [4][1].", FILMS, FILMS_QUESTION, "No [2][1]."),
+        # the actor's page opens with his full name; a show named after another Drew reads closer
+        ("The WB [1][4].", SERIES, SERIES_QUESTION, "The WB [1][2]."),
     ],
 )
 def test_a_wrong_marker_is_repaired_to_the_hop_a_closer_distractor_hides(

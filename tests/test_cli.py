@@ -122,6 +122,43 @@ def test_explain_files_prints_table_and_writes_json_and_html(
     assert f"coverage {result.coverage:.0%}" in out
 
 
+def test_explain_reads_an_answer_with_markers_as_check_citations_does(
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer carrying its LLM's markers is attributed with them taken out, as
+    check-citations and the integrations do ("(Source 1)" is no word of the claim): the same
+    supports as the unmarked answer, each sentence's text and offsets as written."""
+    marked = (
+        "The fire started in Farriner's bakery on Pudding Lane (Source 1). "
+        "Strong winds spread the flames across timber houses [2]. "
+        "Aliens from Mars landed in Hyde Park [1]."
+    )
+    files["answer"].write_text(marked, encoding="utf-8")
+    out_json = tmp_path / "r.json"
+    args = ["explain", "--answer", str(files["answer"]), "--source", str(files["a"])]
+    args += [str(files["b"]), "--json", str(out_json), "--model", "hashing"]
+    code, _, err = run(args, capsys, monkeypatch)
+    assert code == 0, err
+    result = AttributionResult.from_dict(json.loads(out_json.read_text(encoding="utf-8")))
+    sources = [SOURCE_A, SOURCE_B]
+    plain = Attributor(HashingEmbedder()).attribute(ANSWER, sources)
+    as_is = Attributor(HashingEmbedder()).attribute(marked, sources)
+    assert [s.support for s in as_is.answer_sentences] != [
+        s.support for s in plain.answer_sentences
+    ]
+    assert [s.support for s in result.answer_sentences] == [
+        s.support for s in plain.answer_sentences
+    ]
+    assert result.answer == marked
+    assert [marked[s.start : s.end] for s in result.answer_sentences] == [
+        s.text for s in result.answer_sentences
+    ]
+    assert result.answer_sentences[0].text.endswith("(Source 1).")
+
+
 def test_answer_from_stdin_and_json_to_stdout(
     files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

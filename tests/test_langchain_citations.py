@@ -380,6 +380,29 @@ def test_structured_output_as_the_chain_output(attributor):
     assert [m.verdict for m in report.markers] == ["correct", "wrong_source", "dangling"]
 
 
+@pytest.mark.parametrize("schema", [CitedAnswer, CitedAnswerDict])
+def test_structured_output_with_include_raw_carries_the_attribution(attributor, schema):
+    """`with_structured_output(schema, include_raw=True)` returns `{"raw", "parsed",
+    "parsing_error"}`: the answer and its ids are read from "parsed" and the dict gets
+    "attribution" (it said "no answer found" for a pydantic schema and checked no ids)."""
+    chain = (
+        {"context": StaticRetriever(docs=DOCS) | with_ids, "question": RunnablePassthrough()}
+        | ID_PROMPT
+        | ToolCallingCiter().with_structured_output(schema, include_raw=True)
+    )
+    out = with_attribution(chain, attributor).invoke(QUESTION)
+    parsed = out["parsed"]
+    assert (parsed.citations if isinstance(parsed, BaseModel) else parsed["citations"]) == [0, 1, 9]
+    attribution = out["attribution"]
+    assert attribution["error"] is None
+    assert attribution["answer"] == DOCS[0].page_content
+    assert [m["verdict"] for m in attribution["citation_check"]["markers"]] == [
+        "correct",
+        "wrong_source",
+        "dangling",
+    ]
+
+
 def anthropic_message() -> AIMessage:
     """Claude's answer with citations on its text blocks (document_index counts from 0)."""
 

@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
@@ -22,6 +23,7 @@ pytest.importorskip("langchain_text_splitters")
 
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, dynamic_prompt
+from langchain.agents.structured_output import ToolStrategy
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_classic.retrievers.document_compressors import EmbeddingsFilter, LLMChainExtractor
 from langchain_core.documents import Document
@@ -34,6 +36,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -212,6 +215,28 @@ async def test_tutorial_graph_with_the_wrapper_async(store, attributor):
     assert state["answer"].endswith(INVENTED)
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_graph_invoke_version_v2_gets_the_attribution_in_its_value(store, attributor, mode):
+    """`invoke(..., version="v2")` returns LangGraph's `GraphOutput(value, interrupts)`: the
+    state in `value` gets "attribution" (it came back without one), the wrapper's type kept."""
+    graph = tutorial_graph(store, ReaderChatModel())
+    plain = graph.invoke({"question": QUESTION})
+    cited = with_attribution(graph, attributor)
+    try:
+        if mode == "sync":
+            out = cited.invoke({"question": QUESTION}, version="v2")
+        else:
+            out = await cited.ainvoke({"question": QUESTION}, version="v2")
+    except TypeError:
+        pytest.skip("this langgraph has no version= on invoke")
+    assert type(out).__name__ == "GraphOutput" and out.interrupts == ()
+    state = out.value
+    assert state["answer"] == plain["answer"]
+    assert state["attribution"]["error"] is None
+    assert state["attribution"]["answer"] == plain["answer"]
+    check(cited.last_result)
+
+
 @pytest.mark.parametrize("mode", ["values", "updates"])
 def test_graph_stream_loops_as_the_docs_write_them(store, attributor, mode):
     """`stream_mode="values"/"updates"` loops read every chunk by key; no extra chunk breaks them."""
@@ -349,6 +374,95 @@ def test_agent_with_a_tool_returning_documents_as_content(store, attributor):
     state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
     citations = state["attribution"]["citations"]
     assert {c["extras"]["source_id"] for c in citations} == {"doc-bridge", "doc-tower"}
+
+
+def test_a_follow_up_turn_cites_the_documents_in_the_threads_history(store, attributor):
+    """With a checkpointer, a follow-up the agent answers from the first turn's tool results
+    cites those documents: the history holds them as the dicts the checkpointer stored (it
+    said "nothing can be cited" and flagged every sentence)."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"),
+        tools=[_artifact_tool(store)],
+        checkpointer=InMemorySaver(),
+    )
+    cited = with_attribution(agent, attributor)
+    config: Any = {"configurable": {"thread_id": "thread-1"}}
+    cited.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    state = cited.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    assert sum(isinstance(m, ToolMessage) for m in state["messages"]) == 1  # no second search
+    check(cited.last_result)
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, {**config, "callbacks": [handler]})
+    check(handler.last_result)
+
+
+class CitedAnswer(BaseModel):
+    """Answer from the documents and give the ids of those used."""
+
+    answer: str
+    citations: list[str]
+
+
+class PlainAnswer(BaseModel):
+    """Answer from the documents."""
+
+    answer: str
+
+
+class StructuredAnswerer(BaseChatModel):
+    """Calls the retrieval tool, then answers through the `response_format` schema's tool
+    (as `ToolStrategy` binds it): a sentence of each document, an invented one, and cites
+    doc-bridge (retrieved) and doc-ferry (not)."""
+
+    schema_name: str = "CitedAnswer"
+
+    @property
+    def _llm_type(self) -> str:
+        return "structured-answerer"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
+        results = [m for m in messages if isinstance(m, ToolMessage)]
+        if not results:
+            call = {"name": "retrieve_context", "args": {"query": QUESTION}, "id": "call-1"}
+        else:
+            found = re.findall(r"Content: (.*)", str(results[-1].content))
+            facts = [f.split(". ")[0] + "." for f in found]  # each document's first sentence
+            facts.sort(key=lambda s: "tower" in s)
+            args: dict[str, Any] = {"answer": " ".join([*facts, INVENTED])}
+            if self.schema_name == "CitedAnswer":
+                args["citations"] = ["doc-bridge", "doc-ferry"]
+            call = {"name": self.schema_name, "args": args, "id": "call-2"}
+        message = AIMessage(content="", tool_calls=[{**call, "type": "tool_call"}])
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+@pytest.mark.parametrize("schema", [CitedAnswer, PlainAnswer])
+def test_agent_with_a_response_format_attributes_its_structured_response(store, attributor, schema):
+    """`create_agent(..., response_format=Schema)` ends with no AI text: its answer is in
+    state["structured_response"] and is attributed there, a cited one's ids checked (it was
+    "no answer found", nothing attributed, one WARNING)."""
+    model = StructuredAnswerer(schema_name=schema.__name__)
+    agent = create_agent(model, tools=[_artifact_tool(store)], response_format=ToolStrategy(schema))
+    state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
+    assert isinstance(state["structured_response"], schema)
+    attribution = state["attribution"]
+    assert attribution["error"] is None
+    assert attribution["answer"] == state["structured_response"].answer
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
+    check(handler.last_result)
+    report = handler.last_result.citation_check if handler.last_result else None
+    if schema is PlainAnswer:
+        assert report is None and "citation_check" not in attribution
+        return
+    assert report is not None
+    assert [(m.label, m.verdict) for m in report.markers] == [
+        ("doc-bridge", "correct"),
+        ("doc-ferry", "dangling"),
+    ]
 
 
 class ContextState(AgentState):

@@ -35,7 +35,7 @@ from llama_index.core.query_engine import CustomQueryEngine, SubQuestionQueryEng
 from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.response_synthesizers import CompactAndRefine, get_response_synthesizer
 from llama_index.core.schema import NodeWithScore, TextNode
-from llama_index.core.tools import QueryEngineTool
+from llama_index.core.tools import FunctionTool, QueryEngineTool
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
 from test_llamaindex import QUESTIONS, TOPICS, EchoContextLLM, Recorder, _documents
 
@@ -268,6 +268,38 @@ async def test_concurrent_agents_cite_only_their_own_nodes(
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
+@pytest.mark.parametrize("read", ["run", "stream_events"])
+async def test_agent_tool_that_retrieves_and_returns_text_cites_what_it_showed(
+    index: VectorStoreIndex, recorder: Recorder, caplog: pytest.LogCaptureFixture, read: str
+) -> None:
+    """A FunctionTool that calls a retriever and returns its nodes' text (no nodes reach the
+    AgentOutput) is attributed to the retrieved nodes that text shows; a node retrieved but
+    left out of the tool's text is not cited. It said "no source nodes" and cited nothing."""
+    retriever = index.as_retriever(similarity_top_k=2)
+    dropped: list[str] = []
+
+    async def facts(input: str) -> str:
+        """Look facts up."""
+        nodes = await retriever.aretrieve(input)
+        dropped.append(nodes[1].node.node_id)
+        return nodes[0].node.get_content()
+
+    llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(async_fn=facts)], llm=llm)
+    with caplog.at_level(logging.WARNING, logger="rag_attrib"):
+        handler = agent.run(user_msg=QUESTIONS["honey"])
+        if read == "stream_events":
+            events = [type(e).__name__ async for e in handler.stream_events()]
+            assert "ToolCallResult" in events
+        output = await handler
+    assert not caplog.records
+    payload = output["attribution"]
+    ids = {s["id"] for s in payload["sources"]}
+    assert ids and dropped[0] not in ids
+    _check(payload, ["honey"], reached=ids)
+    assert len(recorder.calls) == 1
+
+
 async def test_attribute_response_accepts_an_agent_output(
     index: VectorStoreIndex, hashing_attributor: Attributor
 ) -> None:
@@ -337,6 +369,43 @@ async def test_rag_workflow_response_carries_attribution(
     assert kept < {n.node.node_id for n in retrieved}, "the rerank must drop a retrieved node"
     _check(result.metadata["attribution"], ["copper", "penguins"], reached=kept)
     assert [c[1]["span_name"] for c in recorder.calls] == ["CompactAndRefine.asynthesize"]
+
+
+class DirectLLMWorkflow(Workflow):
+    """A workflow whose last step completes its own prompt (no synthesizer) and returns the
+    reply with its nodes, as the README's Workflows section shows."""
+
+    def __init__(self, index: VectorStoreIndex) -> None:
+        super().__init__(timeout=30)
+        self.index = index
+
+    @step
+    async def retrieve(self, ctx: Context, ev: StartEvent) -> RetrieverEvent:
+        await ctx.store.set("query", ev.get("query"))
+        nodes = await self.index.as_retriever(similarity_top_k=2).aretrieve(ev.get("query"))
+        return RetrieverEvent(nodes=nodes)
+
+    @step
+    async def synthesize(self, ctx: Context, ev: RetrieverEvent) -> StopEvent:
+        context = "\n".join(n.node.get_content() for n in ev.nodes)
+        prompt = f"Context:\n-----\n{context}\n-----\nQuery: {await ctx.store.get('query')}"
+        reply = await ReadingLLM(invent=INVENTED).acomplete(prompt)
+        return StopEvent(result=Response(response=str(reply), source_nodes=ev.nodes))
+
+
+async def test_workflow_step_calling_the_llm_itself_as_the_readme_shows(
+    index: VectorStoreIndex, hashing_attributor: Attributor
+) -> None:
+    """The README's recipe for a step that calls the LLM itself: its Response, given to
+    attribute_response, cites the step's nodes and flags the invention."""
+    question = QUESTIONS["honey"]
+    result = await DirectLLMWorkflow(index).run(query=question)
+    attribute_response(result, hashing_attributor, question=question)
+    _check(
+        result.metadata["attribution"],
+        ["honey"],
+        reached={n.node.node_id for n in result.source_nodes},
+    )
 
 
 def test_bare_synthesizer_is_attributed(index: VectorStoreIndex, recorder: Recorder) -> None:

@@ -115,6 +115,26 @@ def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
     assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)
 
 
+def test_anthropic_document_title_of_plain_and_named_sources(
+    hashing_attributor: Attributor,
+) -> None:
+    """A plain-string source is titled "source N" as the views name it (it was titled "0",
+    its position); a given id and a metadata title are kept."""
+    sources = [
+        "Paris is the capital of France.",
+        Source(id="rome", text="Rome is the capital of Italy."),
+        Source(id="b", text="Berlin is the capital of Germany.", metadata={"title": "Germany"}),
+    ]
+    answer = "Paris is the capital of France. Rome is the capital of Italy. Berlin is in Germany."
+    result = hashing_attributor.attribute(answer, sources)
+    titles = {
+        c["document_index"]: c["document_title"]
+        for s in to_anthropic_citations(result)
+        for c in s["citations"]
+    }
+    assert titles == {0: "source 1", 1: "rome", 2: "Germany"}
+
+
 def test_repr_is_one_short_line(result: AttributionResult) -> None:
     """`print(result)` gives the counts, the top source and the first unsupported sentence in
     one line, not the whole record; a record holding odd values still has a repr."""

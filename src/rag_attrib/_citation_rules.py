@@ -7,17 +7,25 @@ verdict, so the check follows whichever the engine used. Only `rescore` (exact_s
 attributes again.
 
 A cited source backs a supported claim when it is about as strong as the strongest source
-(within `RANK_MARGIN`), or among the n strongest when the sentence's markers name n sources
-and it holds `FLOOR_RATIO` of the strongest's strength, or when it is the second hop of a
-claim that also cites a strong source: its best sentence names something (a capitalised name
-the claim does not hold) that the other cited source holds ("X directed A" + "X was born in
-B"). A distractor retrieved for the same words shares the claim's names, not the other
-source's, and is caught. Or when its best sentence holds every content word of the claim: a
-short answer ("New York") under a question whose other hop reads closer. Or when it opens with
-a name the question holds whole and the claim is the answer's first sentence: the page of an
+(within `RANK_MARGIN`), or among the n strongest when the sentence's markers name n sources and
+it holds `FLOOR_RATIO` of the strongest's strength, unless a page of an entity the question
+names (see below) that the sentence does not cite reads closer by more than `RANK_MARGIN`: then
+it stands in that hop's place (`passed_over`). Or when it is the second hop of a claim that also
+cites a strong source: its best sentence names something (a capitalised name the claim does not
+hold) that the other cited source holds ("X directed A" + "X was born in B"). A distractor
+retrieved for the same words shares the claim's names, not the other source's, and is caught. Or
+when its best sentence holds every content word of the claim, one at least not the question's: a
+short answer ("New York") under a question whose other hop reads closer. Or when it opens with a
+name the question holds whole and the claim is the answer's first sentence: the page of an
 entity the question asks about ("Mark King (born 1958) is ..." for "Nick Hexum" under "Which
-singer is American, Mark King or Nick Hexum?"); a page opening with part of such a name
-("Frost is ice ...") is not.
+singer is American, Mark King or Nick Hexum?"); a page opening with part of such a name ("Frost
+is ice ...") is not. The page may open with the name in full: the asked first word (or a
+nickname in quotes) and last word with middle names between and a suffix after ("Adam Fredric
+Duritz" for "Adam Duritz", 'Andrew Alan "Drew" Fuller' for "Drew Fuller"), accents aside
+("Akinoshū" for "Akinoshu"); a longer name ending in the asked one ("Lee Roy Selmon Expressway")
+is another thing. Or its first sentence says its subject is known by the name ("Hartwig
+Schierbaum (born 1954), better known by his stage name Marian Gold, is ..."). The repair reads
+the same rule, so it names that page rather than a closer distractor.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -32,7 +41,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .lexical import content_tokens
-from .results import AttributionResult, Citation, SentenceAttribution, Source, Span
+from .results import (
+    AttributionResult,
+    Citation,
+    SentenceAttribution,
+    Source,
+    SourceAttribution,
+    Span,
+)
 
 if TYPE_CHECKING:
     from .citations import MarkerCheck
@@ -49,6 +65,7 @@ __all__ = [
     "bridged",
     "cited_support",
     "evidence",
+    "passed_over",
     "ranked",
     "rescore",
     "restates",
@@ -113,18 +130,85 @@ def about_question(result: AttributionResult, i: int, k: int) -> bool:
     """Whether source k opens with a name its question holds whole and answer sentence i is the
     answer's first, the one that answers it: the page of an entity the question asks about
     ("Mark King (born 1958) is an English musician." under "Which singer is American, Mark
-    King or Nick Hexum?"), one hop of the answer even when another page reads closer to it."""
+    King or Nick Hexum?"), one hop of the answer even when another page reads closer to it.
+    Names compare without accents; the page may open with the name in full (`_same_name`) or
+    say in its first sentence that its subject is known by it (`_aliases`)."""
     question = result.question
     if not question or i != 0:
         return False
-    opening = _NAME.match(result.sources[k].text.lstrip(_OPENERS))
-    name = _strip(opening.group(0)) if opening else ""
-    return len(name) > 2 and name not in _CALENDAR and name in _names(question)
+    text = result.sources[k].text.lstrip(_OPENERS)
+    opening = _NAME.match(text)
+    name = _fold(_strip(opening.group(0))) if opening else ""
+    asked = {_fold(n) for n in _names(question)}
+    if len(name) > 2 and name not in _CALENDAR and name in asked:
+        return True
+    full, nicknames = _full_name(text)
+    return any(_same_name(n.split(), full, nicknames) for n in asked) or bool(
+        _aliases(result.sources[k]) & asked
+    )
+
+
+def _aliases(source: SourceAttribution) -> set[str]:
+    """The names a source's first sentence says its subject is known by ("Hartwig Schierbaum
+    (born 1954), better known by his stage name Marian Gold, is ..." -> Marian Gold)."""
+    first = source.sentences[0].text if source.sentences else source.text
+    found = (_NAME.match(first, m.end()) for m in _KNOWN_AS.finditer(first))
+    return {_fold(_strip(a.group(0))) for a in found if a}
+
+
+def _same_name(asked: list[str], full: list[str], nicknames: set[str]) -> bool:
+    """Whether a name of two or more words is the full name `full` with middle names left
+    out: the same first word (or a nickname) and last word, the rest among the full name's
+    ("Adam Duritz" for "Adam Fredric Duritz", "Drew Fuller" for 'Andrew Alan "Drew" Fuller';
+    "South Australia" is not "Football Federation South Australia")."""
+    return (
+        len(asked) > 1
+        and len(full) > 1
+        and asked[-1] == full[-1]
+        and (asked[0] == full[0] or asked[0] in nicknames)
+        and set(asked) <= set(full)
+    )
+
+
+def _full_name(text: str) -> tuple[list[str], set[str]]:
+    """The words of the name a text opens with (accents taken out, a suffix left out), and
+    those in quotes, its nicknames ('Andrew Alan "Drew" Fuller (born 1980) is' -> Andrew Alan
+    Drew Fuller; Drew)."""
+    words: list[str] = []
+    nicknames: set[str] = set()
+    for raw in text.split():
+        word = raw.strip(_QUOTES)
+        bare = _fold(word.rstrip(",;:"))
+        if not bare or not bare[0].isupper() or "(" in raw:
+            break
+        words.append(bare)
+        if raw[0] in _QUOTES:
+            nicknames.add(bare)
+        if bare != _fold(word):  # "Roland, Jr.": the name ends at the comma
+            break
+    while words and words[0] in _LEADING:
+        words.pop(0)
+    while words and words[-1] in _SUFFIXES:
+        words.pop()
+    return words, nicknames
+
+
+def _fold(text: str) -> str:
+    """Text without accents ("Akinoshū" -> "Akinoshu"): a question may spell a name plain."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 _NAME = re.compile(r"\b[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*")
 _WORD = re.compile(r"\w+")
+# "known as", "better known by his stage name", "known simply as": an alias follows
+_KNOWN_AS = re.compile(
+    r"\bknown\s+(?:simply\s+|professionally\s+|mononymously\s+)?"
+    r"(?:as|by\s+(?:his|her|their|the)\s+(?:stage\s+|ring\s+|pen\s+)?(?:name|mononym))"
+    r"\s+[\"\u201c]?"
+)
 _OPENERS = " \t\n\"'\u201c\u2018(["
+_QUOTES = "\"'\u201c\u201d\u2018\u2019"
+_SUFFIXES = frozenset("Jr Jr. Sr Sr. II III IV".split())
 _CALENDAR = frozenset(
     "January February March April May June July August September October November December "
     "Monday Tuesday Wednesday Thursday Friday Saturday Sunday The This That".split()
@@ -132,7 +216,8 @@ _CALENDAR = frozenset(
 # Capitalised only because they open a sentence or a question: not part of a name
 _LEADING = frozenset(
     "The A An This That These Those It He She They His Her Its Their There In On At Of For By "
-    "From What Which Who Whom Whose When Where Why How Is Are Was Were Do Does Did Both".split()
+    "From What Which Who Whom Whose When Where Why How Is Are Was Were Do Does Did Both Between "
+    "Besides Among If According".split()
 )
 
 
@@ -157,12 +242,14 @@ def _words(text: str) -> set[str]:
 def restates(result: AttributionResult, i: int, k: int) -> bool:
     """Whether source k's best sentence for answer sentence i holds every content word of it
     (a short answer, "New York", found in the venue's own page, under a question whose other
-    source is stronger)."""
+    source is stronger), one at least its question does not hold: "Sid Haig" under "Who is
+    older, Sid Haig or Vic Darchinyan?" is in every page that names him."""
     ev = evidence(result, i, k)
     if ev is None:
         return False
     claim = set(content_tokens(result.answer_sentences[i].text))
-    return bool(claim) and claim <= set(content_tokens(ev.text))
+    asked = set(content_tokens(result.question or ""))
+    return bool(claim - asked) and claim <= set(content_tokens(ev.text))
 
 
 def answers(result: AttributionResult, i: int, k: int) -> bool:
@@ -170,6 +257,19 @@ def answers(result: AttributionResult, i: int, k: int) -> bool:
     restates the claim (`restates`) or is the page of an entity its question asks about
     (`about_question`). Both the check of a marker and the repair of a wrong one read this."""
     return restates(result, i, k) or about_question(result, i, k)
+
+
+def passed_over(
+    result: AttributionResult, i: int, k: int, row: np.ndarray, cited: Collection[int]
+) -> bool:
+    """Whether a source answer sentence i does not cite, the page of an entity its question
+    names (`about_question`), reads closer to it than source k by more than `RANK_MARGIN`:
+    then k, below the strongest, stands in place of that hop rather than beside it."""
+    own = float(row[k])
+    return any(
+        j not in cited and row[j] > own + RANK_MARGIN and about_question(result, i, j)
+        for j in range(row.size)
+    )
 
 
 def ranked(row: np.ndarray) -> list[int]:

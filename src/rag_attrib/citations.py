@@ -17,7 +17,8 @@ import numpy as np
 from . import _citation_rules as rules
 from ._types import JSONDict
 from .markers import Marker, Numbering, clean_text, parse_markers, resolve, to_original
-from .results import AttributionResult, Citation, Span
+from .results import AttributionResult, Citation, Source, Span
+from .validate import clean_text as clean_unicode
 
 if TYPE_CHECKING:
     from .engine import Attributor, SourceLike
@@ -282,6 +283,19 @@ def as_written(
     return replace(result, answer=answer, answer_sentences=sentences)
 
 
+def attribute_as_written(
+    attributor: Attributor, answer: str, sources: Sequence[Source], question: str | None = None
+) -> AttributionResult:
+    """`attributor.attribute` of `answer` with the citation markers it carries taken out, as
+    `check_citations` attributes it ("[1]" is no word of the claim, "(Source 2)" no figure 2);
+    the sentences keep their offsets and text in `answer` as written."""
+    markers = parse_markers(answer, ids=[s.id for s in sources])
+    if not markers:
+        return attributor.attribute(answer, sources, question)
+    clean, edits = clean_text(answer, markers)
+    return as_written(attributor.attribute(clean, sources, question), clean_unicode(answer), edits)
+
+
 def _report(
     answer: str,
     parsed: list[Marker],
@@ -363,6 +377,8 @@ def _judge(
     else:
         support = rules.cited_support(s, row, k)
         backed = rules.backs(row, k, n)
+        if backed and rules.passed_over(result, i, k, row, cited):
+            backed = False  # one of the n strongest, but in place of the page the writer meant
         if backed is None:  # no strengths (a trimmed record): the attribution's citations
             backed = any(c.source_index == k for c in s.citations)
         elif not backed and s.supported:  # another hop of the claim, or its words restated

@@ -19,6 +19,14 @@ __all__ = [
 ]
 
 
+def source_name(source_id: str, position: int) -> str:
+    """How a source is named to people: the id the user gave, or "source N" (1-based) when the
+    id is only the position the engine filled in for a plain string ("0", "1", ...)."""
+    if not source_id or source_id == str(position):
+        return f"source {position + 1}"
+    return source_id
+
+
 def _source_meta(result: AttributionResult, c: Citation) -> dict[str, Any]:
     meta = result.sources[c.source_index].metadata if c.source_index < len(result.sources) else {}
     out: dict[str, Any] = {}
@@ -81,7 +89,8 @@ def to_anthropic_citations(result: AttributionResult) -> list[JSONDict]:
                     "type": "char_location",
                     "cited_text": c.text,
                     "document_index": c.source_index,
-                    "document_title": _source_meta(result, c).get("title") or c.source_id,
+                    "document_title": _source_meta(result, c).get("title")
+                    or source_name(c.source_id, c.source_index),
                     "start_char_index": c.start,
                     "end_char_index": c.end,
                 }

@@ -27,6 +27,7 @@ __all__ = [
     "from_raw_message",
     "from_reply",
     "from_structured",
+    "structured_text",
 ]
 
 Kind = Literal["structured", "provider"]
@@ -90,6 +91,15 @@ def _label(item: object) -> str | None:
     return None
 
 
+def structured_text(value: object) -> str | None:
+    """The answer string of a structured output (a dict or pydantic model with an `answer`,
+    `response`, `text` or `output` field), cited or not, else None."""
+    fields = fields_of(value)
+    if fields is None:
+        return None
+    return next((fields[k] for k in _ANSWER_FIELDS if isinstance(fields.get(k), str)), None)
+
+
 def from_structured(value: object) -> tuple[str, GivenCitations] | None:
     """The answer text and cited source labels of a "cited answer" object, else None.
 
@@ -102,7 +112,7 @@ def from_structured(value: object) -> tuple[str, GivenCitations] | None:
     fields = fields_of(value)
     if fields is None:
         return None
-    answer = next((fields[k] for k in _ANSWER_FIELDS if isinstance(fields.get(k), str)), None)
+    answer = structured_text(fields)
     cited = next((fields[k] for k in _CITATION_FIELDS if isinstance(fields.get(k), list)), None)
     if answer is None or cited is None:
         return None

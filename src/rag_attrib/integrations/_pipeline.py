@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -20,14 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ..citations import as_written
+from ..citations import attribute_as_written
 from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
-from ..markers import clean_text as without_markers
-from ..markers import parse_markers
 from ..results import AttributionResult, Source
-from ..validate import clean_text as clean_unicode
 from ..workers import DaemonPool
 from ._citations import CheckOptions, check
 from ._given import GivenCitations
@@ -45,6 +43,7 @@ __all__ = [
     "export_result",
     "failed_result",
     "join_errors",
+    "reached",
     "run_job",
     "shared_embedder",
     "warm_attributor",
@@ -75,6 +74,17 @@ class Job:
     problem: str | None = None
     cited: GivenCitations | None = None
     prompt: str | None = None
+
+
+_SPACE = re.compile(r"\s+")
+_PROBE = 200  # characters of a document looked for in what the LLM was shown
+
+
+def reached(texts: Sequence[str], shown: str) -> list[bool]:
+    """Whether each text reached an LLM that was shown `shown` (its prompt, or what a tool
+    returned): the text's opening, spaces collapsed, appears there."""
+    flat = _SPACE.sub(" ", shown)
+    return [_SPACE.sub(" ", text).strip()[:_PROBE] in flat for text in texts]
 
 
 def failed_result(answer: str, question: str | None, error: str) -> AttributionResult:
@@ -139,15 +149,7 @@ _budget_pool = DaemonPool(4, "rag_attrib-budget")
 
 def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
     chosen = attributor if attributor is not None else default_attributor()
-    markers = parse_markers(job.answer, ids=[s.id for s in job.sources])
-    if not markers:
-        return chosen.attribute(job.answer, job.sources, job.question)
-    # The LLM's own markers are no words of its claims ("(Source 2)" is no figure 2, "[1]"
-    # no token to match), so they are taken out for attribution, as `check_citations` does;
-    # the sentences keep their offsets and text in the answer as written.
-    clean, edits = without_markers(job.answer, markers)
-    result = chosen.attribute(clean, job.sources, job.question)
-    return as_written(result, clean_unicode(job.answer), edits)
+    return attribute_as_written(chosen, job.answer, job.sources, job.question)
 
 
 def _submit(attributor: Attributor | None, job: Job) -> Future[AttributionResult]:

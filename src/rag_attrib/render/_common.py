@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..convert import source_name
+
 __all__ = [
     "PALETTE",
     "as_float",
@@ -102,7 +104,4 @@ def citation_kind(citation: Any) -> str:
 def source_label(source_id: Any, position: int) -> str:
     """How the views name a source: the id the user gave, or "source N" (1-based) when the id
     is only the position the engine filled in ("0", "1", ...)."""
-    text = clean(source_id)
-    if not text or text == str(position):
-        return f"source {position + 1}"
-    return text
+    return source_name(clean(source_id), position)

@@ -8,7 +8,6 @@ are what reached the LLM), and so are LLMs inside retrievers and tools (they do 
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from langchain_core.outputs import LLMResult
 from typing_extensions import override
 
 from ...results import Source
-from .._pipeline import Job
+from .._pipeline import Job, reached
 from ._read import (
     answer_of,
     documents_to_sources,
@@ -50,9 +49,6 @@ EMPTY_ANSWER = (
     "the answer text is empty while the output holds text: put the answer under 'answer' "
     "(or return it as a str or message)"
 )
-
-_SPACE = re.compile(r"\s+")
-_PROBE = 200  # characters of a document looked for in the prompt
 
 
 @dataclass(slots=True)
@@ -155,14 +151,10 @@ class Capture:
         ordered = sorted(self.documents.values(), key=lambda item: (item[0], item[1]))
         documents = [_with_inner_id(doc, self.inner) for _, _, doc in ordered]
         if prompt:
-            flat = _SPACE.sub(" ", prompt)
-            reached = [d for d in documents if _probe(d) in flat]
-            documents = reached or documents  # the prompt may rephrase them all: keep them
+            shown = reached([d.page_content for d in documents], prompt)
+            kept = [d for d, seen in zip(documents, shown, strict=True) if seen]
+            documents = kept or documents  # the prompt may rephrase them all: keep them
         return documents_to_sources([*self.explicit, *documents])
-
-
-def _probe(doc: Document) -> str:
-    return _SPACE.sub(" ", doc.page_content).strip()[:_PROBE]
 
 
 def _with_inner_id(doc: Document, inner: list[Document]) -> Document:

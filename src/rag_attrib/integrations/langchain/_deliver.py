@@ -3,8 +3,9 @@ chunk, as the "attribution" custom event, and as a child run for run-based trace
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from langchain_core.callbacks import (
@@ -40,6 +41,17 @@ def with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> Runnab
     patched = patch_config(config)
     patched["callbacks"] = [*(callbacks or []), handler]
     return patched
+
+
+def unwrapped(output: Any) -> tuple[Any, Callable[[Any], Any]]:
+    """The output to read and attach to, and how to wrap it back: a LangGraph
+    `invoke(..., version="v2")` returns `GraphOutput(value=state, interrupts=...)`, a frozen
+    dataclass (matched by its fields: langgraph is no dependency here)."""
+    fields = getattr(output, "__dataclass_fields__", None)
+    if isinstance(fields, dict) and set(fields) == {"value", "interrupts"}:
+        if not isinstance(output, type):
+            return output.value, lambda value: dataclasses.replace(output, value=value)
+    return output, lambda value: value
 
 
 def attached(output: Any, payload: dict[str, Any]) -> Any:

@@ -19,9 +19,25 @@ from langchain_core.runnables.utils import AddableDict
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._given import GivenCitations, from_annotations, from_blocks, from_structured
+from .._given import (
+    GivenCitations,
+    from_annotations,
+    from_blocks,
+    from_structured,
+    structured_text,
+)
 
-ANSWER_KEYS = ("answer", "output", "generation", "response", "result", "text", "content")
+ANSWER_KEYS = (
+    "answer",
+    "output",
+    "generation",
+    "response",
+    "result",
+    "text",
+    "content",
+    "structured_response",  # create_agent(..., response_format=Schema)
+    "parsed",  # with_structured_output(..., include_raw=True): {"raw", "parsed", "parsing_error"}
+)
 """Keys of a chain output (or graph state) that hold the answer, in the order tried."""
 
 _QUESTION_KEYS = ("question", "input", "query")
@@ -69,10 +85,14 @@ def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
 def find_documents(value: Any, depth: int = 0) -> list[Document]:
     """The `Document`s in a run's output: lists, dict values, tool messages, nested a little.
 
-    A `ToolMessage` gives its `artifact`'s documents, else those written in its content.
+    A `ToolMessage` gives its `artifact`'s documents, else those written in its content; a
+    document a checkpointer stored as a dict counts too.
     """
     if isinstance(value, Document):
         return [value]
+    stored = stored_document(value) if isinstance(value, Mapping) else None
+    if stored is not None:
+        return [stored]
     if depth >= _MAX_DEPTH or isinstance(value, (str, bytes)):
         return []
     if isinstance(value, ToolMessage):
@@ -87,6 +107,20 @@ def find_documents(value: Any, depth: int = 0) -> list[Document]:
     else:
         return []
     return [doc for item in items for doc in find_documents(item, depth + 1)]
+
+
+def stored_document(value: Mapping[Any, Any]) -> Document | None:
+    """A `Document` a checkpointer stored as a dict (a tool's artifact in a thread's history
+    comes back as `{"id", "metadata", "page_content", "type": "Document"}`), else None."""
+    text, meta = value.get("page_content"), value.get("metadata")
+    if value.get("type") != "Document" or not isinstance(text, str):
+        return None
+    doc_id = value.get("id")
+    return Document(
+        page_content=text,
+        metadata=dict(meta) if isinstance(meta, Mapping) else {},
+        id=doc_id if isinstance(doc_id, str) else None,
+    )
 
 
 def documents_in_text(content: Any) -> list[Document]:
@@ -123,8 +157,9 @@ def is_answer_message(message: Any) -> bool:
 def answer_of(output: Any) -> str | None:
     """The answer text in a chain or graph output, or None when it holds none.
 
-    A str, a message's text, the first of `ANSWER_KEYS` that holds one, or the last AI
-    message with text of a `messages` list; a LangGraph "updates" chunk is looked into.
+    A str, a message's text, the first of `ANSWER_KEYS` that holds one (a structured
+    answer's `answer` field too), or the last AI message with text of a `messages` list; a
+    LangGraph "updates" chunk is looked into.
     """
     if isinstance(output, str):
         return str(output)  # drops str subclasses such as langchain's TextAccessor
@@ -141,9 +176,9 @@ def answer_of(output: Any) -> str | None:
         item = output.get(key)
         if isinstance(item, (str, BaseMessage)):
             return answer_of(item)
-        structured = from_structured(item)
-        if structured is not None:
-            return structured[0]
+        text = structured_text(item)  # a structured answer, cited (`CitedAnswer`) or not
+        if text is not None:
+            return text
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
         for message in reversed(messages):
@@ -166,7 +201,7 @@ def answer_message(output: Any) -> BaseMessage | None:
         item = output.get(key)
         if isinstance(item, BaseMessage):
             return item
-        if isinstance(item, str) or from_structured(item) is not None:
+        if isinstance(item, str) or structured_text(item) is not None:
             return None
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):

@@ -29,6 +29,7 @@ from ._deliver import (
     dispatch,
     final_chunk,
     record_child_run,
+    unwrapped,
     with_answer,
     with_handler,
 )
@@ -184,19 +185,20 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = CaptureHandler()
         output = self.bound.invoke(input_, with_handler(config, handler), **kwargs)
         try:
-            job = self._job(output, handler, input_)
+            value, wrap = unwrapped(output)
+            job = self._job(value, handler, input_)
             context = self._context(run_manager, captured)
             result = self._attribute(job, context)
             fix = self._repair(result)
             payload = self._done(result, fix)
             dispatch(payload, config)
-            carried = attached(self._shown(output, job.answer, fix), payload)
+            carried = attached(self._shown(value, job.answer, fix), payload)
             if carried is None:
                 record_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
             logger.exception(_ATTACH_FAILED)
             return output
-        return output if carried is None else carried
+        return output if carried is None else wrap(carried)
 
     async def _ainvoke(
         self,
@@ -209,19 +211,20 @@ class AttributedRunnable(Runnable[Any, Any]):
         handler = CaptureHandler()
         output = await self.bound.ainvoke(input_, with_handler(config, handler), **kwargs)
         try:
-            job = self._job(output, handler, input_)
+            value, wrap = unwrapped(output)
+            job = self._job(value, handler, input_)
             context = self._context(run_manager, captured)
             result = await self._aattribute(job, context)
             fix = self._repair(result)
             payload = self._done(result, fix)
             await adispatch(payload, config)
-            carried = attached(self._shown(output, job.answer, fix), payload)
+            carried = attached(self._shown(value, job.answer, fix), payload)
             if carried is None:
                 await arecord_child_run(run_manager, job.answer, payload)
         except Exception:  # never break the user's call
             logger.exception(_ATTACH_FAILED)
             return output
-        return output if carried is None else carried
+        return output if carried is None else wrap(carried)
 
     # -- typed event streams
 

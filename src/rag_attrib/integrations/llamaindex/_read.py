@@ -27,7 +27,7 @@ from .._given import (
     from_reply,
     from_structured,
 )
-from .._pipeline import Job
+from .._pipeline import Job, reached
 
 if TYPE_CHECKING:
     import inspect
@@ -213,6 +213,21 @@ def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
         for n in _nodes_in_tool(call.tool_output)
     ]
     return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
+
+
+def shown_in_tools(nodes: Sequence[NodeWithScore], output: AgentOutput) -> list[NodeWithScore]:
+    """The `nodes` whose text one of the run's tool outputs shows (`ToolOutput.content`)."""
+    shown = "\n".join(
+        call.tool_output.content for call in output.tool_calls if isinstance(call, ToolCallResult)
+    )
+    texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+    seen: set[str] = set()
+    out = []
+    for nws, found in zip(nodes, reached(texts, shown), strict=True):
+        if found and nws.node.node_id not in seen:
+            seen.add(nws.node.node_id)
+            out.append(nws)
+    return out
 
 
 def _generated(nws: NodeWithScore, llm_texts: Collection[str], retrieved: Collection[str]) -> bool:

@@ -95,6 +95,7 @@ class _Unit:
     llm_texts: list[str] = field(default_factory=list)  # what LLMs said under this call
     reply: ChatResponse | None = None  # the last LLM reply under it: its citations
     retrieved: set[str] = field(default_factory=set)  # node ids retrievers returned
+    retrieved_nodes: list[NodeWithScore] = field(default_factory=list)  # the same, kept (agents)
     nodes: list[NodeWithScore] = field(default_factory=list)  # evidence from inner calls
     attributed: bool = False
     finalizer: weakref.finalize[Any, Any] | None = None
@@ -304,6 +305,8 @@ class Tracker:
             unit = self._unit_of(span_id)
             for owner in unit.lineage() if unit is not None else ():
                 owner.retrieved.update(n.node.node_id for n in nodes)
+                if owner.kind == "agent":
+                    owner.retrieved_nodes.extend(nodes)
 
     def llm_said(self, span_id: str | None, text: str | None) -> None:
         """Note what an LLM wrote under a unit: a node holding it was written by the pipeline
@@ -422,8 +425,10 @@ class Tracker:
     def _finish_agent(self, unit: _Unit, output: AgentOutput) -> None:
         unit.attributed = True
         with self._lock:
-            inner = list(unit.nodes)
-        nodes = [*_read.agent_nodes(output), *inner]
+            inner, retrieved = list(unit.nodes), list(unit.retrieved_nodes)
+        # A tool that calls a retriever itself hands the agent text, not nodes: the retrieved
+        # nodes whose text that tool output shows are what the agent read.
+        nodes = [*_read.agent_nodes(output), *inner] or _read.shown_in_tools(retrieved, output)
         if unit.parent is not None:
             self._hand_up(unit, nodes)
             return
