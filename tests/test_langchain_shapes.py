@@ -36,6 +36,7 @@ from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_text_splitters import RecursiveCharacterTextSplitter
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -373,6 +374,26 @@ def test_agent_with_a_tool_returning_documents_as_content(store, attributor):
     state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
     citations = state["attribution"]["citations"]
     assert {c["extras"]["source_id"] for c in citations} == {"doc-bridge", "doc-tower"}
+
+
+def test_a_follow_up_turn_cites_the_documents_in_the_threads_history(store, attributor):
+    """With a checkpointer, a follow-up the agent answers from the first turn's tool results
+    cites those documents: the history holds them as the dicts the checkpointer stored (it
+    said "nothing can be cited" and flagged every sentence)."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"),
+        tools=[_artifact_tool(store)],
+        checkpointer=InMemorySaver(),
+    )
+    cited = with_attribution(agent, attributor)
+    config: Any = {"configurable": {"thread_id": "thread-1"}}
+    cited.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    state = cited.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    assert sum(isinstance(m, ToolMessage) for m in state["messages"]) == 1  # no second search
+    check(cited.last_result)
+    handler = AttributionCallbackHandler(attributor)
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, {**config, "callbacks": [handler]})
+    check(handler.last_result)
 
 
 class CitedAnswer(BaseModel):

@@ -85,10 +85,14 @@ def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
 def find_documents(value: Any, depth: int = 0) -> list[Document]:
     """The `Document`s in a run's output: lists, dict values, tool messages, nested a little.
 
-    A `ToolMessage` gives its `artifact`'s documents, else those written in its content.
+    A `ToolMessage` gives its `artifact`'s documents, else those written in its content; a
+    document a checkpointer stored as a dict counts too.
     """
     if isinstance(value, Document):
         return [value]
+    stored = stored_document(value) if isinstance(value, Mapping) else None
+    if stored is not None:
+        return [stored]
     if depth >= _MAX_DEPTH or isinstance(value, (str, bytes)):
         return []
     if isinstance(value, ToolMessage):
@@ -103,6 +107,20 @@ def find_documents(value: Any, depth: int = 0) -> list[Document]:
     else:
         return []
     return [doc for item in items for doc in find_documents(item, depth + 1)]
+
+
+def stored_document(value: Mapping[Any, Any]) -> Document | None:
+    """A `Document` a checkpointer stored as a dict (a tool's artifact in a thread's history
+    comes back as `{"id", "metadata", "page_content", "type": "Document"}`), else None."""
+    text, meta = value.get("page_content"), value.get("metadata")
+    if value.get("type") != "Document" or not isinstance(text, str):
+        return None
+    doc_id = value.get("id")
+    return Document(
+        page_content=text,
+        metadata=dict(meta) if isinstance(meta, Mapping) else {},
+        id=doc_id if isinstance(doc_id, str) else None,
+    )
 
 
 def documents_in_text(content: Any) -> list[Document]:
