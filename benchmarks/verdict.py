@@ -6,7 +6,8 @@
 Sets (evaluation side only, as ../shared/evaldata/TRAINING.md defines it): faithbench,
 factcheck_gpt, summedits eval groups (all domains), expertqa eval questions, begin test, wice
 test. A claim is supported when every one of its sentences is; its score is its weakest
-sentence's. Labels: wice "supported" (partial counts as not), begin "Fully attributable" vs
+sentence's. As in the product, sentences that only talk to the reader ("yeah.", "I agree!":
+`SentenceAttribution.claim` False) are left out; a claim with nothing else is supported. Labels: wice "supported" (partial counts as not), begin "Fully attributable" vs
 "Not fully", expertqa "Complete" vs "Missing"/"Incomplete", factcheck_gpt "completely supports".
 
 Per set and method:
@@ -129,9 +130,11 @@ def overlap(claim: Claim) -> tuple[float, bool | None]:
 def engine(attributor: Attributor, verdict: bool) -> Method:
     def run(claim: Claim) -> tuple[float, bool | None]:
         result = attributor.attribute(claim.text, claim.sources)
-        sentences = result.answer_sentences
-        if not sentences:
+        if not result.answer_sentences:
             return 0.0, False
+        sentences = [s for s in result.answer_sentences if s.claim]
+        if not sentences:  # it states nothing, so nothing in it is unsupported
+            return 1.0, True
         return min(s.support for s in sentences), all(s.supported for s in sentences)
 
     def run_plain(claim: Claim) -> tuple[float, bool | None]:

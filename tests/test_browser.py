@@ -965,3 +965,26 @@ def test_check_citations_counts_keep_each_number_with_its_word(
             assert all(n == 1 for _, n in counts), (width, counts)
     finally:
         page.call("Emulation.clearDeviceMetricsOverride")
+
+
+def test_talk_is_shown_apart_and_not_counted(
+    page: Page, tmp_path: Path, hashing_attributor: Attributor
+) -> None:
+    """ "Great question!" and "I hope this helps!" are not claims: in Chromium their cards are
+    grey with a "not a claim" tag (no red underline), and the summary counts claims only."""
+    answer = f"Great question! {ANSWER} I hope this helps!"
+    result = hashing_attributor.attribute(answer, SOURCES, question="Tell me some facts.")
+    _open(page, tmp_path, render_html(result), "talk.html")
+    cards = page.js(
+        "[...document.querySelectorAll('.ra-ans')].map(e => [e.classList.contains('ra-talk'),"
+        " (e.querySelector('.ra-tag') || {}).textContent,"
+        " getComputedStyle(e.querySelector('.ra-ans-text')).textDecorationLine])"
+    )
+    assert [c[0] for c in cards] == [True] + [False] * (len(cards) - 2) + [True]
+    for talk, tag, decoration in cards:
+        if talk:
+            assert tag.lower() == "not a claim" and decoration == "none"
+    claims = len(result.answer_sentences) - 2
+    supported = claims - len(result.unsupported)
+    stats = page.js("document.querySelector('.ra-stats .ra-pill').textContent")
+    assert f"({supported}/{claims} sentences, 2 not claims)" in stats

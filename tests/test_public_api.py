@@ -64,6 +64,26 @@ def test_result_fields_are_pinned() -> None:
     ]
 
 
+def test_sentence_fields_are_pinned() -> None:
+    """SentenceAttribution's fields, in order (`claim` last, defaulting to True: records
+    written before it existed read as claims)."""
+    from dataclasses import MISSING, fields
+
+    found = fields(rag_attrib.SentenceAttribution)
+    assert [f.name for f in found] == [
+        "index",
+        "text",
+        "start",
+        "end",
+        "citations",
+        "supported",
+        "support",
+        "issues",
+        "claim",
+    ]
+    assert found[-1].default is True and found[-2].default == () and found[-3].default is MISSING
+
+
 def test_version_comes_from_metadata() -> None:
     """__version__ is the installed distribution's version."""
     from importlib.metadata import version

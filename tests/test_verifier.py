@@ -12,6 +12,7 @@ import pytest
 
 from rag_attrib import AttributionConfig, Attributor, Source, verifier
 from rag_attrib.config import SIMILARITY_THRESHOLD
+from rag_attrib.engine import NOT_A_CLAIM
 from rag_attrib.testing import HashingEmbedder
 
 pytestmark = pytest.mark.slow
@@ -241,9 +242,20 @@ def test_a_verifier_failing_at_run_time_leaves_a_defined_result(
 
 @pytest.mark.parametrize("reply", ["Yes.", "Yes, it is.", "No, it is not."])
 def test_a_reply_with_no_content_word_says_so(checked: Attributor, reply: str) -> None:
-    # the tower source negates nothing, "No, it is not." does: still no word-share or negation
-    # reason, since there is no word to look for
-    result = checked.attribute(f"{reply} The tower is 330 metres tall.", [TOWER])
+    answer = f"{reply} The tower is 330 metres tall."
+    # without a question it states nothing: not a claim, and not counted as unsupported
+    alone = checked.attribute(answer, [TOWER]).answer_sentences[0]
+    assert not alone.claim and not alone.supported and alone.issues == (NOT_A_CLAIM,)
+    # under a question it answers it: a claim, and no source says the Romans built the tower
+    result = checked.attribute(answer, [TOWER], question="Did the Romans build the tower?")
     first = result.answer_sentences[0]
-    assert not first.supported and first.citations
+    assert first.claim and not first.supported and first.citations and first.issues
+    assert result.unsupported == (first,)
+    # checking every sentence: the tower source negates nothing, "No, it is not." does; still
+    # no word-share or negation reason, since there is no word to look for
+    every = Attributor(
+        checked.embedder, config=AttributionConfig(verdict="verifier", check_claims=False)
+    )
+    first = every.attribute(answer, [TOWER]).answer_sentences[0]
+    assert first.claim and not first.supported and first.citations
     assert first.issues == ("it has no content word a source could back (a reply such as 'Yes.')",)

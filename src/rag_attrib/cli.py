@@ -729,6 +729,9 @@ def _table(result: AttributionResult, width: int) -> str:
     indent = "      "
     for s in result.answer_sentences:
         lines += textwrap.wrap(f"[{s.index + 1}] {s.text}", width, subsequent_indent="    ")
+        if not s.claim:
+            lines.append(f"{indent}not a claim (it talks to the reader): not checked")
+            continue
         if not s.supported:
             why = "; ".join(s.issues) or "nothing backs this"
             lines.append(f"{indent}UNSUPPORTED (support {s.support:.2f}): {why}")
@@ -753,7 +756,7 @@ def _table(result: AttributionResult, width: int) -> str:
     for source in sorted(result.sources, key=lambda x: -x.score):
         bar = "#" * round(max(0.0, min(1.0, source.score)) * 30)
         lines.append(f"  {_clip(source.id, id_width):<{id_width}}  {source.score:6.1%}  {bar}")
-    n = len(result.answer_sentences)
+    n = sum(s.claim for s in result.answer_sentences)
     summary = f"coverage {result.coverage:.0%} ({n - len(result.unsupported)}/{n} supported)"
     if result.model:
         summary += f" | model {result.model}"

@@ -63,7 +63,10 @@ class AttributionConfig:
             chunks of its best matches contains is unsupported, however similar it reads.
         check_claims: a question, or a sentence in the speaker's own voice ("I loved it", "we
             recommend") when none of its best-matching chunks speaks so, states nothing a source
-            backs; it is unsupported, however many words it shares with one.
+            backs; it is unsupported, however many words it shares with one. And a sentence
+            that only talks to the reader ("Great question!", "Yes.", "I hope this helps!") is
+            not a claim (`claim=False`, see `rag_attrib.claims`): it is not checked, and the
+            result's `unsupported` and `coverage` leave it out. False checks every sentence.
         batch_size: encoder batch size.
         max_answer_chars: a longer answer raises `InputTooLargeError` (cost grows with answer
             sentences x source sentences; see README "Limits and bad input").

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import verifier
 from ._types import FloatMatrix, FloatVector, IntVector
+from .claims import is_claim
 from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import first_person, is_question, lexical_matrix, missing_numbers
@@ -57,6 +58,8 @@ SourceLike = Source | str
 Splitter = Callable[[str], list[Span]]
 
 logger = logging.getLogger(__name__)
+
+NOT_A_CLAIM = "it states nothing a source could back (it talks to the reader): not checked"
 
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
 # longer ones must stand alone, or an invented claim would borrow the question's support.
@@ -381,6 +384,11 @@ class Attributor:
                 x or verifier.reasons(span.text, verdict, i, threshold)
                 for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
             ]
+        claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
+        for i, claim in enumerate(claims):
+            if not claim:
+                supported[i] = False
+                issues[i] = (NOT_A_CLAIM,)
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):
@@ -419,6 +427,7 @@ class Attributor:
                     supported=bool(supported[i]),
                     support=float(support[i]),
                     issues=issues[i],
+                    claim=claims[i],
                 )
             )
 

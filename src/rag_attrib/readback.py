@@ -145,6 +145,8 @@ def _sentence(
         supported=read_bool(_get(item, "supported", where), f"{where}.supported"),
         support=read_float(_get(item, "support", where), f"{where}.support"),
         issues=tuple(read_str(x, f"{where}.issues[{k}]") for k, x in enumerate(issues)),
+        # records written before `claim` existed checked every sentence
+        claim=read_bool(item.get("claim", True), f"{where}.claim"),
     )
 
 

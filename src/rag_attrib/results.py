@@ -82,7 +82,10 @@ class SentenceAttribution:
 
     `support` is the strength of the best match on its own (no neighbour context); `issues`
     says why a sentence whose strength passed the threshold is still unsupported (e.g. a figure
-    no source contains).
+    no source contains). `claim` is False for a sentence that only talks to the reader ("Great
+    question!", "Yes.", "I hope this helps!"): it states nothing a source could back, so it is
+    not checked (`supported=False`) and `AttributionResult.unsupported` and `coverage` leave
+    it out.
     """
 
     index: int
@@ -93,6 +96,7 @@ class SentenceAttribution:
     supported: bool
     support: float
     issues: tuple[str, ...] = ()
+    claim: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,15 +148,16 @@ class AttributionResult:
 
     @property
     def unsupported(self) -> tuple[SentenceAttribution, ...]:
-        """Answer sentences that no source backs."""
-        return tuple(s for s in self.answer_sentences if not s.supported)
+        """Answer sentences that state something no source backs (claims only: see `claim`)."""
+        return tuple(s for s in self.answer_sentences if s.claim and not s.supported)
 
     @property
     def coverage(self) -> float:
-        """Fraction of answer sentences that are supported (1.0 for an empty answer)."""
-        if not self.answer_sentences:
+        """Fraction of the answer's claims that are supported (1.0 when it has none)."""
+        claims = [s for s in self.answer_sentences if s.claim]
+        if not claims:
             return 1.0
-        return sum(s.supported for s in self.answer_sentences) / len(self.answer_sentences)
+        return sum(s.supported for s in claims) / len(claims)
 
     @property
     def top_source(self) -> SourceAttribution | None:
@@ -254,9 +259,14 @@ def matrix_from_citations(
 
 
 def _summary(r: AttributionResult) -> str:
-    n = len(r.answer_sentences)
-    bad = [i + 1 for i, s in enumerate(r.answer_sentences) if s.supported is not True]
-    parts = [f"{n - len(bad)}/{n} sentences supported", f"{len(r.sources)} sources"]
+    claims = [i + 1 for i, s in enumerate(r.answer_sentences) if s.claim is not False]
+    bad = [i for i in claims if r.answer_sentences[i - 1].supported is not True]
+    talk = len(r.answer_sentences) - len(claims)
+    parts = [
+        f"{len(claims) - len(bad)}/{len(claims)} sentences supported"
+        + (f" (+{talk} not {'a claim' if talk == 1 else 'claims'})" if talk else ""),
+        f"{len(r.sources)} sources",
+    ]
     top = r.top_source if all(isinstance(s.score, (int, float)) for s in r.sources) else None
     if top is not None:
         parts.append(f"top {_clip(top.id, 24)!r}")
@@ -299,6 +309,7 @@ def _answer_sentence_dict(s: SentenceAttribution, where: str) -> JSONDict:
         "supported": s.supported,
         "support": _finite(s.support, f"{where}.support"),
         "issues": list(s.issues),
+        "claim": s.claim,
         "citations": [
             {
                 "source_id": c.source_id,

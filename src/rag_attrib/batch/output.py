@@ -242,6 +242,7 @@ def sentence_schema() -> Any:
             ("sentence", pa.int64()),
             ("text", pa.string()),
             ("supported", pa.bool_()),
+            ("claim", pa.bool_()),
             ("support", pa.float64()),
             ("top_source", pa.string()),
             ("top_score", pa.float64()),

@@ -190,7 +190,11 @@ def annotate_phoenix(url: str, out: str | os.PathLike[str]) -> int:
         data = row["attribution"]
         if isinstance(data, str):
             data = json.loads(data)
-        unsupported = [s["text"] for s in data["answer_sentences"] if not s["supported"]]
+        unsupported = [
+            s["text"]
+            for s in data["answer_sentences"]
+            if not s["supported"] and s.get("claim", True)
+        ]
         explanation = (
             "unsupported: " + " | ".join(unsupported) if unsupported else "every sentence supported"
         )

@@ -53,7 +53,7 @@ class OTelExporter:
     and when the answer cites its sources itself `rag_attrib.own_citations.{correct,
     wrong_source, unsupported, dangling, missing}` (counts from `result.citation_check`).
     One event `rag_attrib.answer_sentence` per answer sentence: `index`, `text`, `supported`,
-    `support` and the top citations as parallel lists `citation.source_ids`,
+    `support`, `claim` and the top citations as parallel lists `citation.source_ids`,
     `citation.source_indexes`, `citation.sentence_indexes`, `citation.texts`,
     `citation.scores`, `citation.similarities`.
 
@@ -202,6 +202,7 @@ def _sentence_attributes(sentence: SentenceAttribution, max_citations: int) -> d
         "text": sentence.text,
         "supported": sentence.supported,
         "support": float(sentence.support),
+        "claim": sentence.claim,
         "citation.source_ids": [c.source_id for c in citations],
         "citation.source_indexes": [c.source_index for c in citations],
         "citation.sentence_indexes": [c.sentence_index for c in citations],

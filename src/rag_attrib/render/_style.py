@@ -86,6 +86,9 @@ def css(root: str, n_colours: int = len(PALETTE)) -> str:
         "letter-spacing:.05em;border-radius:4px;padding:1px 6px}",
         f"{r} .ra-tag-good{{color:var(--good);background:var(--good-soft)}}",
         f"{r} .ra-tag-bad{{color:#fff;background:var(--bad)}}",
+        f"{r} .ra-talk{{--c:var(--muted)}}",
+        f"{r} .ra-talk .ra-ans-text{{color:var(--muted)}}",
+        f"{r} .ra-tag-talk{{color:var(--muted);border:1px solid var(--muted)}}",
         f"{r} .ra-fig{{font-variant-numeric:tabular-nums;color:var(--muted)}}",
         f"{r} .ra-reason{{color:var(--bad);overflow-wrap:anywhere}}",
         f"{r} .ra-cites-head{{margin-top:8px;font-size:11px;color:var(--muted);"

@@ -153,6 +153,7 @@ class _Answer:
     support: float | None
     issues: tuple[str, ...]
     cites: tuple[_Cite, ...]
+    claim: bool = True  # False: it only talks to the reader, and is not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +259,7 @@ def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answ
         support=as_float(getattr(sentence, "support", None)),
         issues=tuple(clean(x) for x in issues) if isinstance(issues, (tuple, list)) else (),
         cites=tuple(cites),
+        claim=getattr(sentence, "claim", True) is not False,
     )
 
 
@@ -280,12 +282,15 @@ def _header(view: _View, heading: str) -> str:
 
 
 def _stats(view: _View) -> str:
-    n = len(view.answers)
-    supported = sum(a.supported for a in view.answers)
+    claims = [a for a in view.answers if a.claim]
+    n, talk = len(claims), len(view.answers) - len(claims)
+    supported = sum(a.supported for a in claims)
     share = supported / n if n else 1.0
     cls = "ra-pill ra-good" if supported == n else "ra-pill ra-warn"
+    aside = f", {talk} not {'a claim' if talk == 1 else 'claims'}" if talk else ""
     pills = [
-        f'<span class="{cls}"><b>{share:.0%}</b> supported ({supported}/{n} sentences)</span>',
+        f'<span class="{cls}"><b>{share:.0%}</b> supported ({supported}/{n} sentences{aside})'
+        "</span>",
         f'<span class="ra-pill"><b>{len(view.sources)}</b> '
         f"source{'s' if len(view.sources) != 1 else ''}</span>",
     ]
@@ -324,7 +329,7 @@ def _closest_legend(view: _View) -> str:
     """The dashed mark, numbered as the page's first unsupported sentence that shows closest
     matches (a fixed example number could name a sentence the page does not have); none when
     no sentence shows them."""
-    n = next((a.pos + 1 for a in view.answers if not a.supported and a.cites), None)
+    n = next((a.pos + 1 for a in view.answers if not a.supported and a.claim and a.cites), None)
     if n is None:
         return ""
     return (
@@ -354,6 +359,8 @@ def _colour(pos: int) -> str:
 def _answer_card(answer: _Answer, threshold: float | None) -> str:
     cites = " ".join(c.key for c in answer.cites if c.key is not None)
     state = "ra-supported" if answer.supported else "ra-unsupported"
+    if not answer.claim:
+        state = "ra-talk"
     n = answer.pos + 1
     parts = [
         f'<li class="ra-ans {state} {_colour(answer.pos)}" tabindex="0" data-index="{answer.pos}" '
@@ -376,6 +383,11 @@ def _answer_card(answer: _Answer, threshold: float | None) -> str:
 
 def _verdict(answer: _Answer, threshold: float | None) -> str:
     """One line: the verdict, the one figure it used, and the reasons when there are any."""
+    if not answer.claim:
+        return (
+            '<p class="ra-verdict"><span class="ra-tag ra-tag-talk">not a claim</span>'
+            '<span class="ra-fig">it talks to the reader; not checked</span></p>'
+        )
     if answer.supported:
         return (
             '<p class="ra-verdict"><span class="ra-tag ra-tag-good">supported</span>'

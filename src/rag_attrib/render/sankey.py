@@ -109,7 +109,9 @@ def sankey_data(
     colours = [SOURCE_COLOUR] * len(units)
     n_units = len(units)
     answers = result.answer_sentences
-    sink = n_units + len(answers) if any(not is_true(s.supported) for s in answers) else None
+    claims = [getattr(s, "claim", True) is not False for s in answers]
+    flagged = any(c and not is_true(s.supported) for s, c in zip(answers, claims, strict=True))
+    sink = n_units + len(answers) if flagged else None
 
     source: list[int] = []
     target: list[int] = []
@@ -121,12 +123,20 @@ def sankey_data(
         colour = _answer_colour(i, supported=supported)
         text = clean(sentence.text)
         labels.append(_label(f"A{i + 1}: {text}"))
-        verdict = "" if supported else "<br><i>unsupported: no source supports it</i>"
+        verdict = (
+            "<br><i>not a claim: it talks to the reader, not checked</i>"
+            if not claims[i]
+            else ""
+            if supported
+            else "<br><i>unsupported: no source supports it</i>"
+        )
         hover.append(
             f"<b>Answer sentence {i + 1}</b> (support {num(sentence.support)})"
             f"<br>{_wrap(text)}{verdict}"
         )
         colours.append(colour)
+        if not claims[i]:
+            continue
         if sink is not None and not supported:
             source.append(sink)
             target.append(n_units + i)
