@@ -22,7 +22,13 @@ pytest.importorskip("langchain_community")
 pytest.importorskip("langchain_text_splitters")
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, dynamic_prompt
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    AgentState,
+    HumanInTheLoopMiddleware,
+    ModelRequest,
+    dynamic_prompt,
+)
 from langchain.agents.structured_output import ToolStrategy
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_classic.retrievers.document_compressors import EmbeddingsFilter, LLMChainExtractor
@@ -39,6 +45,7 @@ from langchain_text_splitters import RecursiveCharacterTextSplitter
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import Command
 
 from rag_attrib import AttributionResult, Attributor
 from rag_attrib.convert import to_langchain_citations
@@ -394,6 +401,41 @@ def test_a_follow_up_turn_cites_the_documents_in_the_threads_history(store, attr
     handler = AttributionCallbackHandler(attributor)
     agent.invoke({"messages": [HumanMessage(QUESTION)]}, {**config, "callbacks": [handler]})
     check(handler.last_result)
+
+
+@pytest.mark.parametrize("face", ["invoke", "stream", "handler"])
+def test_an_interrupted_run_is_attributed_when_resumed(store, attributor, caplog, face):
+    """Human-in-the-loop (`HumanInTheLoopMiddleware`, a LangGraph interrupt) pauses the agent
+    before its tool runs: nothing is attributed, attached or logged for the paused call (it
+    said "no answer found" with a WARNING naming the wrong fix); the call that resumes it with
+    `Command(resume=...)` is attributed, with the user's question from the thread's state."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"),
+        tools=[_artifact_tool(store)],
+        checkpointer=InMemorySaver(),
+        middleware=[HumanInTheLoopMiddleware(interrupt_on={"retrieve_context": True})],
+    )
+    seen: list[AttributionResult] = []
+    cited = with_attribution(agent, attributor, on_result=seen.append)
+    handler = AttributionCallbackHandler(attributor)
+    config: Any = {"configurable": {"thread_id": f"hitl-{face}"}}
+
+    def call(given: Any) -> Any:
+        if face == "invoke":
+            return cited.invoke(given, config)
+        if face == "stream":
+            return list(cited.stream(given, config, stream_mode="updates"))[-1]
+        return agent.invoke(given, {**config, "callbacks": [handler]})
+
+    with caplog.at_level(logging.DEBUG, logger="rag_attrib"):
+        paused = call({"messages": [HumanMessage(QUESTION)]})
+    assert "__interrupt__" in paused and "attribution" not in paused
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert seen == [] and handler.last_result is None
+    call(Command(resume={"decisions": [{"type": "approve"}]}))
+    result = handler.last_result if face == "handler" else cited.last_result
+    check(result)
+    assert result is not None and result.question == QUESTION
 
 
 class CitedAnswer(BaseModel):

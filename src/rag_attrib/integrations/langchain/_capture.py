@@ -28,6 +28,7 @@ from ._read import (
     given_citations,
     holds_text,
     prompt_text,
+    question_of,
 )
 
 SOURCES_EVENT = "rag_attrib.sources"
@@ -81,6 +82,8 @@ class Capture:
     prompts: dict[UUID, str] = field(default_factory=dict)
     generations: list[_Generation] = field(default_factory=list)
     generation: Any = None  # the last finished LLM generation
+    interrupted: bool = False  # a LangGraph interrupt paused the run before it answered
+    final_question: str | None = None  # read from the outermost run's output
 
     def start(self, run_id: UUID, parent_run_id: UUID | None, kind: str) -> None:
         if run_id not in self.runs:
@@ -195,6 +198,8 @@ def build_job(capture: Capture, output: Any, question: str | None) -> Job:
         problem = NO_ANSWER
     elif not sources:
         problem = problem or (NO_DOCUMENTS if capture.searched else NO_SOURCES)
+    # a resumed graph's input is a `Command`: its state still holds the user's question
+    question = question or question_of(output) or capture.final_question
     question = question or (capture.queries[0] if capture.queries else None)
     return Job(answer or "", sources, question, problem, cited, prompt)
 
@@ -238,10 +243,16 @@ class Collector(BaseCallbackHandler):
 
     @override
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Keep the documents a chain or node returned."""
+        """Keep the documents a chain or node returned, and the question in the outermost
+        run's output (a resumed graph's state holds it; its input, a `Command`, does not)."""
         documents = find_documents(outputs)
         if documents:
             self._found(run_id, documents, search=False)
+        with self._lock:
+            capture = self._lookup(run_id)
+            run = capture.runs.get(run_id) if capture is not None else None
+            if capture is not None and run is not None and run.parent not in capture.runs:
+                capture.final_question = question_of(outputs)
 
     @override
     def on_retriever_start(
@@ -312,6 +323,17 @@ class Collector(BaseCallbackHandler):
                 capture.llm_failed(run_id)
 
     @override
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        """Note a LangGraph interrupt (`interrupt()`, human-in-the-loop): the run pauses with no
+        answer yet, and the call that resumes it is the one to attribute."""
+        if not is_interrupt(error):
+            return
+        with self._lock:
+            capture = self._lookup(run_id)
+            if capture is not None:
+                capture.interrupted = True
+
+    @override
     def on_custom_event(self, name: str, data: Any, *, run_id: UUID, **kwargs: Any) -> None:
         """Keep documents handed in with `add_sources`."""
         if name != SOURCES_EVENT or not isinstance(data, dict):
@@ -322,6 +344,11 @@ class Collector(BaseCallbackHandler):
             if capture is not None:
                 capture.explicit.extend(documents)
                 capture.searched = True
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """A LangGraph `GraphInterrupt` (matched by name: langgraph is no dependency here)."""
+    return any(kind.__name__ == "GraphInterrupt" for kind in type(error).__mro__)
 
 
 class CaptureHandler(Collector):

@@ -234,6 +234,7 @@ class AttributionCallbackHandler(Collector):
     @override
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         """Drop a failed root run: there is no answer to attribute."""
+        super().on_chain_error(error, run_id=run_id, **kwargs)
         root = self._release(run_id)
         if root is not None:
             root.close_warmers()
@@ -253,9 +254,10 @@ class AttributionCallbackHandler(Collector):
     def _finish(self, run_id: UUID, root: _Root, outputs: Any, inputs: Any) -> None:
         capture = root.capture
         root.close_warmers()  # text not encoded yet goes into the final attribution's batch
-        if capture.open_llms or capture.generation is None:
+        if capture.open_llms or capture.generation is None or capture.interrupted:
             # An LLM that has not finished means the stream was closed early: the output is
-            # partial, so nothing is attributed. No LLM at all: nothing to attribute.
+            # partial, so nothing is attributed. No LLM at all: nothing to attribute. An
+            # interrupted graph answers in the call that resumes it.
             logger.debug("rag_attrib: run %s ended without a finished LLM answer", run_id)
             return
         for warmer in root.warmers.values():  # streamed sentences: only the last one is left

@@ -184,6 +184,8 @@ class AttributedRunnable(Runnable[Any, Any]):
         captured = capture_context(self.exporters)
         handler = CaptureHandler()
         output = self.bound.invoke(input_, with_handler(config, handler), **kwargs)
+        if handler.capture.interrupted:  # paused: the call that resumes it answers
+            return output
         try:
             value, wrap = unwrapped(output)
             job = self._job(value, handler, input_)
@@ -210,6 +212,8 @@ class AttributedRunnable(Runnable[Any, Any]):
         captured = capture_context(self.exporters)
         handler = CaptureHandler()
         output = await self.bound.ainvoke(input_, with_handler(config, handler), **kwargs)
+        if handler.capture.interrupted:  # paused: the call that resumes it answers
+            return output
         try:
             value, wrap = unwrapped(output)
             job = self._job(value, handler, input_)
@@ -386,6 +390,8 @@ class _StreamCall:
         return final_chunk(self.total, payload, self.owner.attribution_chunk)
 
     def finish(self) -> Any:
+        if self.handler.capture.interrupted:  # paused: the call that resumes it answers
+            return NO_CHUNK
         owner = self.owner
         self.warmer.settle(owner.timeout)
         job, context = self._prepare()
@@ -398,6 +404,8 @@ class _StreamCall:
         return final
 
     async def afinish(self) -> Any:
+        if self.handler.capture.interrupted:  # paused: the call that resumes it answers
+            return NO_CHUNK
         owner = self.owner
         await self.warmer.asettle(owner.timeout)
         job, context = self._prepare()
