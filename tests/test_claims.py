@@ -38,6 +38,10 @@ CHAT = f"Great question! {TRUE} {INVENTED} I hope this helps! Let me know if you
         "Here is a concise summary of the passage:",
         "Based on the provided context, here is what I found:",
         "In summary:",
+        "I don't know.",
+        "I cannot answer this question based on the provided context.",
+        "The provided context does not mention who designed the tower.",
+        "There is no information about the architect in the sources.",
     ],
 )
 def test_talk_is_not_a_claim(sentence: str) -> None:
@@ -59,6 +63,7 @@ def test_talk_is_not_a_claim(sentence: str) -> None:
         "In summary, the fire destroyed 13,200 houses.",
         "The sources say the fire began in a bakery.",
         "Here is the bakery where the fire began.",  # no colon: a statement, not a lead-in
+        "I don't know who designed it, but it opened in 1889.",
     ],
 )
 def test_a_statement_is_a_claim(sentence: str) -> None:

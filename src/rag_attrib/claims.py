@@ -40,6 +40,15 @@ _TALK = re.compile(
     r"(?:context|sources?|documents?|passages?|information|articles?|search results)"
     r"(?: (?:provided|given|above|below))?"
     r"|in summary|to summari[sz]e|in short|in conclusion|overall|summary|key points"
+    # a refusal says what the answer lacks, not a fact about the world (LangChain's RAG prompt:
+    # "If you don't know the answer, just say that you don't know")
+    r"|i (?:do not|don't|dont) know(?: the answer)?(?: to (?:that|this|your question))?"
+    r"|i(?:'m| am) not (?:sure|certain)"
+    r"|i (?:cannot|can't|can not|could not|couldn't) (?:answer|find|tell|say|determine) .+"
+    r"|(?:the |these |this )?(?:provided |given |retrieved )?"
+    r"(?:context|sources?|documents?|passages?|information|articles?)(?: (?:provided|given))? "
+    r"(?:does|do|did) (?:not|n't) (?:mention|say|contain|include|provide|specify|state|give) .+"
+    r"|there is no (?:information|mention) .+"
     r")",
     re.IGNORECASE,
 )
