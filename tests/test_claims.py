@@ -35,6 +35,9 @@ CHAT = f"Great question! {TRUE} {INVENTED} I hope this helps! Let me know if you
         "Oh wow, that is interesting.",
         "I agree!",
         "Here is what the sources say:",
+        "Here is a concise summary of the passage:",
+        "Based on the provided context, here is what I found:",
+        "In summary:",
     ],
 )
 def test_talk_is_not_a_claim(sentence: str) -> None:
@@ -52,6 +55,10 @@ def test_talk_is_not_a_claim(sentence: str) -> None:
         "What year did the fire start?",  # a question is still a claim, flagged as one
         "It is true that Paris is in France.",
         "The answer is no.",
+        "Based on the provided context, the fire began in 1666.",
+        "In summary, the fire destroyed 13,200 houses.",
+        "The sources say the fire began in a bakery.",
+        "Here is the bakery where the fire began.",  # no colon: a statement, not a lead-in
     ],
 )
 def test_a_statement_is_a_claim(sentence: str) -> None:

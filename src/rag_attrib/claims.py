@@ -35,11 +35,19 @@ _TALK = re.compile(
     r"|let me know if .+|feel free to .+|(?:please )?(?:do not|don't) hesitate to .+"
     r"|is there anything else .+|if you have (?:any )?(?:other|more|further) questions.*"
     r"|(?:i )?hope you (?:find|found) .+|good luck.*|have a (?:great|good|nice) .+"
+    # where the answer comes from, said before it ("Based on the provided context, ...")
+    r"|(?:based on|according to|from) (?:the |these |this )?(?:provided |given |retrieved )?"
+    r"(?:context|sources?|documents?|passages?|information|articles?|search results)"
+    r"(?: (?:provided|given|above|below))?"
+    r"|in summary|to summari[sz]e|in short|in conclusion|overall|summary|key points"
     r")",
     re.IGNORECASE,
 )
 # A lead-in to what follows, when it ends with its colon: "Here is what the sources say:"
-_LEAD_IN = re.compile(r"here(?:'s| is| are) (?:what|how|a|an|the|some) .+", re.IGNORECASE)
+_LEAD_IN = re.compile(
+    r"(?:here(?:'s| is| are)|below (?:is|are)|the following (?:is|are)|i found) .+",
+    re.IGNORECASE,
+)
 _PARTS = re.compile(r"[^,;:.!?\u2026]+[,;:.!?\u2026]*")
 
 
