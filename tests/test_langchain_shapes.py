@@ -108,7 +108,13 @@ class ReaderChatModel(BaseChatModel):
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: Any = None,
+        run_manager: Any = None,  # async runs pass it by position
+        **kwargs: Any,
+    ) -> ChatResult:
         text = "\n".join(str(m.text) for m in messages)
         question = self._question(messages)
         if self.tool_name and not any(isinstance(m, ToolMessage) for m in messages):
@@ -270,6 +276,27 @@ def test_agent_stream_values_loop_reads_the_last_message(store, attributor):
     for event in cited.stream({"messages": [HumanMessage(QUESTION)]}, stream_mode="values"):
         last = event["messages"][-1]
     assert isinstance(last, AIMessage) and last.text.endswith(INVENTED)
+    check(cited.last_result)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_agent_messages_stream_yields_token_metadata_pairs_unchanged(store, attributor, mode):
+    """`stream_mode="messages"` (the agent docs' token loop `for token, metadata in ...`):
+    every chunk stays a pair, no extra chunk breaks the unpacking, `last_result` has it."""
+    agent = create_agent(
+        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+    )
+    cited = with_attribution(agent, attributor)
+    given = {"messages": [HumanMessage(QUESTION)]}
+    if mode == "sync":
+        chunks = list(cited.stream(given, stream_mode="messages"))
+    else:
+        chunks = [c async for c in cited.astream(given, stream_mode="messages")]
+    texts = []
+    for token, metadata in chunks:
+        assert isinstance(metadata, dict)
+        texts.append(token.text)
+    assert texts[-1].endswith(INVENTED)
     check(cited.last_result)
 
 

@@ -194,6 +194,22 @@ def chat_completion(text: str, annotations: list[dict[str, Any]]) -> Any:
     )
 
 
+def chat_completion_chunk(delta: dict[str, Any]) -> Any:
+    """The openai SDK's ChatCompletionChunk with `delta` (extra fields kept, as the SDK keeps
+    a streamed delta's `annotations`, which `ChoiceDelta` does not declare)."""
+    chunk = pytest.importorskip("openai.types.chat").ChatCompletionChunk
+    choice = {"index": 0, "finish_reason": None, "delta": delta}
+    return chunk.model_validate(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "gpt-4o-search-preview",
+            "choices": [choice],
+        }
+    )
+
+
 def response_annotations(text: str) -> list[Any]:
     """The Responses API's flat `url_citation`s as the openai SDK's objects."""
     citation = pytest.importorskip("openai.types.responses").response_output_text
@@ -228,6 +244,8 @@ class OpenAILike(CustomLLM):
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[Any]:
         pieces = [LEAD, *(t for t, _ in CLAIMS)]
+        if self.api == "chat-completions":
+            return self._stream_chat_completions(pieces)
         notes = response_annotations(self.text)
 
         def gen() -> Iterator[ChatResponse]:
@@ -239,6 +257,18 @@ class OpenAILike(CustomLLM):
                 yield ChatResponse(message=reply, delta=piece, additional_kwargs=extra)
 
         return gen()
+
+    def _stream_chat_completions(self, pieces: list[str]) -> Iterator[ChatResponse]:
+        """`OpenAI._stream_chat`: a reply per chunk, its `raw` the ChatCompletionChunk; the
+        annotations come on a last chunk with no text (offsets in the whole reply)."""
+        notes = url_annotations(self.text, nest=True)
+        said = ""
+        deltas = [{"content": p} for p in pieces] + [{"content": None, "annotations": notes}]
+        for delta in deltas:
+            said += delta["content"] or ""
+            reply = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=said)])
+            raw = chat_completion_chunk({"role": "assistant", **delta})
+            yield ChatResponse(message=reply, delta=delta["content"] or "", raw=raw)
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
@@ -254,13 +284,16 @@ class OpenAILike(CustomLLM):
     [
         ("chat-completions", "complete"),
         ("chat-completions", "acomplete"),
+        ("chat-completions", "stream"),
+        ("chat-completions", "astream"),
         ("responses", "complete"),
         ("responses", "stream"),
         ("responses", "astream"),
     ],
 )
 async def test_openai_completions_are_checked(instrumented, index, api, mode):
-    """OpenAI's `url_citation`s in a completion: Chat Completions' nested ones in its `raw`,
+    """OpenAI's `url_citation`s in a completion: Chat Completions' nested ones in its `raw`
+    (streamed: on the chunks' `delta`, here a last chunk with no text; they were not read),
     the Responses API's flat ones in its `additional_kwargs` (streamed too: the last chunk
     carries them all). Each backs its claim's offsets in the answer."""
     engine = ask(index, OpenAILike(api=api), streaming=mode.endswith("stream"))

@@ -39,7 +39,7 @@ from llama_index.core.workflow import StopEvent
 
 from ...engine import Attributor
 from ...export.base import Exporter, capture_context
-from .._anthropic_stream import StreamedCitations, is_block_delta
+from .._anthropic_stream import StreamedCitations, chunk_annotations, is_block_delta
 from .._citations import CheckOptions, repair
 from .._pipeline import Job, Reporter, arun_job, export_context, run_job
 from .._streams import Warmer
@@ -163,10 +163,17 @@ def _agent_output(result: object) -> AgentOutput | None:
 
 
 def _with_streamed(reply: ChatResponse, notes: StreamedCitations) -> ChatResponse:
-    """A copy of a streamed reply whose `raw` holds its text blocks with the citations its
-    stream gave each (as a reply made at once holds them), else the reply itself."""
+    """A copy of a streamed reply holding the citations its chunks gave, as a reply made at
+    once holds them: Claude's text blocks with their citations as its `raw`, Chat Completions
+    annotations in its `additional_kwargs`; else the reply itself."""
+    update: dict[str, Any] = {}
     content = notes.content()
-    return reply if content is None else reply.model_copy(update={"raw": {"content": content}})
+    if content is not None:
+        update["raw"] = {"content": content}
+    annotations = notes.annotations()
+    if annotations and not reply.additional_kwargs.get("annotations"):
+        update["additional_kwargs"] = {**reply.additional_kwargs, "annotations": annotations}
+    return reply.model_copy(update=update) if update else reply
 
 
 def _has_writer(response: StreamingAgentChatResponse) -> bool:
@@ -319,9 +326,13 @@ class Tracker:
                 owner.llm_texts.append(text)
 
     def llm_streamed(self, span_id: str | None, raw: object) -> None:
-        """Read a streamed chunk's Anthropic block delta, its `raw` (a chat's or a completion's;
-        other chunks cost one test)."""
-        if span_id is None or not is_block_delta(raw):
+        """Read a streamed chunk's `raw` (a chat's or a completion's): an Anthropic block
+        delta, or the annotations on a Chat Completions chunk (other chunks cost two tests)."""
+        if span_id is None:
+            return
+        block = is_block_delta(raw)
+        annotations = [] if block else chunk_annotations(raw)
+        if not block and not annotations:
             return
         with self._lock:
             notes = self._streamed.get(span_id)
@@ -329,7 +340,10 @@ class Tracker:
                 notes = self._streamed[span_id] = StreamedCitations()
                 while len(self._streamed) > _LATE_MAX:
                     self._streamed.popitem(last=False)
-            notes.feed(raw)
+            if block:
+                notes.feed(raw)
+            else:
+                notes.annotate(annotations)
 
     def llm_replied(self, span_id: str | None, reply: ChatResponse) -> None:
         """Keep an LLM's last reply under a unit: the answer's citations are on it (a
