@@ -294,6 +294,56 @@ def test_openai_url_citations_of_a_chat_engine_reply(instrumented, api):
     assert [m["claim"]["text"] for m in check["markers"][:2]] == [CLAIMS[0][0], CLAIMS[1][0]]
 
 
+class OpenAIStreamer(ClaudeLike):
+    """`OpenAI.stream_chat` (llama-index-llms-openai 0.8.3): each chunk's `raw` is the SDK's
+    ChatCompletionChunk; the annotations (nested, offsets in the whole reply) come on the last
+    chunk's delta, with no text, as OpenAI's search models send them."""
+
+    text: str = ""
+
+    def _chunks(self, messages: Sequence[ChatMessage]) -> list[ChatResponse]:
+        chunk = pytest.importorskip("openai.types.chat").ChatCompletionChunk
+        pieces = [LEAD, *(t for t, _ in CLAIMS)]
+        deltas = [{"content": p} for p in pieces]
+        deltas.append({"content": None, "annotations": url_annotations(self.text, nest=True)})
+        out, said = [], ""
+        for delta in deltas:
+            said += delta["content"] or ""
+            raw = chunk.model_validate(
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "gpt-4o-search-preview",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", **delta}}],
+                }
+            )
+            message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=said)])
+            out.append(ChatResponse(message=message, delta=delta["content"] or "", raw=raw))
+        return out
+
+
+@pytest.mark.parametrize("mode", ["stream_chat", "astream_chat"])
+async def test_a_streamed_chat_completions_reply_has_its_url_citations_read(instrumented, mode):
+    """A chat engine streaming OpenAI's Chat Completions: the `url_citation`s on the chunks'
+    deltas (not in the reply that ends the stream) are checked (they were not read)."""
+    text = "".join([LEAD, *(t for t, _ in CLAIMS)])
+    docs = [Document(text=body, metadata={"url": url}) for url, (_, body) in PAGES.items()]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    llm = OpenAIStreamer(search_first=False, is_chat_model=True, text=text)
+    engine = chat_engine(index, llm)
+    if mode == "stream_chat":
+        response: Any = engine.stream_chat(QUESTION)
+        assert "".join(response.response_gen) == text
+    else:
+        response = await engine.astream_chat(QUESTION)
+        assert "".join([t async for t in response.async_response_gen()]) == text
+    check = response.metadata["attribution"]["citation_check"]
+    expect_engine_verdicts(check, response.source_nodes)
+    assert [m["claim"]["text"] for m in check["markers"][:2]] == [CLAIMS[0][0], CLAIMS[1][0]]
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
 def test_the_openai_sdk_response_object_is_read():
     """`raw` is the OpenAI SDK's ChatCompletion object, read by its attributes."""
     completion = pytest.importorskip("openai.types.chat").ChatCompletion
