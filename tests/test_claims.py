@@ -136,3 +136,5 @@ def test_views_show_talk_apart(real_attributor: Attributor) -> None:
     assert html.count('class="ra-tag ra-tag-talk">not a claim<') == 3
     assert html.count("ra-ans ra-talk ") == 3
     assert "(1/2 sentences, 3 not claims)" in html
+    # the legend's marks are numbered as the first sentence that cites, not the greeting
+    assert "answer sentence 2 cites this (its best source)" in html

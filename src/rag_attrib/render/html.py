@@ -312,12 +312,17 @@ def _legend(view: _View) -> str:
     else:
         own = "support" if "support" in kinds else "strength"
         scales = f"Each sentence shows its support{at}, each citation its {own}, on one scale"
+    # the marks are numbered as the page's first sentence that cites ("Great question!" cites
+    # nothing, so sentence 1 may not)
+    first = next((a.pos for a in view.answers if a.supported and a.cites), 0)
+    mark, n = _colour(first), first + 1
     return (
         '<div class="ra-legend" aria-label="legend">'
-        '<span class="ra-legend-item"><span class="ra-mark ra-main ra-c0" data-n="1"></span>'
-        '<span class="ra-legend-text">answer sentence 1 cites this (its best source)</span></span>'
-        '<span class="ra-legend-item"><span class="ra-mark ra-more ra-c0" data-n="1"></span>'
-        '<span class="ra-legend-text">a further source of sentence 1</span></span>'
+        f'<span class="ra-legend-item"><span class="ra-mark ra-main {mark}" data-n="{n}"></span>'
+        f'<span class="ra-legend-text">answer sentence {n} cites this (its best source)</span>'
+        "</span>"
+        f'<span class="ra-legend-item"><span class="ra-mark ra-more {mark}" data-n="{n}"></span>'
+        f'<span class="ra-legend-text">a further source of sentence {n}</span></span>'
         f"{_closest_legend(view)}"
         f'<span class="ra-legend-item ra-legend-wide">{escape(scales)}. '
         "Hover or click an answer sentence to dim everything else; Esc clears.</span>"
