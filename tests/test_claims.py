@@ -42,6 +42,15 @@ CHAT = f"Great question! {TRUE} {INVENTED} I hope this helps! Let me know if you
         "I cannot answer this question based on the provided context.",
         "The provided context does not mention who designed the tower.",
         "There is no information about the architect in the sources.",
+        "Gute Frage!",
+        "Ich hoffe, das hilft!",
+        "Ja.",
+        "¡Buena pregunta!",
+        "Espero que esto te ayude.",
+        "Bonne question !",
+        "J'espère que cela vous aide.",
+        "N'hésitez pas à me poser d'autres questions.",
+        "I don\u2019t know.",  # a typographic apostrophe, as LLMs write it
     ],
 )
 def test_talk_is_not_a_claim(sentence: str) -> None:
@@ -64,6 +73,9 @@ def test_talk_is_not_a_claim(sentence: str) -> None:
         "The sources say the fire began in a bakery.",
         "Here is the bakery where the fire began.",  # no colon: a statement, not a lead-in
         "I don't know who designed it, but it opened in 1889.",
+        "Ja, der Brand begann 1666 in einer Bäckerei.",
+        "Sí, el incendio comenzó en 1666.",
+        "Oui, l'incendie a commencé en 1666.",
     ],
 )
 def test_a_statement_is_a_claim(sentence: str) -> None:

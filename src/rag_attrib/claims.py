@@ -6,7 +6,8 @@ as unsupported is a false alarm that hides the real ones. A sentence is *not a c
 every part of it (split at punctuation) is such talk or has no content word; anything else
 ("Yes, it opened in 1889.", "Sure, the fire began in a bakery.") is a claim and is checked.
 
-English only: in other languages every sentence with a content word is checked as before.
+English, with the commonest such talk in German, Spanish and French (the splitter's other
+languages); in any language a sentence with a content word outside that talk is checked.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ _TALK = re.compile(
     r"(?:context|sources?|documents?|passages?|information|articles?)(?: (?:provided|given))? "
     r"(?:does|do|did) (?:not|n't) (?:mention|say|contain|include|provide|specify|state|give) .+"
     r"|there is no (?:information|mention) .+"
+    # the same talk in German, Spanish and French, the splitter's other languages
+    r"|(?:(?:ja|nein|genau|klar|sicher|natürlich|gerne|sí|claro|por supuesto|vale|oui|non"
+    r"|bien sûr|d'accord|exactement)\s*)+"
+    r"|(?:danke|vielen dank|gracias|muchas gracias|merci)(?: (?:schön|sehr|beaucoup))?"
+    r"|(?:eine )?gute frage|(?:una )?(?:buena|excelente) pregunta"
+    r"|(?:une )?(?:bonne|excellente) question"
+    r"|ich hoffe|das hilft(?: (?:ihnen|dir))?(?: weiter)?|ich hoffe,? das hilft.*"
+    r"|espero que (?:(?:esto|esta información|te|le|les)\s+)+(?:ayude|sirva).*"
+    r"|j'esp[eè]re que (?:cela|ça) (?:vous |t')?aide.*"
+    r"|(?:bei|für) weitere(?:n)? fragen .+|no dudes en .+|n'h[eé]sitez pas [aà] .+"
     r")",
     re.IGNORECASE,
 )
@@ -74,9 +85,10 @@ def is_claim(sentence: str, question: str | None = None) -> bool:
 
 @functools.lru_cache(maxsize=10_000)
 def _is_claim(sentence: str) -> bool:
+    sentence = sentence.replace("\u2019", "'")  # "don\u2019t", "j\u2019esp\u00e8re"
     for match in _PARTS.finditer(sentence):
         part = match.group()
-        words = part.strip(" \t\n\"'()[]*_-\u2014\u2013")
+        words = part.strip(" \t\n\"'()[]*_-\u2014\u2013\u00a1\u00bf")
         core = words.rstrip(",;:.!?\u2026").strip()
         if not core or not content_tokens(core):
             continue
