@@ -51,6 +51,10 @@ CHAT = f"Great question! {TRUE} {INVENTED} I hope this helps! Let me know if you
         "J'espère que cela vous aide.",
         "N'hésitez pas à me poser d'autres questions.",
         "I don\u2019t know.",  # a typographic apostrophe, as LLMs write it
+        "It really is.",
+        "oh that is true.",
+        "yeah they are.",
+        "Is there anything else I can help you with?",
     ],
 )
 def test_talk_is_not_a_claim(sentence: str) -> None:
@@ -66,6 +70,8 @@ def test_talk_is_not_a_claim(sentence: str) -> None:
         "Here is what the sources say: the fire started accidentally.",
         "I love that movie!",  # the speaker's own voice: a claim, checked by check_claims
         "What year did the fire start?",  # a question is still a claim, flagged as one
+        "What is it about?",  # even with no content word
+        "Do you?",
         "It is true that Paris is in France.",
         "The answer is no.",
         "Based on the provided context, the fire began in 1666.",
@@ -85,6 +91,7 @@ def test_a_statement_is_a_claim(sentence: str) -> None:
 def test_under_a_question_a_bare_reply_answers_it() -> None:
     assert is_claim("Yes.", question="Did the fire start in a bakery?")
     assert is_claim("No, it is not.", question="Is the tower short?")
+    assert is_claim("That is true.", question="Is the tower tall?")
     # a pleasantry has a word of its own and stays talk
     assert not is_claim("Thanks!", question="Did the fire start in a bakery?")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .lexical import content_tokens
+from .lexical import content_tokens, is_question
 
 __all__ = ["is_claim"]
 
@@ -68,31 +68,51 @@ _LEAD_IN = re.compile(
     r"(?:here(?:'s| is| are)|below (?:is|are)|the following (?:is|are)|i found) .+",
     re.IGNORECASE,
 )
+# Words of assent and reaction: a part made of these and function words only ("It really
+# is.", "oh that is true.", "yeah they are.") affirms what was said, it adds nothing to check.
+_ASSENT = frozenset(
+    t
+    for w in (
+        "yes yeah yep yup no nope oh ah wow well ok okay sure right really indeed definitely "
+        "certainly totally absolutely exactly true correct agree agreed interesting cool great "
+        "good nice lol haha hmm"
+    ).split()
+    for t in content_tokens(w)
+)
 _PARTS = re.compile(r"[^,;:.!?\u2026]+[,;:.!?\u2026]*")
 
 
 def is_claim(sentence: str, question: str | None = None) -> bool:
     """False when `sentence` only talks to the reader ("Thanks!", "Yes.", "I hope this helps!").
 
-    A claim is any sentence with a content word outside such talk; it gets a verdict. Under a
-    question, a reply with no content word of its own ("Yes.", "No, it is not.") answers it
-    (the engine reads it with the question), so it is a claim too.
+    A claim is any sentence with a content word outside such talk; it gets a verdict. So is a
+    question ("What is it about?": check_claims flags it). Under a question, a bare reply
+    ("Yes.", "No, it is not.", "That is true.") answers it (the engine reads it with the
+    question), so it is a claim too.
     """
-    if question and not content_tokens(sentence):
+    if is_question(sentence):
+        return not _TALK.fullmatch(_core(sentence))
+    if question and set(content_tokens(sentence)) <= _ASSENT:
         return True
     return _is_claim(sentence)
 
 
+def _core(text: str) -> str:
+    """`text` without the quotes, brackets and punctuation around it; "\u2019" read as "'"."""
+    words = text.replace("\u2019", "'").strip(" \t\n\"'()[]*_-\u2014\u2013\u00a1\u00bf")
+    return words.rstrip(",;:.!?\u2026").strip()
+
+
 @functools.lru_cache(maxsize=10_000)
 def _is_claim(sentence: str) -> bool:
-    sentence = sentence.replace("\u2019", "'")  # "don\u2019t", "j\u2019esp\u00e8re"
     for match in _PARTS.finditer(sentence):
         part = match.group()
-        words = part.strip(" \t\n\"'()[]*_-\u2014\u2013\u00a1\u00bf")
-        core = words.rstrip(",;:.!?\u2026").strip()
-        if not core or not content_tokens(core):
+        core = _core(part)
+        if not core or set(content_tokens(core)) <= _ASSENT:
             continue
-        if _TALK.fullmatch(core) or (words.endswith(":") and _LEAD_IN.fullmatch(core)):
+        # a lead-in ends with its colon: "Here is what the sources say:"
+        lead_in = part.rstrip(" \t\n\"'*_)").endswith(":") and _LEAD_IN.fullmatch(core)
+        if _TALK.fullmatch(core) or lead_in:
             continue
         return True
     return False
