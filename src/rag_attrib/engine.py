@@ -374,9 +374,11 @@ class Attributor:
         # overlapping chunks repeat sentences: each is scored and cited once (its first copy)
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
+        claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
+        # a sentence that only talks to the reader is not checked: that is its one issue
         issues = [
-            self._issues(span.text, strength[i], owner, sources)
-            for i, span in enumerate(answer_spans)
+            self._issues(span.text, strength[i], owner, sources) if claim else (NOT_A_CLAIM,)
+            for i, (span, claim) in enumerate(zip(answer_spans, claims, strict=True))
         ]
         supported &= np.array([not x for x in issues], dtype=bool)
         if verdict is not None:
@@ -384,11 +386,6 @@ class Attributor:
                 x or verifier.reasons(span.text, verdict, i, threshold)
                 for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
             ]
-        claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
-        for i, claim in enumerate(claims):
-            if not claim:
-                supported[i] = False
-                issues[i] = (NOT_A_CLAIM,)
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):

@@ -26,6 +26,7 @@ __all__ = [
     "is_true",
     "num",
     "source_label",
+    "states_claim",
 ]
 
 # One colour per answer sentence (cycled): (solid for marks and links, tint for highlights).
@@ -99,6 +100,12 @@ def citation_figure(citation: Any) -> float | None:
 def citation_kind(citation: Any) -> str:
     """What `citation_figure` shows: "support" or "strength"."""
     return "support" if as_float(getattr(citation, "support", None)) is not None else "strength"
+
+
+def states_claim(sentence: Any) -> bool:
+    """Whether an answer sentence is a claim (`SentenceAttribution.claim`); a record written
+    before the field existed, or an object without it, is one."""
+    return getattr(sentence, "claim", True) is not False
 
 
 def source_label(source_id: Any, position: int) -> str:

@@ -31,6 +31,7 @@ from ._common import (
     is_true,
     num,
     source_label,
+    states_claim,
 )
 from ._markers import markers_section
 from ._style import css, script
@@ -259,7 +260,7 @@ def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answ
         support=as_float(getattr(sentence, "support", None)),
         issues=tuple(clean(x) for x in issues) if isinstance(issues, (tuple, list)) else (),
         cites=tuple(cites),
-        claim=getattr(sentence, "claim", True) is not False,
+        claim=states_claim(sentence),
     )
 
 

@@ -26,6 +26,7 @@ from ._common import (
     is_true,
     num,
     source_label,
+    states_claim,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def sankey_data(
     colours = [SOURCE_COLOUR] * len(units)
     n_units = len(units)
     answers = result.answer_sentences
-    claims = [getattr(s, "claim", True) is not False for s in answers]
+    claims = [states_claim(s) for s in answers]
     flagged = any(c and not is_true(s.supported) for s, c in zip(answers, claims, strict=True))
     sink = n_units + len(answers) if flagged else None
 
@@ -123,13 +124,12 @@ def sankey_data(
         colour = _answer_colour(i, supported=supported)
         text = clean(sentence.text)
         labels.append(_label(f"A{i + 1}: {text}"))
-        verdict = (
-            "<br><i>not a claim: it talks to the reader, not checked</i>"
-            if not claims[i]
-            else ""
-            if supported
-            else "<br><i>unsupported: no source supports it</i>"
-        )
+        if not claims[i]:
+            verdict = "<br><i>not a claim: it talks to the reader, not checked</i>"
+        elif supported:
+            verdict = ""
+        else:
+            verdict = "<br><i>unsupported: no source supports it</i>"
         hover.append(
             f"<b>Answer sentence {i + 1}</b> (support {num(sentence.support)})"
             f"<br>{_wrap(text)}{verdict}"
