@@ -112,12 +112,14 @@ class ReadingLLM(EchoContextLLM):
 
 
 def _tool_caller(tool: str) -> Any:
-    """A function-calling agent's LLM: call `tool` with the question, then answer from it."""
+    """A function-calling agent's LLM: call `tool` with the question, then answer from it
+    (the tool results after the last user message: earlier turns' are history)."""
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
-        results = [m for m in messages if m.role == MessageRole.TOOL]
+        last = max(i for i, m in enumerate(messages) if m.role == MessageRole.USER)
+        results = [m for m in messages[last:] if m.role == MessageRole.TOOL]
         if not results:
-            question = [m for m in messages if m.role == MessageRole.USER][-1].content
+            question = messages[last].content
             call = ToolCallBlock(
                 tool_call_id="call-1", tool_name=tool, tool_kwargs={"input": question}
             )

@@ -18,8 +18,9 @@ plus LangChain-shaped `"citations"`. Source ids are node ids, offsets index the 
 `ref_doc_id` and metadata (`file_name`, `page_label`, ...). Note that `Response.metadata`
 otherwise maps node ids to node metadata: `"attribution"` is the one key this module adds.
 An answer that cites its nodes (`CitationQueryEngine`'s `[n]`, an `output_cls` with source
-ids) also gets `"citation_check"` in it; `instrument(repair_citations=True)` puts the answer
-with its markers repaired in `response.response` (never in a stream).
+ids, on a query engine or an agent) also gets `"citation_check"` in it;
+`instrument(repair_citations=True)` puts the answer with its markers repaired in
+`response.response` (never in a stream).
 
 Only evidence is cited: nodes the pipeline wrote itself (a `SubQuestionQueryEngine`'s
 "Sub question: ...\\nResponse: ..." nodes, anything with no `ref_doc_id` that holds the text of

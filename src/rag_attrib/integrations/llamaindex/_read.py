@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_NODES",
+    "NO_TOOL_CALL",
+    "NO_TOOL_NODES",
     "agent_nodes",
     "answer_text",
     "cited",
@@ -42,6 +44,7 @@ __all__ = [
     "given_citations",
     "job",
     "node_sources",
+    "nothing_to_cite",
     "question_of",
     "reply_citations",
     "response_nodes",
@@ -54,6 +57,16 @@ _MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a nod
 NO_NODES = (
     "no source nodes: the response has no source_nodes and its tool outputs hold none, "
     "so nothing can be cited (a CustomQueryEngine must return a Response with source_nodes)"
+)
+NO_TOOL_CALL = (
+    "no tool call in this agent run, so no node to cite: the answer came from the LLM alone "
+    "(its chat history, or a search its provider ran); nodes that earlier runs' tools "
+    "returned are not reused"
+)
+NO_TOOL_NODES = (
+    "the agent's tools returned no nodes in this run ({tools}: text only), so nothing can be "
+    "cited; a tool that returns a Response or nodes (QueryEngineTool, RetrieverTool) can be, "
+    "and under instrument() so can the retrieved nodes whose text a tool returned"
 )
 
 
@@ -74,25 +87,35 @@ def node_sources(nodes: Iterable[NodeWithScore]) -> list[Source]:
     return out
 
 
+def _cited_answer(response: object) -> tuple[str, GivenCitations] | None:
+    """The answer and source ids of a structured output that cites (`output_cls=CitedAnswer`):
+    a `PydanticResponse`'s model, an agent output's `structured_response` dict."""
+    if isinstance(response, PydanticResponse):
+        return from_structured(response.response)
+    if isinstance(response, AgentOutput) and response.structured_response is not None:
+        return from_structured(response.structured_response)
+    return None
+
+
 def answer_text(response: object) -> str:
-    """The text the user reads: a response's `response`, an agent output's message."""
+    """The text the user reads: a response's `response`, an agent output's message; for a
+    structured output that cites its sources, its answer field (what the ids back)."""
+    structured = _cited_answer(response)
+    if structured is not None:
+        return structured[0]
     if isinstance(response, AgentOutput):
         return _message_text(response.response)
     if isinstance(response, PydanticResponse):
-        structured = from_structured(response.response)  # a cited answer: its answer field
-        if structured is not None:
-            return structured[0]
         return response.response.model_dump_json() if response.response is not None else ""
     text = getattr(response, "response", None)
     return text if isinstance(text, str) else ""
 
 
 def given_citations(response: object) -> GivenCitations | None:
-    """The source ids a structured response gives beside its answer (`output_cls=CitedAnswer`)."""
-    if isinstance(response, PydanticResponse):
-        structured = from_structured(response.response)
-        return structured[1] if structured is not None else None
-    return None
+    """The source ids a structured response gives beside its answer (`output_cls=CitedAnswer`
+    on a query engine or an agent)."""
+    structured = _cited_answer(response)
+    return structured[1] if structured is not None else None
 
 
 def reply_citations(reply: ChatResponse | None, answer: str) -> GivenCitations | None:
@@ -215,6 +238,15 @@ def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
     return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
 
 
+def nothing_to_cite(response: object) -> str:
+    """Why `response` has no node to cite: for an agent output, that its run called no tool,
+    or that its tools returned text only; else `NO_NODES`."""
+    if not isinstance(response, AgentOutput):
+        return NO_NODES
+    tools = sorted({c.tool_name for c in response.tool_calls if isinstance(c, ToolCallResult)})
+    return NO_TOOL_NODES.format(tools=", ".join(tools)) if tools else NO_TOOL_CALL
+
+
 def shown_in_tools(nodes: Sequence[NodeWithScore], output: AgentOutput) -> list[NodeWithScore]:
     """The `nodes` whose text one of the run's tool outputs shows (`ToolOutput.content`)."""
     shown = "\n".join(
@@ -265,10 +297,12 @@ def cited(
     nodes: Sequence[NodeWithScore],
     llm_texts: Collection[str] = (),
     retrieved: Collection[str] = (),
+    empty: str = NO_NODES,
 ) -> tuple[list[Source], str | None]:
-    """The sources to cite among `nodes`, and the problem to report (None when all is well)."""
+    """The sources to cite among `nodes`, and the problem to report (None when all is well;
+    `empty` when there is no node)."""
     kept, note = evidence(nodes, llm_texts, retrieved)
-    return node_sources(kept), note if kept else NO_NODES
+    return node_sources(kept), note if kept else empty
 
 
 def job(
@@ -279,7 +313,9 @@ def job(
     llm_texts: Collection[str] = (),
     retrieved: Collection[str] = (),
     given: GivenCitations | None = None,
+    empty: str = NO_NODES,
 ) -> Job:
-    """What to attribute: the answer against the evidence among `nodes`, and any problem."""
-    sources, problem = cited(nodes, llm_texts, retrieved)
+    """What to attribute: the answer against the evidence among `nodes`, and any problem
+    (`empty` when there is no node: see `nothing_to_cite`)."""
+    sources, problem = cited(nodes, llm_texts, retrieved, empty)
     return Job(answer, sources, question, problem, given)

@@ -397,7 +397,13 @@ class Tracker:
             texts, retrieved, reply = list(unit.llm_texts), set(unit.retrieved), unit.reply
         given = _read.given_citations(target) or _read.reply_citations(reply, answer)
         return _read.job(
-            answer, nodes, unit.question, llm_texts=texts, retrieved=retrieved, given=given
+            answer,
+            nodes,
+            unit.question,
+            llm_texts=texts,
+            retrieved=retrieved,
+            given=given,
+            empty=_read.nothing_to_cite(target),
         )
 
     def _attribute(

@@ -54,7 +54,9 @@ def attribute_response(
 
     For users who do not want `instrument()`. A sync stream (`StreamingResponse`,
     `StreamingAgentChatResponse`) that was not consumed yet is consumed first. An agent's
-    `AgentOutput` is attributed to the nodes its tool calls of that run returned.
+    `AgentOutput` is attributed to the nodes its tool calls of that run returned (with none,
+    `error` says whether it called no tool or its tools returned text only); a structured
+    `output_cls` answer that cites source ids is attributed and its ids checked.
 
     Args:
         response: what a query or chat engine returned, or what `await agent.run(...)` did.
@@ -90,7 +92,8 @@ def attribute_response(
         if isinstance(response, AgentOutput)
         else _read.response_nodes(response)
     )
-    job = _read.job(answer, nodes, question, given=_read.given_citations(response))
+    given = _read.given_citations(response)
+    job = _read.job(answer, nodes, question, given=given, empty=_read.nothing_to_cite(response))
     exporters = tuple(exporters)
     span_id = active_span_id.get()
     context = export_context(
