@@ -156,7 +156,8 @@ def test_verdict_verifier_flags_the_invented_claim(
         assert main([*args, "--verdict", verdict, "-q"]) == 0
         data = json.loads(capsys.readouterr().out)
         verdicts[verdict] = [m["verdict"] for m in data["markers"]]
-    assert verdicts["verifier"] == ["correct", "unsupported"]
-    assert verdicts["similarity"][0] == "correct"
+    # both: the invented sentence opens with "It", and neither verdict lets the true sentence
+    # before it lend it support
+    assert verdicts["verifier"] == verdicts["similarity"] == ["correct", "unsupported"]
     assert main([*args, "--verdict", "nonsense"]) == 2
     assert "--verdict" in capsys.readouterr().err

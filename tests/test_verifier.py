@@ -53,7 +53,9 @@ def test_readme_usage_flags_the_invented_sentence(checked: Attributor) -> None:
     assert invented.issues
     # the README states this call's figures: they must be the bundled model's, not an older one's
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    stated = re.search(r"`support` (\d\.\d\d), under the verifier's threshold (\d\.\d\d)", readme)
+    stated = re.search(
+        r"`support` (\d\.\d\d),\s+under\s+the\s+verifier's\s+threshold\s+(\d\.\d\d)", readme
+    )
     assert stated is not None, "the README's Usage section no longer states the figures"
     assert float(stated.group(1)) == round(invented.support, 2)
     assert float(stated.group(2)) == round(threshold, 2)
@@ -90,6 +92,51 @@ def test_pronoun_led_invented_sentence_does_not_inherit_support(
     assert true.supported
     assert not made_up.supported
     assert made_up.citations  # its nearest sentence is still shown
+
+
+def test_readme_usage_flags_the_invented_sentence_by_default(real_attributor: Attributor) -> None:
+    result = real_attributor.attribute(
+        answer="The fire began in a bakery on Pudding Lane. It was started by foreign agents.",
+        sources=[FIRE, "plain strings work too"],
+        question="How did the Great Fire of London start?",
+    )
+    true, invented = result.answer_sentences
+    assert result.config["verdict"] == "similarity"
+    assert true.supported and not invented.supported
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(
+        r"`support` (\d\.\d\d),\s+under\s+the\s+similarity\s+verdict's\s+threshold\s+(\d\.\d\d)",
+        readme,
+    )
+    assert stated is not None, "the README's Usage section no longer states the figures"
+    assert float(stated.group(1)) == round(invented.support, 2)
+    assert float(stated.group(2)) == round(result.config["support_threshold"], 2)
+
+
+@pytest.mark.parametrize(
+    "invented",
+    [
+        "It also hosts the national swimming championships every summer.",
+        "It was designed by Thomas Edison.",
+        "It was started by foreign agents.",
+    ],
+)
+def test_similarity_verdict_reads_support_from_the_sentence_alone(
+    real_attributor: Attributor, invented: str
+) -> None:
+    """The default verdict too: the previous sentence helps find a pronoun-led sentence's
+    evidence, but lends it no support (it did: "It was designed by Thomas Edison." passed)."""
+    answer = f"The Eiffel Tower was finished in 1889 for the World's Fair. {invented}"
+    true, made_up = real_attributor.attribute(answer, [TOWER]).answer_sentences
+    alone = real_attributor.attribute(invented, [TOWER]).answer_sentences[0]
+    assert real_attributor.config.verdict == "similarity"
+    assert true.supported and not made_up.supported
+    # the int8 encoder's vectors move by ~1e-2 with their batch, not more
+    assert made_up.support == pytest.approx(alone.support, abs=0.02)
+    kept = real_attributor.attribute(
+        "The Eiffel Tower was finished in 1889. It is 330 metres tall.", [TOWER]
+    )
+    assert [s.supported for s in kept.answer_sentences] == [True, True]
 
 
 def test_pronoun_led_true_sentence_stays_supported(checked: Attributor) -> None:

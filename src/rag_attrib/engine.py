@@ -287,20 +287,18 @@ class Attributor:
         vectors = check_vectors(self.embedder.encode(texts), len(texts))
         encode_ms = _ms(t)
         k = m + len(extra)
-        cosine = cosine_matrix(vectors[:m], vectors[k:])
-        if extra:  # context may only help: keep the better of plain and in-context
+        alone = cosine_matrix(vectors[:m], vectors[k:])
+        cosine = alone
+        # context may only help *find* a pronoun-led sentence's evidence (the better of plain and
+        # in-context); its support is read from the sentence alone, so an invented "It was
+        # started by foreign agents." after a true sentence does not borrow that one's support
+        if extra:
             rows = np.array([i for i, _ in extra])
-            in_context = cosine_matrix(vectors[m:k], vectors[k:])
-            cosine[rows] = np.maximum(cosine[rows], in_context)
-        strength = cosine
-        if cfg.lexical_weight > 0:
-            lex = lexical_matrix(queries, units)
-            strength = (1.0 - cfg.lexical_weight) * cosine + cfg.lexical_weight * lex
-        if windows is not None:
-            mixed = strength is not cosine
-            cosine = windows_to_sentences(cosine, windows, n_sentences)
-            strength = windows_to_sentences(strength, windows, n_sentences) if mixed else cosine
-        strength = own = np.asarray(strength, dtype=np.float32)
+            cosine = alone.copy()
+            cosine[rows] = np.maximum(cosine[rows], cosine_matrix(vectors[m:k], vectors[k:]))
+        lex = lexical_matrix(queries, units) if cfg.lexical_weight > 0 else None
+        strength, own = (self._mixed(c, lex, windows, n_sentences) for c in (cosine, alone))
+        cosine = alone if windows is None else windows_to_sentences(alone, windows, n_sentences)
         # before the reranker, so neighbours also help choose the candidates it re-scores
         strength = neighbour_context(strength, owner, cfg.context_weight)
         if self.reranker is not None:
@@ -308,6 +306,20 @@ class Attributor:
             top_n = int(getattr(self.reranker, "top_n", 5))
             strength = own = rerank(strength, queries, sentences, self.reranker, top_n=top_n)
         return strength, own, cosine, encode_ms
+
+    def _mixed(
+        self,
+        cosine: FloatMatrix,
+        lex: FloatMatrix | None,
+        windows: list[tuple[int, int]] | None,
+        n_sentences: int,
+    ) -> FloatMatrix:
+        """Cosine mixed with lexical strength, per source sentence."""
+        w = self.config.lexical_weight
+        strength = cosine if lex is None else (1.0 - w) * cosine + w * lex
+        if windows is not None:
+            strength = windows_to_sentences(strength, windows, n_sentences)
+        return np.asarray(strength, dtype=np.float32)
 
     def _units(
         self, sources: list[Source], source_spans: list[list[Span]]
