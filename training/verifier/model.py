@@ -51,8 +51,20 @@ def set_weights(sets: np.ndarray, y: np.ndarray) -> np.ndarray:
 ANCHOR = ("support", 0.75)
 
 
+# 300 trees of at most 8 leaves (`fit.py --loso` compares others on sets the fit never saw)
+TREES = (300, 8)
+
+
 def fit_model(
-    kind: str, x: np.ndarray, y: np.ndarray, sets: np.ndarray, version: str
+    kind: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    sets: np.ndarray,
+    version: str,
+    *,
+    share: float = ANCHOR[1],
+    iters: int = TREES[0],
+    leaves: int = TREES[1],
 ) -> VerifierModel:
     if kind == "blend":  # the mean of both models' log-odds
         a = fit_model("logistic", x, y, sets, version)
@@ -61,7 +73,7 @@ def fit_model(
         half = replace(b.trees, value=b.trees.value * 0.5)
         return replace(a, bias=0.5 * (a.bias + b.bias), weights=a.weights * 0.5, trees=half)
     if kind == "anchored":
-        return _anchored(x, y, sets, version)
+        return _anchored(x, y, sets, version, share, iters, leaves)
     w = set_weights(sets, y)
     if kind == "logistic":
         from sklearn.linear_model import LogisticRegression
@@ -76,7 +88,7 @@ def fit_model(
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     gbt = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, max_leaf_nodes=8, min_samples_leaf=40,
+        max_iter=iters, learning_rate=0.05, max_leaf_nodes=leaves, min_samples_leaf=40,
         l2_regularization=1.0, monotonic_cst=[MONOTONE[f] for f in FEATURES],
         early_stopping=False, random_state=0,
     )  # fmt: skip
@@ -88,13 +100,21 @@ def fit_model(
     return model
 
 
-def _anchored(x: np.ndarray, y: np.ndarray, sets: np.ndarray, version: str) -> VerifierModel:
-    """Trees plus `ANCHOR`'s share of one standardised signal, rescaled into a probability."""
+def _anchored(
+    x: np.ndarray,
+    y: np.ndarray,
+    sets: np.ndarray,
+    version: str,
+    share: float,
+    iters: int,
+    leaves: int,
+) -> VerifierModel:
+    """Trees plus `share` of `ANCHOR`'s standardised signal, rescaled into a probability."""
     from sklearn.linear_model import LogisticRegression
 
-    trees = fit_model("trees", x, y, sets, version)
+    trees = fit_model("trees", x, y, sets, version, iters=iters, leaves=leaves)
     assert trees.trees is not None
-    name, share = ANCHOR
+    name = ANCHOR[0]
     k = FEATURES.index(name)
     mean, scale = x.mean(axis=0).astype(np.float64), x.std(axis=0).astype(np.float64) + 1e-9
     weights = np.zeros(len(FEATURES))
