@@ -84,6 +84,7 @@ class Capture:
     generation: Any = None  # the last finished LLM generation
     interrupted: bool = False  # a LangGraph interrupt paused the run before it answered
     final_question: str | None = None  # read from the outermost run's output
+    final_output: tuple[Any, ...] = ()  # (the outermost run's output,) once it ended
 
     def start(self, run_id: UUID, parent_run_id: UUID | None, kind: str) -> None:
         if run_id not in self.runs:
@@ -243,8 +244,8 @@ class Collector(BaseCallbackHandler):
 
     @override
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Keep the documents a chain or node returned, and the question in the outermost
-        run's output (a resumed graph's state holds it; its input, a `Command`, does not)."""
+        """Keep the documents a chain or node returned, and the outermost run's output and
+        the question in it (a resumed graph's state holds it; its input, a `Command`, does not)."""
         documents = find_documents(outputs)
         if documents:
             self._found(run_id, documents, search=False)
@@ -253,6 +254,7 @@ class Collector(BaseCallbackHandler):
             run = capture.runs.get(run_id) if capture is not None else None
             if capture is not None and run is not None and run.parent not in capture.runs:
                 capture.final_question = question_of(outputs)
+                capture.final_output = (outputs,)
 
     @override
     def on_retriever_start(
@@ -370,6 +372,12 @@ class CaptureHandler(Collector):
         """The job for the call's `output` (see `build_job`)."""
         with self._lock:
             return build_job(self.capture, output, question)
+
+    def final_output(self, default: Any) -> Any:
+        """What the outermost run returned (a graph's final state, as `invoke` returns it,
+        whatever its stream yielded), or `default` when it has not ended."""
+        with self._lock:
+            return self.capture.final_output[0] if self.capture.final_output else default
 
     @override
     def _enter(self, run_id: UUID, parent_run_id: UUID | None) -> Capture | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.documents import Document
@@ -308,3 +309,70 @@ def combine(items: Iterable[Any]) -> Any:
     for item in items:
         total = add_chunks(total, item)
     return total
+
+
+_GRAPH_STREAM_KWARGS = ("stream_mode", "subgraphs", "version")
+
+
+@dataclass(frozen=True, slots=True)
+class GraphStream:
+    """How a LangGraph `stream`/`astream` call shapes its chunks (as langgraph's `_output`
+    yields them): the chunk itself for one mode, `(mode, chunk)` for a list of modes,
+    `(namespace, chunk)` with `subgraphs=True`, `(namespace, mode, chunk)` with both, and
+    `{"type": mode, "ns": namespace, "data": chunk, ...}` (`StreamPart`) with `version="v2"`.
+    """
+
+    mode: str | None  # the one mode; None for a list of modes
+    subgraphs: bool
+    parts: bool
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any], graph_mode: Any) -> GraphStream | None:
+        """The shape of a call given `kwargs`, or None for no LangGraph stream: the bound
+        Runnable is no graph (`graph_mode`, a graph's own `stream_mode`, is None) and the call
+        names no LangGraph stream option."""
+        if graph_mode is None and not any(key in kwargs for key in _GRAPH_STREAM_KWARGS):
+            return None
+        mode = kwargs.get("stream_mode") or graph_mode or "values"
+        return cls(
+            None if isinstance(mode, list) else str(mode),  # langgraph tests `list` only
+            bool(kwargs.get("subgraphs")),
+            kwargs.get("version") == "v2",
+        )
+
+    def state(self, chunk: Any) -> Any:
+        """The graph's own state ("values") or update ("updates") a chunk carries; None for
+        the chunk of another mode ("messages", "custom", ...) or of a subgraph."""
+        namespace: Any = ()
+        mode: Any = self.mode
+        data: Any = chunk
+        if self.parts:
+            if not isinstance(chunk, Mapping):
+                return None
+            namespace, mode, data = chunk.get("ns"), chunk.get("type"), chunk.get("data")
+        elif self.subgraphs and self.mode is None:
+            if not _pair_or_triple(chunk, 3):
+                return None
+            namespace, mode, data = chunk
+        elif self.subgraphs:
+            if not _pair_or_triple(chunk, 2):
+                return None
+            namespace, data = chunk
+        elif self.mode is None:
+            if not _pair_or_triple(chunk, 2):
+                return None
+            mode, data = chunk
+        return data if not namespace and mode in ("values", "updates") else None
+
+    def shaped(self, data: Any) -> Any:
+        """`data` as a chunk of this stream from the graph itself, so loops unpack it as they
+        unpack the others: under the mode "custom" (a graph's own data) where chunks name one."""
+        if self.parts:
+            return {"type": "custom", "ns": (), "data": data}
+        if self.mode is None:
+            return ((), "custom", data) if self.subgraphs else ("custom", data)
+        return ((), data) if self.subgraphs else data
+
+
+def _pair_or_triple(chunk: Any, size: int) -> bool:
+    return isinstance(chunk, tuple) and len(chunk) == size

@@ -34,7 +34,7 @@ from ._deliver import (
     with_handler,
 )
 from ._events import EventsHandler
-from ._read import add_chunks, answer_of, combine, question_of
+from ._read import GraphStream, add_chunks, answer_of, combine, question_of
 from .handler import run_context
 
 __all__ = ["AttributedRunnable", "ChunkMode", "with_attribution"]
@@ -290,10 +290,11 @@ class AttributedRunnable(Runnable[Any, Any]):
         attribution.
 
         Message streams end with an empty `AIMessageChunk`, `AddableDict` streams with
-        `{"attribution": ...}` (both merge with `+`). Text streams and LangGraph state streams
-        (`stream_mode="values"`/`"updates"`) get no extra chunk, so loops such as
-        `event["messages"][-1]` keep working: read `last_result`, pass `on_result=`, or listen
-        for the "attribution" custom event. An early break attaches nothing.
+        `{"attribution": ...}` (both merge with `+`). Text streams and LangGraph streams (any
+        `stream_mode` or list of modes, `subgraphs=True`, `version="v2"`) get no extra chunk,
+        so loops such as `event["messages"][-1]` keep working: read `last_result`, pass
+        `on_result=`, or listen for the "attribution" custom event. A graph's answer is read
+        from the state it ends with, as `invoke` returns it. An early break attaches nothing.
         """
         yield from self.transform(iter([input]), config, **kwargs)
 
@@ -326,7 +327,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> Iterator[Any]:
-        call = _StreamCall(self, run_manager, config)
+        call = _StreamCall(self, run_manager, config, kwargs)
         yield from tap_iter(self.bound.transform(call.read(inputs), call.config, **kwargs), call)
 
     async def _atransform(
@@ -336,20 +337,29 @@ class AttributedRunnable(Runnable[Any, Any]):
         config: RunnableConfig,
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
-        call = _StreamCall(self, run_manager, config)
+        call = _StreamCall(self, run_manager, config, kwargs)
         chunks = self.bound.atransform(call.aread(inputs), call.config, **kwargs)
         async for chunk in tap_aiter(chunks, call):
             yield chunk
 
 
 class _StreamCall:
-    """One streamed call of an `AttributedRunnable`: follows its chunks, attributes at the end."""
+    """One streamed call of an `AttributedRunnable`: follows its chunks, attributes at the end.
+
+    A LangGraph stream (of a graph, or a call naming `stream_mode`, `subgraphs` or `version`)
+    is read as `invoke` reads the graph: its answer is in the final state the graph run
+    returns, whatever the chunks carry (a mode list's `(mode, chunk)` tuples, subgraph
+    namespaces, `StreamPart` dicts, "custom" data, token pairs); the chunks only feed the
+    warmer. Such a stream gets a last chunk only with `attribution_chunk="always"`, in the
+    stream's shape (`("custom", {"attribution": ...})` for a list of modes).
+    """
 
     def __init__(
         self,
         owner: AttributedRunnable,
         run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
+        kwargs: Mapping[str, Any],
     ) -> None:
         self.owner = owner
         self.run_manager = run_manager
@@ -358,7 +368,8 @@ class _StreamCall:
         self.config = with_handler(config, self.handler)
         self.user_config = config
         self.inputs: list[Any] = []
-        self.total: Any = None
+        self.total: Any = None  # the chunks added up; for a graph stream its last own state
+        self.graph = GraphStream.of(kwargs, getattr(owner.bound, "stream_mode", None))
         self.warmer = Warmer(owner.attributor, self._sources)
 
     def read(self, inputs: Iterator[Any]) -> Iterator[Any]:
@@ -376,18 +387,28 @@ class _StreamCall:
         return sources, question_of(combine(self.inputs)) or query
 
     def on_chunk(self, chunk: Any) -> None:
-        self.total = add_chunks(self.total, chunk)
+        if self.graph is None:
+            self.total = add_chunks(self.total, chunk)
+        else:
+            state = self.graph.state(chunk)
+            if state is None:
+                return
+            self.total = state
         self.warmer.follow(answer_of(self.total))
 
     def on_stop(self) -> None:
         self.warmer.close()
 
     def _prepare(self) -> tuple[Job, dict[str, Any]]:
-        job = self.owner._job(self.total, self.handler, combine(self.inputs))
+        output = self.total if self.graph is None else self.handler.final_output(self.total)
+        job = self.owner._job(output, self.handler, combine(self.inputs))
         return job, self.owner._context(self.run_manager, self.captured)
 
     def _final(self, payload: dict[str, Any]) -> Any:
-        return final_chunk(self.total, payload, self.owner.attribution_chunk)
+        if self.graph is None:
+            return final_chunk(self.total, payload, self.owner.attribution_chunk)
+        final = final_chunk(None, payload, self.owner.attribution_chunk)  # never added up
+        return final if final is NO_CHUNK else self.graph.shaped(final)
 
     def finish(self) -> Any:
         if self.handler.capture.interrupted:  # paused: the call that resumes it answers
@@ -462,9 +483,10 @@ def with_attribution(
         timeout: seconds an attribution may take; past it the call returns the chain's
             output with an attribution whose `error` is "timed out". None: no limit.
         attribution_chunk: "auto" ends a stream with an attribution chunk only where chunks
-            add up (message chunks, `AddableDict`); "always" also ends text and graph-state
-            streams with `AddableDict({"attribution": ...})` (the loop must expect it);
-            "never" adds none.
+            add up (message chunks, `AddableDict`); "always" also ends text and graph
+            streams with `AddableDict({"attribution": ...})` (the loop must expect it), in the
+            graph stream's shape (`("custom", {...})` for a list of modes, `((), {...})` with
+            `subgraphs=True`); "never" adds none.
         on_result: called with each call's `AttributionResult` (errors in it are logged).
         repair_citations: return the answer with its written markers repaired: a wrong marker
             names the source that backs its claim, a dangling one is dropped. Only the marker
