@@ -24,6 +24,7 @@ from rag_attrib import AttributionConfig, ConfigError
         ({"lexical_weight": -0.1}, "lexical_weight"),
         ({"context_weight": 1.5}, "context_weight must be a number >= 0.0 and <= 1.0"),
         ({"use_question": "yes"}, "use_question must be True or False"),
+        ({"check_names": 1}, "check_names must be True or False"),
         ({"verdict": "nli"}, "verdict must be one of 'verifier', 'similarity'; got 'nli'"),
         ({"support_threshold": 1.5}, "support_threshold must be a number >= -1.0 and <= 1.0"),
     ],

@@ -12,6 +12,7 @@ from rag_attrib.lexical import (
     first_person,
     is_question,
     lexical_matrix,
+    missing_names,
     missing_numbers,
     numbers,
 )
@@ -108,3 +109,32 @@ def test_is_question() -> None:
         is_question("Is it true?") and is_question('He asked "why?"') and is_question("(Really?)")
     )
     assert not is_question("Yes.") and not is_question("Why? Because it rained.")
+
+
+SOURCE_WORDS = frozenset(
+    content_tokens(
+        "The Eiffel Tower was designed by the engineering company of Gustave Eiffel. "
+        "It started in a bakery belonging to Farriner on Pudding Lane."
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "missing"),
+    [
+        ("It was designed by Thomas Edison.", ["Thomas Edison"]),
+        ("Thomas Edison designed it.", ["Thomas Edison"]),  # at the start too
+        ("Er wurde von Thomas Edison entworfen.", ["Thomas Edison"]),
+        ("It was built in New York and San Francisco.", ["New York", "San Francisco"]),
+        ("Mr Eiffel designed the Eiffel Tower.", []),  # a word of each name is in the sources
+        ("It was designed by Gustave Eiffel.", []),
+        ("The fire began in Farriner's bakery on Pudding Lane.", []),
+        ("The tower was designed by Edison.", []),  # one word: left to the verdict
+        ("The NASA team designed it.", []),  # an acronym is not a full name
+        ("The Chinese team designed it in China.", []),
+        ("", []),
+    ],
+)
+def test_missing_names(sentence: str, missing: list[str]) -> None:
+    """Full names (two or more capitalised words) none of whose words the sources hold."""
+    assert missing_names(sentence, SOURCE_WORDS) == missing

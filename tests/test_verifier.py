@@ -139,6 +139,23 @@ def test_similarity_verdict_reads_support_from_the_sentence_alone(
     assert [s.supported for s in kept.answer_sentences] == [True, True]
 
 
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
+def test_a_full_name_no_source_mentions_is_unsupported(verdict: str) -> None:
+    """Under either verdict, and wherever the name stands: the rest of the sentence reads like
+    the source ("designed by ... Eiffel Tower"), the name is invented."""
+    attributor = Attributor(config=AttributionConfig(verdict=verdict))  # type: ignore[arg-type]
+    for answer in ("The Eiffel Tower was designed by Thomas Edison.", "Thomas Edison designed it."):
+        sentence = attributor.attribute(answer, [TOWER]).answer_sentences[0]
+        assert not sentence.supported
+        assert "no source mentions Thomas Edison" in sentence.issues
+        assert sentence.citations or verdict == "similarity"  # the verifier shows the closest
+    kept = attributor.attribute("It was designed by Gustave Eiffel's company.", [TOWER])
+    assert kept.answer_sentences[0].supported
+    off = Attributor(config=AttributionConfig(verdict=verdict, check_names=False))  # type: ignore[arg-type]
+    issues = off.attribute("The Eiffel Tower was designed by Thomas Edison.", [TOWER])
+    assert not any("Thomas Edison" in x for x in issues.answer_sentences[0].issues)
+
+
 def test_pronoun_led_true_sentence_stays_supported(checked: Attributor) -> None:
     answer = "The Eiffel Tower was finished in 1889. It is 330 metres tall."
     result = checked.attribute(answer, [TOWER])

@@ -67,6 +67,9 @@ class AttributionConfig:
             that only talks to the reader ("Great question!", "Yes.", "I hope this helps!") is
             not a claim (`claim=False`, see `rag_attrib.claims`): it is not checked, and the
             result's `unsupported` and `coverage` leave it out. False checks every sentence.
+        check_names: an answer sentence naming someone or something in full (two or more
+            capitalised words: "Thomas Edison") that no source mentions, by any word of the
+            name, is unsupported, however similar the rest reads.
         batch_size: encoder batch size.
         max_answer_chars: a longer answer raises `InputTooLargeError` (cost grows with answer
             sentences x source sentences; see README "Limits and bad input").
@@ -91,6 +94,7 @@ class AttributionConfig:
     batch_size: int = 32
     max_answer_chars: int = 50_000
     max_source_chars: int = 1_000_000
+    check_names: bool = True
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -117,7 +121,7 @@ class AttributionConfig:
         _check_number("context_weight", self.context_weight, low=0.0, high=1.0)
         if self.paraphrase_margin is not None:
             _check_number("paraphrase_margin", self.paraphrase_margin, low=0.0, high=2.0)
-        for name in ("use_question", "check_numbers", "check_claims"):
+        for name in ("use_question", "check_numbers", "check_claims", "check_names"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 msg = f"{name} must be True or False; got {value!r}"

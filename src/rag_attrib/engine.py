@@ -18,7 +18,14 @@ from ._types import FloatMatrix, FloatVector, IntVector
 from .claims import is_claim
 from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
-from .lexical import first_person, is_question, lexical_matrix, missing_numbers
+from .lexical import (
+    content_tokens,
+    first_person,
+    is_question,
+    lexical_matrix,
+    missing_names,
+    missing_numbers,
+)
 from .limits import check_size, unscored
 from .rerankers import Reranker, rerank
 from .results import (
@@ -387,9 +394,15 @@ class Attributor:
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
+        # every source's words, once: a full name none of them holds is invented
+        words = (
+            frozenset(t for s in sources for t in content_tokens(s.text))
+            if cfg.check_names
+            else frozenset()
+        )
         # a sentence that only talks to the reader is not checked: that is its one issue
         issues = [
-            self._issues(span.text, strength[i], owner, sources) if claim else (NOT_A_CLAIM,)
+            self._issues(span.text, strength[i], owner, sources, words) if claim else (NOT_A_CLAIM,)
             for i, (span, claim) in enumerate(zip(answer_spans, claims, strict=True))
         ]
         supported &= np.array([not x for x in issues], dtype=bool)
@@ -477,12 +490,17 @@ class Attributor:
         )
 
     def _issues(
-        self, sentence: str, row: FloatVector, owner: Any, sources: list[Source]
+        self,
+        sentence: str,
+        row: FloatVector,
+        owner: Any,
+        sources: list[Source],
+        words: frozenset[str] = frozenset(),
     ) -> tuple[str, ...]:
         """Reasons a similar-looking sentence is still unsupported (see `check_numbers`,
-        `check_claims`)."""
+        `check_claims`, `check_names`); `words` are all the sources' content tokens."""
         cfg = self.config
-        if not (cfg.check_numbers or cfg.check_claims) or row.size == 0:
+        if not (cfg.check_numbers or cfg.check_claims or cfg.check_names) or row.size == 0:
             return ()
         out: list[str] = []
         if cfg.check_claims and is_question(sentence):
@@ -498,6 +516,8 @@ class Attributor:
         if cfg.check_numbers:
             missing = missing_numbers(sentence, chunks)
             out.extend(f"{value} is in none of the best-matching sources" for value in missing)
+        if cfg.check_names:
+            out.extend(f"no source mentions {name}" for name in missing_names(sentence, words))
         return tuple(out)
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "first_person",
     "is_question",
     "lexical_matrix",
+    "missing_names",
     "missing_numbers",
     "numbers",
 ]
@@ -134,6 +135,25 @@ def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
     for text in evidence:
         found |= _numbers(text)
     return sorted(wanted - found)
+
+
+# A full name: two or more capitalised words in a row ("Thomas Edison", "Pudding Lane")
+_FULL_NAME = re.compile(r"\b[A-Z][^\W\d_]*[a-z][^\W\d_]*(?:[ \-][A-Z][^\W\d_]*[a-z][^\W\d_]*)+")
+
+
+def missing_names(sentence: str, words: frozenset[str]) -> list[str]:
+    """Full names of `sentence` none of whose words `words` (the sources' content tokens) holds.
+
+    A name no source mentions at all ("It was designed by Thomas Edison.") is an invented
+    fact however similar the rest reads. A name sharing any word with the sources ("Gustave
+    Eiffel" beside "Eiffel") is left to the verdict: paraphrase changes names ("Mr Eiffel").
+    """
+    out = []
+    for match in _FULL_NAME.finditer(sentence):
+        tokens = _content_tokens(match.group())
+        if len(tokens) >= 2 and not any(t in words for t in tokens):
+            out.append(match.group())
+    return out
 
 
 # The speaker's own voice in en/de/es/fr. Left out on purpose, as mostly other words: "us"
