@@ -190,7 +190,8 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
                 tally.p_at_gold.append(float(is_gold[top].sum()) / len(gold))
             if scores.citations is not None:
                 hits = sum(is_gold[j] for j in scores.citations[i])
-                # an uncited (unsupported) sentence with gold support scores 0
+                # every citation shown, an unsupported sentence's closest sources included; a
+                # sentence with none and gold support scores 0
                 tally.cite_f1.append(2.0 * hits / (len(scores.citations[i]) + int(is_gold.sum())))
         gold_src = set(claim.get("gold_source_ids") or [])
         if gold_src and n and len(case.sources) > 1 and case.dataset != "expertqa":
@@ -313,8 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "bm25": bm25_method,
         "cosine (seed)": engine_method(seed_embedder, SEED),
         "rag_attrib default": engine_method(embedder, DEFAULT),
-        # the trained verifier: the ranking is the same, the verdict and the citations of
-        # unsupported sentences (withheld by the similarity verdict) are not
+        # the trained verifier: the ranking and the citations are the same, the verdict is not
         "  verdict=verifier": engine_method(embedder, replace(DEFAULT, verdict="verifier")),
     }
     if args.options:
