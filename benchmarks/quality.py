@@ -8,7 +8,8 @@ Per set, the metrics its gold supports, for each method side by side:
   sentAUC  mean ROC-AUC of one answer sentence's scores over all source sentences of the record
   P@gold   precision of the top-|gold| source sentences (R-precision)
   citeF1   F1 of the answer sentence's citations against its gold sentences (0 when a sentence
-           with gold support gets none)
+           with gold support cites none; an unsupported sentence's closest sources, which do
+           not back it, are not citations)
   chunk    accuracy of the top-scored chunk against the gold chunks
   label    ROC-AUC of the support score against the human supported/unsupported label
            (ExpertQA: each claim's verdict against only the sources it cites; an issue such as
@@ -125,6 +126,8 @@ def engine_method(
         offsets = np.cumsum([0, *(len(s.sentences) for s in result.sources)])
         citations = [
             [int(offsets[c.source_index]) + c.sentence_index for c in a.citations]
+            if a.supported
+            else []
             for a in result.answer_sentences
         ]
         return Scores(result.similarity, support, aggregated, flagged, cited, citations)
@@ -190,7 +193,7 @@ def evaluate(case: Case, scores: Scores, tally: Tally) -> None:
                 tally.p_at_gold.append(float(is_gold[top].sum()) / len(gold))
             if scores.citations is not None:
                 hits = sum(is_gold[j] for j in scores.citations[i])
-                # an uncited (unsupported) sentence with gold support scores 0
+                # a sentence citing nothing (unsupported) with gold support scores 0
                 tally.cite_f1.append(2.0 * hits / (len(scores.citations[i]) + int(is_gold.sum())))
         gold_src = set(claim.get("gold_source_ids") or [])
         if gold_src and n and len(case.sources) > 1 and case.dataset != "expertqa":
@@ -313,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "bm25": bm25_method,
         "cosine (seed)": engine_method(seed_embedder, SEED),
         "rag_attrib default": engine_method(embedder, DEFAULT),
-        # the trained verifier: the ranking is the same, the verdict and the citations of
-        # unsupported sentences (withheld by the similarity verdict) are not
+        # the trained verifier: the ranking is the same, the verdict (so what is cited) is not
         "  verdict=verifier": engine_method(embedder, replace(DEFAULT, verdict="verifier")),
     }
     if args.options:

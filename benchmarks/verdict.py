@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     if args.cross_encoder is not None:
-        # the verifier's path never withholds citations: every sentence has candidates to read
+        # no verdict withholds citations: every sentence has candidates to read
         reader = Attributor(embedder, cache_size=0, config=AttributionConfig(verdict="verifier"))
         methods["crossenc"] = cross_encoder(reader, args.cross_encoder)
     if args.methods:

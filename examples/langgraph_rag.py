@@ -51,10 +51,12 @@ def show(title: str, result: AttributionResult | None) -> None:
     assert result is not None
     print(f"\n{title}  (error: {result.error})")
     for s in result.answer_sentences:
-        cited = (
-            ", ".join(f"{c.source_id}#{c.sentence_index}" for c in s.citations)
-            or "UNSUPPORTED: no source backs this"
-        )
+        sources = ", ".join(f"{c.source_id}#{c.sentence_index}" for c in s.citations)
+        if s.supported:
+            cited = sources or "no citation above the score threshold"
+        else:  # its citations are only its closest sources: they do not back it
+            cited = "UNSUPPORTED: no source backs this"
+            cited += f" (closest, does not support: {sources})" if sources else ""
         print(f"  [{s.index + 1}] {s.text}\n      -> {cited}")
 
 

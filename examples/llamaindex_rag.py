@@ -131,8 +131,11 @@ def main() -> None:
         labels[source["id"]] = len(labels) + 1
     for sentence in attribution["answer_sentences"]:
         marks = "".join(f"[{labels[c['source_id']]}]" for c in sentence["citations"])
-        verdict = "" if sentence["supported"] else "  <- unsupported"
-        print(f"{sentence['text']} {marks}{verdict}")
+        if sentence["supported"]:
+            print(f"{sentence['text']} {marks}")
+        else:  # its citations are only its closest sources: they do not back it
+            closest = f" (closest, does not support: {marks})" if marks else ""
+            print(f"{sentence['text']}  <- unsupported{closest}")
     print("\nSources:")
     for source in attribution["sources"]:
         meta = source["metadata"]

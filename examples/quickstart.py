@@ -77,6 +77,8 @@ def main() -> None:
     for sentence in result.answer_sentences:
         verdict = "" if sentence.supported else "   <- UNSUPPORTED: no source backs this"
         print(f"[{sentence.index + 1}] {sentence.text}{verdict}")
+        if sentence.citations and not sentence.supported:
+            print("      closest, does not support:")
         for c in sentence.citations:
             print(f"      {c.score:5.2f}  (strength {c.similarity:.2f})  {c.source_id}: {c.text}")
     print("\nShare of the answer per chunk:")

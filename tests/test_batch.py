@@ -158,6 +158,18 @@ def test_local_pool_matches_in_process_and_writes_tables(tmp_path: Path) -> None
     assert sum(not s["supported"] for s in sentences) == two.unsupported
     first = next(s for s in sentences if s["id"] == "r0" and s["sentence"] == 0)
     assert first["supported"] and first["top_source"] == "0"
+    # top_source is what a sentence cites: none for an unsupported one, whose closest sources
+    # stay in its record's attribution
+    rows = {(s["id"], s["sentence"]): s for s in sentences}
+    closest = 0
+    for key, record in b.items():
+        for s in record["answer_sentences"]:
+            row = rows[(key, s["index"])]
+            cited = s["citations"] if s["supported"] else []
+            assert row["top_source"] == (cited[0]["source_id"] if cited else None)
+            assert row["top_score"] == (pytest.approx(cited[0]["score"]) if cited else None)
+            closest += bool(not s["supported"] and s["citations"])
+    assert closest > 0
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["unsupported_rate"] == pytest.approx(two.unsupported / two.sentences)
 

@@ -478,7 +478,8 @@ def test_source_text_is_rebuilt_exactly(
 def test_hover_highlights_exactly_the_cited_sentences(
     page: Page, tmp_path: Path, result: AttributionResult
 ) -> None:
-    """Hovering answer sentence i highlights its citations and nothing else; leaving clears."""
+    """Hovering answer sentence i highlights its citations and nothing else (an unsupported
+    sentence's closest matches, which keep their grey dashed look); leaving clears."""
     _open(page, tmp_path, render_html(result))
     assert page.js(HIGHLIGHTED) == []
     for i, sentence in enumerate(result.answer_sentences):
@@ -487,7 +488,12 @@ def test_hover_highlights_exactly_the_cited_sentences(
         active = page.js("document.querySelector('.ra-root').classList.contains('ra-active')")
         assert active
         if not sentence.supported:
-            assert page.js(HIGHLIGHTED) == []
+            assert sentence.citations and page.js(HIGHLIGHTED)  # closest, does not support
+            chips = page.js(
+                f"[...document.querySelectorAll(\".ra-ans[data-index='{i}'] .ra-cite\")]"
+                ".map(e => e.classList.contains('ra-closest'))"
+            )
+            assert chips == [True] * len(sentence.citations)
     page.mouse_to(".ra-head h1")
     assert page.js(HIGHLIGHTED) == []
 

@@ -88,6 +88,48 @@ def test_reads_the_verdict_from_a_given_result() -> None:
     assert again.markers[1].verdict == "unsupported"
 
 
+def test_closest_sources_of_an_unsupported_sentence_never_change_the_check() -> None:
+    """The moon sentence keeps its closest sources; the markers are judged, suggested and
+    repaired exactly as when it carries none, from the full result and from a trimmed record
+    (no strength matrix: the citations are all the check has)."""
+    from dataclasses import replace
+
+    from rag_attrib import AttributionResult
+
+    result = ATTRIBUTOR.attribute(ANSWER, SOURCES)
+    moon = result.answer_sentences[3]
+    assert not moon.supported and moon.citations
+    bare = replace(
+        result,
+        answer_sentences=tuple(
+            s if s.supported else replace(s, citations=()) for s in result.answer_sentences
+        ),
+    )
+
+    def seen(report: CitationReport) -> list[object]:
+        evidence = [m.evidence.text if m.evidence else None for m in report.markers]
+        missing = [(x.text, x.suggested_source_id) for x in report.missing]
+        return [verdicts(report), evidence, missing, [x.text for x in report.unsupported]]
+
+    pairs = [
+        (result, bare),
+        (
+            AttributionResult.from_dict(result.to_dict()),
+            AttributionResult.from_dict(bare.to_dict()),
+        ),
+    ]
+    for with_closest, without in pairs:
+        a = check_citations(ANSWER, SOURCES, result=with_closest)
+        b = check_citations(ANSWER, SOURCES, result=without)
+        assert seen(a) == seen(b)
+        assert a.markers[3].verdict == "unsupported"
+    fixed = repair_citations(
+        ANSWER, SOURCES, result=result, add_missing=True, flag_unsupported=True
+    )
+    same = repair_citations(ANSWER, SOURCES, result=bare, add_missing=True, flag_unsupported=True)
+    assert fixed.text == same.text
+
+
 def test_result_of_another_answer_is_refused() -> None:
     """A result of a different answer is an error that names the fix."""
     result = ATTRIBUTOR.attribute("Something else entirely.", SOURCES)

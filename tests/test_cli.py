@@ -118,6 +118,11 @@ def test_explain_files_prints_table_and_writes_json_and_html(
     # the figure the verdict used, and the unsupported sentence's nearest sources, labelled so
     for s in result.answer_sentences:
         assert f"support {s.support:.2f}" in out
+    invented = result.answer_sentences[2]
+    assert invented.citations  # the default verdict keeps its closest sources
+    tail = out[out.index(f"[3] {invented.text[:30]}") : out.index("Share of the answer")]
+    assert tail.count("closest, does not support:") == 1
+    assert all(c.text[:40] in tail for c in invented.citations)
     assert "Share of the answer per source:" in out
     assert f"coverage {result.coverage:.0%}" in out
 

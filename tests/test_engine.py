@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, ConfigError, Source
+from rag_attrib.convert import to_langchain_citations
 from rag_attrib.testing import HashingEmbedder
 
 CHUNKS = [
@@ -24,20 +25,28 @@ ANSWER = (
 )
 
 
-def test_citations_point_to_the_matching_sentences(hashing_attributor: Attributor) -> None:
-    """Each supported answer sentence cites the source sentence sharing its words; the verifier
-    still shows an unsupported sentence's closest sources, the similarity verdict withholds them."""
-    verifier = Attributor(HashingEmbedder(), config=AttributionConfig(verdict="verifier"))
-    result = verifier.attribute(ANSWER, CHUNKS)
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
+def test_citations_point_to_the_matching_sentences(verdict: str) -> None:
+    """Each supported answer sentence cites the source sentence sharing its words; neither
+    verdict withholds evidence: an unsupported sentence keeps its closest sources, best first,
+    the same under both, and supported=False says they do not back it."""
+    config = AttributionConfig(verdict=verdict)  # type: ignore[arg-type]
+    result = Attributor(HashingEmbedder(), config=config).attribute(ANSWER, CHUNKS)
     first, second, third = result.answer_sentences
     assert (first.citations[0].source_id, first.citations[0].sentence_index) == ("paris", 1)
     assert (second.citations[0].source_id, second.citations[0].sentence_index) == ("berlin", 1)
     assert first.supported and second.supported
     assert not third.supported and third.citations  # closest, does not support
+    scores = [c.score for c in third.citations]
+    assert scores == sorted(scores, reverse=True)
     assert result.unsupported == (third,)
     assert result.coverage == pytest.approx(2 / 3)
-    third = hashing_attributor.attribute(ANSWER, CHUNKS).answer_sentences[2]  # similarity
-    assert not third.supported and third.citations == ()
+    # the closest sources are the verdict-free ranking: the other verdict shows the same ones
+    other = "verifier" if verdict == "similarity" else "similarity"
+    again = Attributor(HashingEmbedder(), config=AttributionConfig(verdict=other))  # type: ignore[arg-type]
+    assert again.attribute(ANSWER, CHUNKS).answer_sentences[2].citations == third.citations
+    # they are not citations: the converters leave them out
+    assert {c["extras"]["answer_sentence_index"] for c in to_langchain_citations(result)} == {0, 1}
 
 
 def test_offsets_index_the_original_texts(hashing_attributor: Attributor) -> None:
@@ -345,7 +354,11 @@ def test_a_wrong_figure_makes_a_similar_sentence_unsupported(
     if issue is None:
         assert sentence.issues == ()
     else:
-        assert sentence.issues and issue in sentence.issues[0] and sentence.citations == ()
+        assert sentence.issues and issue in sentence.issues[0]
+        # its closest sources are kept and include the sentence with the true figure
+        true_figure = {"1899": "1889", "9800000": "7800000"}[issue]
+        assert any(true_figure in c.text for c in sentence.citations)
+        assert to_langchain_citations(result) == []  # they do not back it
 
 
 def test_number_check_can_be_disabled() -> None:
@@ -395,14 +408,16 @@ def test_questions_and_the_speakers_own_voice_are_not_supported(
 ) -> None:
     """check_claims: a question, or first person that no best source uses, is unsupported."""
     config = AttributionConfig(verdict="similarity", support_threshold=0.3)
-    sentence = (
-        Attributor(HashingEmbedder(), config=config).attribute(answer, sources).answer_sentences[0]
-    )
+    result = Attributor(HashingEmbedder(), config=config).attribute(answer, sources)
+    sentence = result.answer_sentences[0]
     assert sentence.support > 0.3  # it shares most of its words with the source
     if issue is None:
         assert sentence.supported and not sentence.issues
     else:
-        assert not sentence.supported and not sentence.citations
+        assert not sentence.supported
+        # its closest source is shown, not cited
+        assert sentence.citations[0].text == sources[0]
+        assert to_langchain_citations(result) == []
         assert any(issue in text for text in sentence.issues), sentence.issues
         lenient = AttributionConfig(verdict="similarity", support_threshold=0.3, check_claims=False)
         again = Attributor(HashingEmbedder(), config=lenient).attribute(answer, sources)

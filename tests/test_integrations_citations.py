@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from rag_attrib.integrations._citations import CheckOptions, check, check_option
 from rag_attrib.integrations._given import CitedSpan, GivenCitations, from_blocks, from_structured
 from rag_attrib.integrations._pipeline import Job, check_job_citations, failed_result, run_job
 from rag_attrib.integrations._urls import normalise_url
+from rag_attrib.testing import HashingEmbedder
 
 SOURCES = [
     Source("a", "The Hobart harbour museum was founded in 1896."),
@@ -312,6 +314,34 @@ def test_web_search_citations_are_read_with_their_blocks():
         CitedSpan(PORT, a, b, url=True, quote=""),
         CitedSpan(BIRDS, b, len(WEB_ANSWER), url=True, quote=""),
     )
+
+
+def test_a_url_names_the_chunk_a_supported_sentence_cites_not_a_closest_match():
+    """A URL over two sentences, its page in two chunks: the chunk is the one the supported
+    sentence cites, not the chunk the unsupported sentence before it is merely closest to; the
+    verdict is the one given when that sentence carries no closest sources at all."""
+    url = "https://zoo.example/guide"
+    sources = [
+        Source(
+            "guide#1",
+            "Kiwis are flightless birds of New Zealand. They lay large eggs.",
+            {"url": url},
+        ),
+        Source(
+            "guide#2", "The zoo shop sells tickets and maps. Tickets cost five euros.", {"url": url}
+        ),
+    ]
+    answer = "Dragons guard the tickets at night. Kiwis are flightless birds of New Zealand."
+    result = Attributor(HashingEmbedder()).attribute(answer, sources)
+    dragons, kiwis = result.answer_sentences
+    assert not dragons.supported and dragons.citations[0].source_id == "guide#2"
+    assert kiwis.supported and kiwis.citations[0].source_id == "guide#1"
+    given = GivenCitations((CitedSpan(url, 0, len(answer), url=True),), "provider", "0-based")
+    (marker,) = check(result, given).markers
+    assert (marker.source_id, marker.verdict) == ("guide#1", "correct")
+    bare = replace(dragons, citations=())
+    (same,) = check(replace(result, answer_sentences=(bare, kiwis)), given).markers
+    assert (same.source_id, same.verdict) == (marker.source_id, marker.verdict)
 
 
 def test_url_annotations_use_their_offsets_in_the_block():

@@ -83,10 +83,16 @@ def assert_attribution_on(span: ReadableSpan, result: AttributionResult) -> None
         assert ea["supported"] is sentence.supported
         assert ea["support"] == pytest.approx(sentence.support)
         top = sentence.citations[:3]
-        assert list(ea["citation.source_ids"]) == [c.source_id for c in top]
-        assert list(ea["citation.scores"]) == pytest.approx([c.score for c in top])
-        assert list(ea["citation.texts"]) == [c.text for c in top]
-        assert list(ea["citation.sentence_indexes"]) == [c.sentence_index for c in top]
+        # a sentence cites only when supported; an unsupported one's are its closest sources
+        prefix = "citation" if sentence.supported else "closest"
+        assert list(ea[f"{prefix}.source_ids"]) == [c.source_id for c in top]
+        assert list(ea[f"{prefix}.scores"]) == pytest.approx([c.score for c in top])
+        assert list(ea[f"{prefix}.texts"]) == [c.text for c in top]
+        assert list(ea[f"{prefix}.sentence_indexes"]) == [c.sentence_index for c in top]
+        if sentence.supported:
+            assert not any(key.startswith("closest.") for key in ea)
+        else:
+            assert all(ea[f"citation.{k}"] == () for k in ("source_ids", "scores", "texts"))
         _assert_otel_types(ea)
 
 
@@ -103,6 +109,7 @@ def test_annotates_the_current_recording_span(spans, result):
     assert_attribution_on(span, result)
     assert result.answer_sentences[2].supported is False  # the events cover an unsupported one
     assert span.events[2].attributes["citation.source_ids"] == ()
+    assert span.events[2].attributes["closest.source_ids"]  # its nearest sources, labelled so
 
 
 def test_the_answers_own_citations_are_counted_on_the_span(spans, hashing_attributor):
@@ -315,6 +322,9 @@ def _assert_call_trace(memory, call_name: str, question_words: str) -> tuple:
     assert events[0].attributes["citation.source_ids"][0] == ids[0]
     assert question_words in events[0].attributes["citation.texts"][0]
     assert events[1].attributes["citation.source_ids"] == ()
+    # the unsupported sentence's nearest source is there, labelled as closest, not as cited
+    assert events[1].attributes["closest.source_ids"][0] in ids
+    assert "closest.source_ids" not in events[0].attributes
     for span in memory.get_finished_spans():
         assert span.context.trace_id == call.context.trace_id
         _assert_otel_types(span.attributes)

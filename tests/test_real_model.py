@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from rag_attrib import Attributor, Source
+from rag_attrib.convert import to_langchain_citations
 from rag_attrib.testing import HashingEmbedder
 
 pytestmark = pytest.mark.slow
@@ -57,14 +58,17 @@ def test_paraphrase_beats_same_topic_distractor(
 
 
 def test_unrelated_sentence_is_unsupported(real_attributor: Attributor) -> None:
-    """A sentence on another subject gets the unsupported verdict and no citations."""
+    """A sentence on another subject gets the unsupported verdict; its closest sources are
+    kept, weaker than the first sentence's citation, and no converter cites them."""
     result = real_attributor.attribute(
         "Coffee came from Ethiopia. The stock market closed higher on Friday.", CHUNKS
     )
     first, second = result.answer_sentences
     assert first.supported and first.citations[0].source_id == "coffee-origin"
-    assert not second.supported and second.citations == ()
+    assert not second.supported and second.citations  # closest, does not support
     assert second.support < first.support
+    assert second.citations[0].similarity < first.citations[0].similarity
+    assert {c["extras"]["answer_sentence_index"] for c in to_langchain_citations(result)} == {0}
 
 
 def _hotpotqa() -> list[dict[str, Any]]:

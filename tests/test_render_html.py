@@ -150,8 +150,17 @@ def test_unsupported_sentences_are_marked(result: AttributionResult) -> None:
     assert card.text.lower().count("unsupported") == 1
     assert f"support {support:.2f}, below 0.40" in card.text
     assert "no source backs this sentence" in card.text
-    # no closest match is shown (it has no citation), so the legend explains no dashed mark
-    assert not result.answer_sentences[2].citations
+    # its closest matches are shown as such, and the legend explains their dashed mark
+    closest = result.answer_sentences[2].citations
+    assert closest and "Closest match, does not support it" in card.text
+    keys = [sentence_key(c.source_index, c.sentence_index) for c in closest]
+    assert card.attrs["data-cites"].split() == keys
+    assert "closest match of unsupported sentence 3" in tree.find("ra-legend")[0].text
+    # without any, nothing is shown and the legend explains no dashed mark
+    bare = replace(result.answer_sentences[2], citations=())
+    r = replace(result, answer_sentences=(*result.answer_sentences[:2], bare))
+    tree = Tree(render_html(r))
+    assert "Closest match" not in tree.find("ra-unsupported")[0].text
     assert "does not support" not in tree.find("ra-legend")[0].text
 
 
@@ -207,7 +216,8 @@ def test_legend_says_what_the_figures_are(result: AttributionResult) -> None:
 
 def test_each_answer_sentence_marks_its_sources_in_its_colour(result: AttributionResult) -> None:
     """Without hovering: sentence i's card has colour class i, and every source sentence it
-    cites carries a mark numbered i + 1 in that colour (filled for the best, outlined after)."""
+    cites carries a mark numbered i + 1 in that colour (filled for the best, outlined after);
+    an unsupported sentence's closest matches carry the grey dashed mark instead."""
     tree = Tree(render_html(result))
     cards = tree.find("ra-ans")
     spans = {e.attrs["data-sid"]: e for e in tree.find("ra-sent")}
@@ -217,7 +227,7 @@ def test_each_answer_sentence_marks_its_sources_in_its_colour(result: Attributio
         assert colour in card.attrs["class"].split()
         for rank, c in enumerate(sentence.citations):
             key = sentence_key(c.source_index, c.sentence_index)
-            kind = "ra-main" if rank == 0 else "ra-more"
+            kind = "ra-closest" if not sentence.supported else "ra-main" if rank == 0 else "ra-more"
             mine = [
                 m for m in marks if m.attrs["data-n"] == str(sentence.index + 1) and m.after == key
             ]
@@ -253,6 +263,19 @@ def test_closest_matches_of_an_unsupported_sentence_never_read_as_support(
     grey = [e for e in tree.find("ra-mark") if e.attrs.get("data-n") == "3"]
     assert grey and all("ra-closest" in e.attrs["class"] for e in grey)
     assert not [e for e in grey if {"ra-main", "ra-more"} & set(e.attrs["class"].split())]
+
+
+def test_talk_shows_no_closest_matches(hashing_attributor: Attributor) -> None:
+    """A sentence that only talks to the reader is not checked: though the result keeps its
+    nearest sources, its card lists none and no source sentence carries its mark."""
+    r = hashing_attributor.attribute(f"Great question! {ANSWER}", SOURCES)
+    talk = r.answer_sentences[0]
+    assert not talk.claim and talk.citations
+    tree = Tree(render_html(r))
+    card = tree.find("ra-ans")[0]
+    assert "ra-talk" in card.attrs["class"] and card.attrs["data-cites"] == ""
+    assert "Closest match" not in card.text
+    assert not [e for e in tree.find("ra-mark") if e.attrs.get("data-n") == "1"]
 
 
 def test_legend_numbers_the_dashed_mark_as_a_sentence_of_the_page(

@@ -112,7 +112,13 @@ def test_anthropic_and_cohere_shapes(result: AttributionResult) -> None:
     )
     cohere = to_cohere_citations(result)
     assert all(ANSWER[x["start"] : x["end"]] == x["text"] and x["sources"] for x in cohere)
-    assert len(cohere) == sum(bool(a.citations) for a in result.answer_sentences)
+    assert len(cohere) == sum(a.supported and bool(a.citations) for a in result.answer_sentences)
+    # "Unicorns exist." keeps its closest sources, which do not back it: no format cites them
+    unicorns = result.answer_sentences[2]
+    assert not unicorns.supported and unicorns.citations
+    assert anth[2]["text"] == unicorns.text and anth[2]["citations"] == []
+    assert unicorns.text not in [x["text"] for x in cohere]
+    assert 2 not in {c["extras"]["answer_sentence_index"] for c in to_langchain_citations(result)}
 
 
 def test_anthropic_document_title_of_plain_and_named_sources(

@@ -70,16 +70,23 @@ def links_into(data: SankeyData, node: int) -> list[tuple[int, float]]:
 @pytest.mark.parametrize("top_k", [1, 2, 3])
 def test_links_are_the_citations(result: AttributionResult, top_k: int) -> None:
     """A supported sentence's links are its first k citations, width = the citation's
-    strength; only cited source sentences become nodes."""
+    strength; only source sentences a supported sentence cites become nodes (the unsupported
+    sentence's closest matches do not)."""
     data = sankey_data(result, top_k=top_k)
-    n_cited = len(
-        {
-            (c.source_index, c.sentence_index)
-            for s in result.answer_sentences
-            for c in s.citations[:top_k]
-        }
-    )
-    assert data.n_source_units == n_cited
+    cited = {
+        (c.source_index, c.sentence_index)
+        for s in result.answer_sentences
+        if s.supported
+        for c in s.citations[:top_k]
+    }
+    assert data.n_source_units == len(cited)
+    closest = result.answer_sentences[3]
+    assert not closest.supported and closest.citations  # it keeps its closest sources
+    only_closest = {(c.source_index, c.sentence_index) for c in closest.citations} - cited
+    assert only_closest, "the fixture needs a closest match no supported sentence cites"
+    for src, k in only_closest:
+        name = result.sources[src].id
+        assert not any(h.startswith(f"<b>{name}</b>, sentence {k + 1}<") for h in data.hover)
     for i, sentence in enumerate(result.answer_sentences):
         if not sentence.supported:
             continue
@@ -111,10 +118,15 @@ def test_unsupported_sentences_take_no_flow_from_a_source(result: AttributionRes
 
 
 def test_chunk_level_links_a_source_by_its_strongest_citation(result: AttributionResult) -> None:
-    """At chunk level a node is a cited source and a link's width its strongest citation."""
+    """At chunk level a node is a source a supported sentence cites and a link's width its
+    strongest citation; a source only the unsupported sentence is closest to is no node."""
     data = sankey_data(result, level="chunk")
-    cited = sorted({c.source_index for s in result.answer_sentences for c in s.citations})
+    cited = sorted(
+        {c.source_index for s in result.answer_sentences if s.supported for c in s.citations}
+    )
     assert data.n_source_units == len(cited)
+    closest = {c.source_index for c in result.answer_sentences[3].citations}
+    assert closest - set(cited), "the fixture needs a source only the unsupported one is near"
     for i, sentence in enumerate(result.answer_sentences):
         if not sentence.supported:
             continue
@@ -128,7 +140,8 @@ def test_chunk_level_links_a_source_by_its_strongest_citation(result: Attributio
 
 def test_min_score_drops_weak_citations(result: AttributionResult) -> None:
     """Citations below `min_score` are not drawn."""
-    strengths = sorted(c.similarity for s in result.answer_sentences for c in s.citations)
+    drawable = [s for s in result.answer_sentences if s.supported]
+    strengths = sorted(c.similarity for s in drawable for c in s.citations)
     cut = (strengths[0] + strengths[-1]) / 2
     strict = sankey_data(result, min_score=cut)
     drawn = [

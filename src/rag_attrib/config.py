@@ -39,8 +39,9 @@ class AttributionConfig:
         verdict: how `supported` is decided. "similarity" (default): `support` is the best
             hybrid strength (see `paraphrase_margin`, `check_numbers`). "verifier": the bundled
             trained verifier reads each sentence's best evidence candidates and `support` is its
-            probability that they back the sentence; an unsupported sentence keeps its closest
-            sources as citations. Not the default yet: it does not beat "similarity" on every
+            probability that they back the sentence. Under either, an unsupported sentence
+            keeps its closest sources as citations (`supported=False` says they do not back
+            it). "verifier" is not the default yet: it does not beat "similarity" on every
             evaluation set (README, *Verdict*).
         support_threshold: an answer sentence is supported when its `support` reaches this.
             None uses the verdict's default: the verifier's (chosen on held-out train-side

@@ -415,9 +415,9 @@ class Attributor:
         answer_sentences = []
         for i, span in enumerate(answer_spans):
             cited: tuple[Citation, ...] = ()
-            # the verifier never withholds evidence: an unsupported sentence still gets its
+            # neither verdict withholds evidence: an unsupported sentence still gets its
             # closest sources, best first, and supported=False says they do not back it
-            if supported[i] or (verdict is not None and n):
+            if n:
                 picks = select_citations(
                     scores[i],
                     ranked[i],

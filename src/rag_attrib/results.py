@@ -80,6 +80,10 @@ class Citation:
 class SentenceAttribution:
     """One answer sentence: offsets in the answer, its citations (best first) and support.
 
+    Evidence is never withheld: an unsupported sentence keeps its closest sources as
+    `citations`, each with its own score, and `supported=False` says they do not back it (the
+    converters, the Sankey flow and the `citation.*` span attributes leave them out; the CLI
+    and the HTML view show them as "closest match, does not support it").
     `support` is the strength of the best match on its own (no neighbour context); `issues`
     says why a sentence whose strength passed the threshold is still unsupported (e.g. a figure
     no source contains). `claim` is False for a sentence that only talks to the reader ("Great

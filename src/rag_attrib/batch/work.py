@@ -127,10 +127,13 @@ def error_row(record_id: str, reason: str) -> dict[str, Any]:
 
 
 def sentence_rows(record_id: str, result: AttributionResult) -> list[dict[str, Any]]:
-    """One row per answer sentence: verdict, support, and its best citation's source."""
+    """One row per answer sentence: verdict, support, and the source of its best citation.
+
+    An unsupported sentence cites nothing: its closest sources do not back it, so its
+    `top_source`/`top_score` are None (they stay in the record's `attribution`)."""
     rows = []
     for s in result.answer_sentences:
-        top = s.citations[0] if s.citations else None
+        top = s.citations[0] if s.supported and s.citations else None
         rows.append(
             {
                 "id": record_id,

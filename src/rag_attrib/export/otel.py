@@ -55,7 +55,9 @@ class OTelExporter:
     One event `rag_attrib.answer_sentence` per answer sentence: `index`, `text`, `supported`,
     `support`, `claim` and the top citations as parallel lists `citation.source_ids`,
     `citation.source_indexes`, `citation.sentence_indexes`, `citation.texts`,
-    `citation.scores`, `citation.similarities`.
+    `citation.scores`, `citation.similarities`. An unsupported sentence cites nothing
+    (`citation.*` lists are empty): its closest sources, which do not back it, are the same
+    lists under `closest.*` (`closest.source_ids`, ...).
 
     Args:
         tracer: the tracer for new spans; defaults to `trace.get_tracer("rag_attrib")`, which
@@ -196,17 +198,28 @@ def _summary_attributes(result: AttributionResult, max_events: int) -> dict[str,
 
 
 def _sentence_attributes(sentence: SentenceAttribution, max_citations: int) -> dict[str, Any]:
-    citations: tuple[Citation, ...] = sentence.citations[:max_citations]
-    return {
+    top: tuple[Citation, ...] = sentence.citations[:max_citations]
+    # an unsupported sentence's citations are its closest sources, which do not back it: they
+    # go under "closest.*", never under "citation.*" (what a sentence cites)
+    attributes: dict[str, Any] = {
         "index": sentence.index,
         "text": sentence.text,
         "supported": sentence.supported,
         "support": float(sentence.support),
         "claim": sentence.claim,
-        "citation.source_ids": [c.source_id for c in citations],
-        "citation.source_indexes": [c.source_index for c in citations],
-        "citation.sentence_indexes": [c.sentence_index for c in citations],
-        "citation.texts": [c.text for c in citations],
-        "citation.scores": [float(c.score) for c in citations],
-        "citation.similarities": [float(c.similarity) for c in citations],
+        **_citation_lists("citation", top if sentence.supported else ()),
+    }
+    if not sentence.supported:
+        attributes.update(_citation_lists("closest", top))
+    return attributes
+
+
+def _citation_lists(prefix: str, citations: tuple[Citation, ...]) -> dict[str, Any]:
+    return {
+        f"{prefix}.source_ids": [c.source_id for c in citations],
+        f"{prefix}.source_indexes": [c.source_index for c in citations],
+        f"{prefix}.sentence_indexes": [c.sentence_index for c in citations],
+        f"{prefix}.texts": [c.text for c in citations],
+        f"{prefix}.scores": [float(c.score) for c in citations],
+        f"{prefix}.similarities": [float(c.similarity) for c in citations],
     }

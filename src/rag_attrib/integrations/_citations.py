@@ -220,7 +220,9 @@ def _by_url(x: CitedSpan, candidates: list[int], result: AttributionResult) -> i
         held = [k for k in candidates if quote in " ".join(result.sources[k].text.split())]
         if held:
             return held[0]
-    for s in _sentences_under(result, x):
+    under = _sentences_under(result, x)
+    # a supported sentence's citations first: an unsupported one's are only its closest sources
+    for s in sorted(under, key=lambda s: not s.supported):
         for c in s.citations:
             if c.source_index in candidates:
                 return c.source_index

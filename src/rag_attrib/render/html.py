@@ -231,7 +231,9 @@ def _read_source(source: Any, pos: int) -> _Source:
 
 def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answer:
     cites = []
-    for c in getattr(sentence, "citations", ()):
+    claim = states_claim(sentence)
+    # a sentence that only talks to the reader is not checked: no closest matches for it
+    for c in getattr(sentence, "citations", ()) if claim else ():
         src = as_index(getattr(c, "source_index", None), len(sources))
         k = as_index(getattr(c, "sentence_index", None))
         if src is not None and (k is None or k >= len(sources[src].sentences)):
@@ -260,7 +262,7 @@ def _read_answer(sentence: Any, pos: int, sources: tuple[_Source, ...]) -> _Answ
         support=as_float(getattr(sentence, "support", None)),
         issues=tuple(clean(x) for x in issues) if isinstance(issues, (tuple, list)) else (),
         cites=tuple(cites),
-        claim=states_claim(sentence),
+        claim=claim,
     )
 
 

@@ -343,7 +343,12 @@ def _source_nodes(
 
 def _kind(result: AttributionResult) -> str:
     """What link width is: the citations' own "support" when they carry one, else "strength"."""
-    kinds = {citation_kind(c) for s in result.answer_sentences for c in s.citations}
+    kinds = {
+        citation_kind(c)
+        for s in result.answer_sentences
+        if is_true(s.supported)  # only a supported sentence's citations are drawn
+        for c in s.citations
+    }
     return "support" if kinds == {"support"} else "strength"
 
 
