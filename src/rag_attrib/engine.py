@@ -394,12 +394,7 @@ class Attributor:
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
-        # every source's words, once: a full name none of them holds is invented
-        words = (
-            frozenset(t for s in sources for t in content_tokens(s.text))
-            if cfg.check_names
-            else frozenset()
-        )
+        words = _source_words(sources) if cfg.check_names else frozenset()
         # a sentence that only talks to the reader is not checked: that is its one issue
         issues = [
             self._issues(span.text, strength[i], owner, sources, words) if claim else (NOT_A_CLAIM,)
@@ -495,10 +490,10 @@ class Attributor:
         row: FloatVector,
         owner: Any,
         sources: list[Source],
-        words: frozenset[str] = frozenset(),
+        source_words: frozenset[str] = frozenset(),
     ) -> tuple[str, ...]:
         """Reasons a similar-looking sentence is still unsupported (see `check_numbers`,
-        `check_claims`, `check_names`); `words` are all the sources' content tokens."""
+        `check_claims`, `check_names`); `source_words`: every source's content tokens."""
         cfg = self.config
         if not (cfg.check_numbers or cfg.check_claims or cfg.check_names) or row.size == 0:
             return ()
@@ -517,8 +512,19 @@ class Attributor:
             missing = missing_numbers(sentence, chunks)
             out.extend(f"{value} is in none of the best-matching sources" for value in missing)
         if cfg.check_names:
-            out.extend(f"no source mentions {name}" for name in missing_names(sentence, words))
+            out.extend(
+                f"no source mentions {name}" for name in missing_names(sentence, source_words)
+            )
         return tuple(out)
+
+
+def _source_words(sources: list[Source]) -> frozenset[str]:
+    """Every source's words, its id's and its text metadata's (a chunk saying only "She won
+    ..." under the title "Marie Curie" still mentions her): a full name none holds is invented."""
+    texts = [s.text for s in sources]
+    texts += [s.id for s in sources]
+    texts += [v for s in sources for v in s.metadata.values() if isinstance(v, str)]
+    return frozenset(t for text in texts for t in content_tokens(text.replace("_", " ")))
 
 
 def _ms(since: float) -> float:
