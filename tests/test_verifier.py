@@ -37,25 +37,34 @@ def test_bundled_model_loads() -> None:
     assert model is not None and 0.0 < model.threshold < 1.0
 
 
-def test_readme_usage_flags_the_invented_sentence(checked: Attributor) -> None:
-    result = checked.attribute(
+@pytest.mark.parametrize(
+    ("fixture", "verdict", "threshold_of"),
+    [
+        ("real_attributor", "similarity", "the similarity verdict's"),
+        ("checked", "verifier", "the verifier's"),
+    ],
+)
+def test_readme_usage_flags_the_invented_sentence(
+    request: pytest.FixtureRequest, fixture: str, verdict: str, threshold_of: str
+) -> None:
+    attributor: Attributor = request.getfixturevalue(fixture)
+    result = attributor.attribute(
         answer="The fire began in a bakery on Pudding Lane. It was started by foreign agents.",
         sources=[FIRE, "plain strings work too"],
         question="How did the Great Fire of London start?",
     )
     true, invented = result.answer_sentences
     assert true.supported and not invented.supported
-    assert result.config["verdict"] == "verifier"
+    assert result.config["verdict"] == verdict
     threshold = result.config["support_threshold"]
     assert true.support >= threshold > invented.support
     # never withhold evidence: the unsupported sentence still shows its closest source
     assert invented.citations and invented.citations[0].source_id == "doc-1"
-    assert invented.issues
+    assert invented.issues or verdict == "similarity"  # the verifier says why
     # the README states this call's figures: they must be the bundled model's, not an older one's
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    stated = re.search(
-        r"`support` (\d\.\d\d),\s+under\s+the\s+verifier's\s+threshold\s+(\d\.\d\d)", readme
-    )
+    words = r"\s+".join(re.escape(w) for w in f"under {threshold_of} threshold".split())
+    stated = re.search(rf"`support` (\d\.\d\d),\s+{words}\s+(\d\.\d\d)", readme)
     assert stated is not None, "the README's Usage section no longer states the figures"
     assert float(stated.group(1)) == round(invented.support, 2)
     assert float(stated.group(2)) == round(threshold, 2)
@@ -92,25 +101,6 @@ def test_pronoun_led_invented_sentence_does_not_inherit_support(
     assert true.supported
     assert not made_up.supported
     assert made_up.citations  # its nearest sentence is still shown
-
-
-def test_readme_usage_flags_the_invented_sentence_by_default(real_attributor: Attributor) -> None:
-    result = real_attributor.attribute(
-        answer="The fire began in a bakery on Pudding Lane. It was started by foreign agents.",
-        sources=[FIRE, "plain strings work too"],
-        question="How did the Great Fire of London start?",
-    )
-    true, invented = result.answer_sentences
-    assert result.config["verdict"] == "similarity"
-    assert true.supported and not invented.supported
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    stated = re.search(
-        r"`support` (\d\.\d\d),\s+under\s+the\s+similarity\s+verdict's\s+threshold\s+(\d\.\d\d)",
-        readme,
-    )
-    assert stated is not None, "the README's Usage section no longer states the figures"
-    assert float(stated.group(1)) == round(invented.support, 2)
-    assert float(stated.group(2)) == round(result.config["support_threshold"], 2)
 
 
 @pytest.mark.parametrize(
