@@ -133,6 +133,12 @@ SOURCE_WORDS = frozenset(
         ("The NASA team designed it.", []),  # an acronym is not a full name
         ("The Chinese team designed it in China.", []),
         ("", []),
+        # Markdown labels and headings LLMs write are not names of anything
+        ("**Main Cause:** The fire started on Pudding Lane.", []),
+        ("Key Takeaways: The fire started on Pudding Lane.", []),
+        ("- **Fire Origin**: It started on Pudding Lane.", []),
+        ("## Key Takeaways", []),
+        ("**Main Cause:** Thomas Edison started it.", ["Thomas Edison"]),
     ],
 )
 def test_missing_names(sentence: str, missing: list[str]) -> None:

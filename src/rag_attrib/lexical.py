@@ -141,6 +141,11 @@ def missing_numbers(sentence: str, evidence: Sequence[str]) -> list[str]:
 _FULL_NAME = re.compile(r"\b[A-Z][^\W\d_]*[a-z][^\W\d_]*(?:[ \-][A-Z][^\W\d_]*[a-z][^\W\d_]*)+")
 
 
+# what follows a label's words ("Key Takeaways:", "**Fire Origin**:"), and a word beside a name
+_LABEL = re.compile(r"[*_`]*\s*:")
+_OTHER_WORD = re.compile(r"[^\W_]{2,}")
+
+
 def missing_names(sentence: str, words: frozenset[str]) -> list[str]:
     """Full names of `sentence` none of whose words `words` (the sources' content tokens) holds.
 
@@ -150,6 +155,10 @@ def missing_names(sentence: str, words: frozenset[str]) -> list[str]:
     """
     out = []
     for match in _FULL_NAME.finditer(sentence):
+        if _LABEL.match(sentence, match.end()) or not _OTHER_WORD.search(
+            sentence[: match.start()] + sentence[match.end() :]
+        ):
+            continue  # a Markdown label ("**Main Cause:**") or heading ("## Key Takeaways")
         tokens = _content_tokens(match.group())
         if len(tokens) >= 2 and not any(t in words for t in tokens):
             out.append(match.group())
