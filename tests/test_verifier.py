@@ -146,8 +146,11 @@ def test_a_full_name_no_source_mentions_is_unsupported(verdict: str) -> None:
     assert not any("Thomas Edison" in x for x in issues.answer_sentences[0].issues)
 
 
-def test_a_name_in_a_source_title_or_id_counts_as_mentioned(real_attributor: Attributor) -> None:
-    """A chunk often says only "She won ..."; its title or id carries the name."""
+def test_a_name_in_a_source_title_id_or_the_question_counts_as_mentioned(
+    real_attributor: Attributor,
+) -> None:
+    """A chunk often says only "She won ..."; its title, its id or the question carries the
+    name."""
     text = "She won the Nobel Prize in Chemistry in 1911 for discovering radium and polonium."
     answer = "Marie Curie won the Nobel Prize in Chemistry in 1911."
     bare = real_attributor.attribute(answer, [text]).answer_sentences[0]
@@ -155,6 +158,9 @@ def test_a_name_in_a_source_title_or_id_counts_as_mentioned(real_attributor: Att
     for source in (Source("c1", text, {"title": "Marie Curie"}), Source("Marie_Curie.txt", text)):
         sentence = real_attributor.attribute(answer, [source]).answer_sentences[0]
         assert sentence.supported and sentence.issues == ()
+    # the question's words count too: chunks retrieved for it may not repeat its names
+    asked = real_attributor.attribute(answer, [text], question="What did Marie Curie win?")
+    assert "no source mentions Marie Curie" not in asked.answer_sentences[0].issues
     # beside another issue the name is still read against the sources (a shadowed variable
     # once read it against that issue's words)
     titled = Source("c1", text, {"title": "Marie Curie"})
