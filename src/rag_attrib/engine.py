@@ -394,7 +394,7 @@ class Attributor:
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
-        words = _source_words(sources, question) if cfg.check_names else frozenset()
+        words = _source_words(sources, flat_spans, question) if cfg.check_names else frozenset()
         # a sentence that only talks to the reader is not checked: that is its one issue
         issues = [
             self._issues(span.text, strength[i], owner, sources, words) if claim else (NOT_A_CLAIM,)
@@ -518,15 +518,21 @@ class Attributor:
         return tuple(out)
 
 
-def _source_words(sources: list[Source], question: str | None) -> frozenset[str]:
+def _source_words(
+    sources: list[Source], sentences: list[Span], question: str | None
+) -> frozenset[str]:
     """Every source's words, its id's and its text metadata's (a chunk saying only "She won
     ..." under the title "Marie Curie" still mentions her), and the question's (chunks
     retrieved for "When did the Golden Gate Bridge open?" may say only "The bridge"): a full
-    name none holds is invented."""
-    texts = [s.text for s in sources] + [question or ""]
-    texts += [s.id for s in sources]
+    name none holds is invented.
+
+    The text's words are read from its `sentences` (short cache keys, which the lexical
+    strength has mostly tokenised already): a whole text as a key would keep every document
+    seen in the token cache.
+    """
+    texts = [span.text for span in sentences] + [question or "", *(s.id for s in sources)]
     texts += [v for s in sources for v in s.metadata.values() if isinstance(v, str)]
-    return frozenset(t for text in texts for t in content_tokens(text.replace("_", " ")))
+    return frozenset(t for text in texts for t in content_tokens(text))
 
 
 def _ms(since: float) -> float:
