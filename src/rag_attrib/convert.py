@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._types import JSONDict
-from .results import AttributionResult, Citation, SentenceAttribution
+from .results import AttributionResult, Citation, SentenceAttribution, backing_citations
 
 if TYPE_CHECKING:
     from .repair import CitationRepair
@@ -39,14 +39,8 @@ def _source_meta(result: AttributionResult, c: Citation) -> dict[str, Any]:
     return out
 
 
-def _backing(s: SentenceAttribution) -> tuple[Citation, ...]:
-    # an unsupported sentence's citations are its closest sources, which do not back it: they
-    # are not citations in these formats
-    return s.citations if s.supported else ()
-
-
 def _pairs(result: AttributionResult) -> list[tuple[SentenceAttribution, Citation]]:
-    return [(s, c) for s in result.answer_sentences for c in _backing(s)]
+    return [(s, c) for s in result.answer_sentences for c in backing_citations(s)]
 
 
 def to_langchain_citations(result: AttributionResult) -> list[JSONDict]:
@@ -94,7 +88,7 @@ def to_anthropic_citations(result: AttributionResult) -> list[JSONDict]:
                     "start_char_index": c.start,
                     "end_char_index": c.end,
                 }
-                for c in _backing(s)
+                for c in backing_citations(s)
             ],
         }
         for s in result.answer_sentences
@@ -110,11 +104,11 @@ def to_cohere_citations(result: AttributionResult) -> list[JSONDict]:
             "text": s.text,
             "sources": [
                 {"type": "document", "id": c.source_id, "document": {"snippet": c.text}}
-                for c in _backing(s)
+                for c in backing_citations(s)
             ],
         }
         for s in result.answer_sentences
-        if _backing(s)
+        if backing_citations(s)
     ]
 
 

@@ -103,6 +103,13 @@ class SentenceAttribution:
     claim: bool = True
 
 
+def backing_citations(sentence: SentenceAttribution) -> tuple[Citation, ...]:
+    """What `sentence` cites: its citations when it is supported. An unsupported sentence's
+    citations are its closest sources, which do not back it (evidence is never withheld, but
+    converters, span attributes and tables must not present them as citations)."""
+    return sentence.citations if sentence.supported else ()
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSentence:
     """One source sentence with offsets in its source and its aggregated score."""

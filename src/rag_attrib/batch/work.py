@@ -15,7 +15,7 @@ from typing import Any
 
 from ..citations import attribute_as_written
 from ..engine import Attributor
-from ..results import AttributionResult
+from ..results import AttributionResult, backing_citations
 from .records import BadRecord, Record
 
 __all__ = [
@@ -133,7 +133,8 @@ def sentence_rows(record_id: str, result: AttributionResult) -> list[dict[str, A
     `top_source`/`top_score` are None (they stay in the record's `attribution`)."""
     rows = []
     for s in result.answer_sentences:
-        top = s.citations[0] if s.supported and s.citations else None
+        cited = backing_citations(s)
+        top = cited[0] if cited else None
         rows.append(
             {
                 "id": record_id,

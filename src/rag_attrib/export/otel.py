@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MissingDependencyError
-from ..results import AttributionResult, Citation, SentenceAttribution
+from ..results import AttributionResult, Citation, SentenceAttribution, backing_citations
 from .base import OTEL_CONTEXT_KEY, OTEL_SPAN_KEY
 
 try:
@@ -198,7 +198,6 @@ def _summary_attributes(result: AttributionResult, max_events: int) -> dict[str,
 
 
 def _sentence_attributes(sentence: SentenceAttribution, max_citations: int) -> dict[str, Any]:
-    top: tuple[Citation, ...] = sentence.citations[:max_citations]
     # an unsupported sentence's citations are its closest sources, which do not back it: they
     # go under "closest.*", never under "citation.*" (what a sentence cites)
     attributes: dict[str, Any] = {
@@ -207,10 +206,10 @@ def _sentence_attributes(sentence: SentenceAttribution, max_citations: int) -> d
         "supported": sentence.supported,
         "support": float(sentence.support),
         "claim": sentence.claim,
-        **_citation_lists("citation", top if sentence.supported else ()),
+        **_citation_lists("citation", backing_citations(sentence)[:max_citations]),
     }
     if not sentence.supported:
-        attributes.update(_citation_lists("closest", top))
+        attributes.update(_citation_lists("closest", sentence.citations[:max_citations]))
     return attributes
 
 
