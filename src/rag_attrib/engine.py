@@ -490,7 +490,7 @@ class Attributor:
         row: FloatVector,
         owner: Any,
         sources: list[Source],
-        source_words: frozenset[str] = frozenset(),
+        source_words: frozenset[str],
     ) -> tuple[str, ...]:
         """Reasons a similar-looking sentence is still unsupported (see `check_numbers`,
         `check_claims`, `check_names`); `source_words`: every source's content tokens."""
