@@ -109,6 +109,7 @@ def test_a_chat_answer_flags_only_its_invented_claim(
     for s in result.answer_sentences:
         if not s.claim:
             assert not s.supported and s.issues == (NOT_A_CLAIM,)
+            assert s.citations == ()  # it claims nothing, so nothing is its closest source
     # the true claim still cites its source
     assert result.answer_sentences[1].supported
     assert result.answer_sentences[1].citations[0].source_index == 0

@@ -425,8 +425,9 @@ class Attributor:
         for i, span in enumerate(answer_spans):
             cited: tuple[Citation, ...] = ()
             # neither verdict withholds evidence: an unsupported sentence still gets its
-            # closest sources, best first, and supported=False says they do not back it
-            if n:
+            # closest sources, best first, and supported=False says they do not back it; a
+            # sentence that only talks to the reader ("Great question!") claims nothing to cite
+            if n and claims[i]:
                 picks = select_citations(
                     scores[i],
                     ranked[i],
