@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag_attrib import AttributionConfig, AttributionResult, Attributor
-from rag_attrib.claims import is_claim
+from rag_attrib.claims import is_claim, label
 from rag_attrib.cli import _table
 from rag_attrib.engine import NOT_A_CLAIM
 from rag_attrib.render import render_html
@@ -109,6 +109,7 @@ def test_a_chat_answer_flags_only_its_invented_claim(
     for s in result.answer_sentences:
         if not s.claim:
             assert not s.supported and s.issues == (NOT_A_CLAIM,)
+            assert s.citations == ()  # it claims nothing, so nothing is its closest source
     # the true claim still cites its source
     assert result.answer_sentences[1].supported
     assert result.answer_sentences[1].citations[0].source_index == 0
@@ -157,3 +158,42 @@ def test_views_show_talk_apart(real_attributor: Attributor) -> None:
     assert "(1/2 sentences, 3 not claims)" in html
     # the legend's marks are numbered as the first sentence that cites, not the greeting
     assert "answer sentence 2 cites this (its best source)" in html
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        (
+            "**Main cause:** The fire began in a bakery.",
+            ("Main cause", "The fire began in a bakery."),
+        ),
+        ("**Origin**: The fire began in a bakery.", ("Origin", "The fire began in a bakery.")),
+        (
+            "*Step 3:* Preheat the oven to 200 degrees.",
+            ("Step 3", "Preheat the oven to 200 degrees."),
+        ),
+        (
+            "__Cause of the fire__ : The fire began there.",
+            ("Cause of the fire", "The fire began there."),
+        ),
+        ("**Date:** 2 September 1666.", None),  # the label's value, not a statement
+        ("**The tower:** It was designed by Eiffel.", None),  # "It" may mean the label
+        ("**Thomas Edison:** The engineer who designed it.", None),  # maybe the subject
+        ("**Main Cause:** The fire began in a bakery.", None),  # Title Case reads like a name
+        (
+            "Step 2: Preheat the oven to 200 degrees.",
+            ("Step 2", "Preheat the oven to 200 degrees."),
+        ),
+        ("Article 5: Everyone has the right to liberty.", None),  # plain: maybe the subject
+        ("Tim Roth: An English actor born in 1961.", None),  # plain labels are often subjects
+        ("He has three siblings: Wade, Shane and Bailey.", None),
+        ("**The fire began in a bakery.** It spread fast.", None),  # bold, no colon
+        ("**A very long label that goes on and on:** The fire began there.", None),
+        ("**Note:** the fire began in a bakery.", None),  # no new sentence after it
+        ("**Title 'A: B':** The fire began in a bakery.", None),
+    ],
+)
+def test_a_leading_markdown_label_is_split_from_its_statement(
+    sentence: str, expected: tuple[str, str] | None
+) -> None:
+    assert label(sentence) == expected

@@ -269,6 +269,23 @@ def test_cache_encodes_each_text_once() -> None:
     assert inner.texts_encoded == first
 
 
+def test_prewarmed_answer_sentences_need_no_encoding_label_or_not() -> None:
+    """A streamed answer's sentences are encoded as they complete; whether a Markdown label is
+    read depends on the sources, so both readings are warmed."""
+    inner = HashingEmbedder()
+    attributor = Attributor(inner)
+    sources = ["The fire began in a bakery on Pudding Lane. It burned for days."]
+    attributor.prewarm(sources)
+    for answer in (
+        "**Main cause:** The fire began in a bakery.",
+        "**Fire:** The fire burned days.",
+    ):
+        attributor.prewarm_answer([answer])
+        before = inner.texts_encoded
+        attributor.attribute(answer, sources)
+        assert inner.texts_encoded == before, answer
+
+
 def test_cache_is_bounded() -> None:
     """The LRU cache never holds more than maxsize vectors."""
     cached = CachedEmbedder(HashingEmbedder(), maxsize=3)

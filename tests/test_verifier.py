@@ -168,6 +168,35 @@ def test_a_name_in_a_source_title_id_or_the_question_counts_as_mentioned(
     assert len(both.issues) == 1 and "first person" in both.issues[0]
 
 
+@pytest.mark.parametrize("verdict", ["similarity", "verifier"])
+def test_a_markdown_label_does_not_lower_its_statements_support(verdict: str) -> None:
+    """LLMs open list items with bold labels; the label names a topic, not a fact."""
+    attributor = Attributor(config=AttributionConfig(verdict=verdict))  # type: ignore[arg-type]
+    plain = "The fire started in a bakery on Pudding Lane."
+    fire = Source("fire", "The Great Fire of London began in 1666 in a bakery on Pudding Lane.")
+    want = attributor.attribute(plain, [fire]).answer_sentences[0]
+    assert want.supported
+    labels = (
+        "**Main cause:** ",
+        "- **Origin**: ",
+        "*Step 3:* ",
+        "__Cause of the Fire:__ ",
+        "Step 2: ",
+    )
+    for label in labels:
+        answer = label + plain
+        got = attributor.attribute(answer, [fire]).answer_sentences[0]
+        assert got.support == pytest.approx(want.support, abs=0.02), label
+        assert got.supported and got.issues == (), label  # "3" is no figure of the claim
+        assert got.text == answer.removeprefix("- ")  # the span is still the whole sentence
+    # the label's value, a pronoun after it, or a label that may be a name keep it read in
+    for answer in (
+        "**Thomas Edison:** The engineer whose company designed the tower.",
+        "**Main cause:** The fire was started by foreign agents.",
+    ):
+        assert not attributor.attribute(answer, [TOWER, fire]).answer_sentences[0].supported
+
+
 def test_pronoun_led_true_sentence_stays_supported(checked: Attributor) -> None:
     answer = "The Eiffel Tower was finished in 1889. It is 330 metres tall."
     result = checked.attribute(answer, [TOWER])

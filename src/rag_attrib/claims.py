@@ -17,7 +17,7 @@ import re
 
 from .lexical import content_tokens, is_question
 
-__all__ = ["is_claim"]
+__all__ = ["is_claim", "label"]
 
 # Whole parts (between punctuation) that are conversation, not statements about the world.
 _TALK = re.compile(
@@ -116,3 +116,43 @@ def _is_claim(sentence: str) -> bool:
             continue
         return True
     return False
+
+
+# A label in bold or italics before a statement, as LLMs write them: "**Main Cause:** The fire
+# ...", "- **Origin**: The fire ...", "*Note:* The fire ..." (colon inside or outside).
+# Plain "Name: text" is left alone: there the label is often the subject ("Tim Roth: An
+# English actor ...", "He has three siblings: Wade, Shane and Bailey.").
+_LABEL = re.compile(
+    r"(?:(?P<em>\*\*|__|\*|_)(?P<label>[^\W_][^*_:\n.!?\"'\u201c\u201d]{0,60}?)"
+    r"(?::(?P=em)|(?P=em)\s*:)"
+    # plain, only a numbered step ("Step 1:", "Tip 3:"): its figure is no claim's
+    r"|(?P<step>(?:Step|Phase|Stage|Tip|Option|Method|Way|Reason|Point|Part) \d{1,2}):)"
+    r"\s+(?=[\"'\u201c(]?[A-Z0-9])"
+)
+# Capitalised words only ("Thomas Edison", also "Main Cause"): maybe the subject, kept
+_NAME = re.compile(r"[A-Z][^\W\d_]*(?:[ \-]+[A-Z][^\W\d_]*)+")
+_PRONOUN = re.compile(r"(?:they|it|he|she|this|these|those|its|their|his|her)\b", re.I)
+# a remainder this short is the label's value ("**Date:** 2 September 1666."), not a statement
+_MIN_STATEMENT_WORDS = 4
+
+
+def label(sentence: str) -> tuple[str, str] | None:
+    """(label, statement) when `sentence` opens with a Markdown label ("**Main Cause:** The
+    fire began in a bakery." -> ("Main Cause", "The fire began in a bakery.")), else None.
+
+    Not when the label has more than six words, when the statement is shorter than four (it
+    is the label's value), when it opens with a pronoun, which may refer to the label
+    ("**The Eiffel Tower:** It was designed ..."), or when the label may be a name, the
+    statement's subject ("**Thomas Edison:** The engineer who ..."): two or more words, each
+    capitalised, so Title Case topics ("**Main Cause:**") stay too.
+    """
+    match = _LABEL.match(sentence)
+    if match is None:
+        return None
+    rest = sentence[match.end() :]
+    name = match["label"] or match["step"]
+    if len(name.split()) > 6 or len(rest.split()) < _MIN_STATEMENT_WORDS:
+        return None
+    if _PRONOUN.match(rest) or _NAME.fullmatch(name.strip()):
+        return None
+    return name, rest

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import verifier
 from ._types import FloatMatrix, FloatVector, IntVector
-from .claims import is_claim
+from .claims import is_claim, label
 from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import (
@@ -167,13 +167,19 @@ class Attributor:
         t = time.perf_counter()
         answer_spans = self.splitter(answer)
         source_spans = [self.splitter(s.text) for s in resolved]
+
+        flat_spans = [span for spans in source_spans for span in spans]
+        labels = [label(span.text) for span in answer_spans]
+        need_words = self.config.check_names or any(labels)
+        words = _source_words(resolved, flat_spans, question) if need_words else frozenset()
+        statements = _statements(answer_spans, labels, words)
         timings["split_ms"] = _ms(t)
 
         t = time.perf_counter()
         owner = _owners(source_spans)
         try:
             strength, own, cosine, encode_ms = self._strength(
-                answer_spans, resolved, source_spans, owner, question
+                statements, resolved, source_spans, owner, question
             )
         except EmbedderError as exc:  # a defined result that says why, not a crash or a NaN
             logger.warning("rag_attrib: attribution failed: %s", exc)
@@ -185,7 +191,7 @@ class Attributor:
         verdict = None
         if self.config.verdict == "verifier" and (model := verifier.load_verifier()) is not None:
             t = time.perf_counter()
-            queries, _ = self._query_texts([s.text for s in answer_spans], question, None)
+            queries, _ = self._query_texts(statements, question, None)
             texts = [s.text for s in resolved]
             try:
                 verdict = verifier.verify(
@@ -201,12 +207,14 @@ class Attributor:
             answer,
             question,
             answer_spans,
+            statements,
             resolved,
             source_spans,
             owner,
             strength,
             own,
             cosine,
+            words,
             verdict,
         )
         timings["assemble_ms"] = _ms(t)
@@ -262,12 +270,17 @@ class Attributor:
         """
         queries, extra = self._query_texts(sentences, question, previous)
         texts = [*queries, *(text for _, text in extra)]
+        # whether a label is dropped depends on the sources, not known yet: warm both readings
+        statements = [found[1] for found in map(label, sentences) if found]
+        if statements:
+            more, more_extra = self._query_texts(statements, question, None)
+            texts += [*more, *(text for _, text in more_extra)]
         if texts:
             self.embedder.encode(texts)
 
     def _strength(
         self,
-        answer_spans: list[Span],
+        statements: list[str],
         sources: list[Source],
         source_spans: list[list[Span]],
         owner: IntVector,
@@ -275,17 +288,17 @@ class Attributor:
     ) -> tuple[FloatMatrix, FloatMatrix, FloatMatrix, float]:
         """Strength, the strength support is read from, plain cosine, and encode ms.
 
-        Each matrix is answer sentences x source sentences. The first orders citations and
-        includes neighbour context; the second is each sentence's own match (or the reranker's
-        scores), so a near-miss beside a near-miss is still a miss.
+        Each matrix is answer sentences (their `statements`) x source sentences. The first
+        orders citations and includes neighbour context; the second is each sentence's own
+        match (or the reranker's scores), so a near-miss beside a near-miss is still a miss.
         """
         cfg = self.config
         n_sentences = sum(len(s) for s in source_spans)
-        m = len(answer_spans)
+        m = len(statements)
         if m == 0 or n_sentences == 0:
             empty = np.zeros((m, n_sentences), dtype=np.float32)
             return empty, empty, empty, 0.0
-        queries, extra = self._query_texts([span.text for span in answer_spans], question, None)
+        queries, extra = self._query_texts(statements, question, None)
         units, windows = self._units(sources, source_spans)
 
         t = time.perf_counter()
@@ -365,12 +378,14 @@ class Attributor:
         answer: str,
         question: str | None,
         answer_spans: list[Span],
+        statements: list[str],
         sources: list[Source],
         source_spans: list[list[Span]],
         owner: IntVector,
         strength: FloatMatrix,
         own: FloatMatrix,
         cosine: FloatMatrix,
+        words: frozenset[str],
         verdict: verifier.Verdict | None = None,
     ) -> AttributionResult:
         cfg = self.config
@@ -394,11 +409,10 @@ class Attributor:
         first = first_copies([span.text for span in flat_spans], owner)
         scores, ranked = score_once(strength, first, cfg.normalization, temperature=cfg.temperature)
         claims = [not cfg.check_claims or is_claim(span.text, question) for span in answer_spans]
-        words = _source_words(sources, flat_spans, question) if cfg.check_names else frozenset()
         # a sentence that only talks to the reader is not checked: that is its one issue
         issues = [
-            self._issues(span.text, strength[i], owner, sources, words) if claim else (NOT_A_CLAIM,)
-            for i, (span, claim) in enumerate(zip(answer_spans, claims, strict=True))
+            self._issues(text, strength[i], owner, sources, words) if claim else (NOT_A_CLAIM,)
+            for i, (text, claim) in enumerate(zip(statements, claims, strict=True))
         ]
         supported &= np.array([not x for x in issues], dtype=bool)
         if verdict is not None:
@@ -411,8 +425,9 @@ class Attributor:
         for i, span in enumerate(answer_spans):
             cited: tuple[Citation, ...] = ()
             # neither verdict withholds evidence: an unsupported sentence still gets its
-            # closest sources, best first, and supported=False says they do not back it
-            if n:
+            # closest sources, best first, and supported=False says they do not back it; a
+            # sentence that only talks to the reader ("Great question!") claims nothing to cite
+            if n and claims[i]:
                 picks = select_citations(
                     scores[i],
                     ranked[i],
@@ -533,6 +548,24 @@ def _source_words(
     texts = [span.text for span in sentences] + [question or "", *(s.id for s in sources)]
     texts += [v for s in sources for v in s.metadata.values() if isinstance(v, str)]
     return frozenset(t for text in texts for t in content_tokens(text))
+
+
+def _statements(
+    answer_spans: list[Span], labels: list[tuple[str, str] | None], words: frozenset[str]
+) -> list[str]:
+    """What each answer sentence states: its text, or the statement after a Markdown label
+    ("**Main Cause:** ...", `claims.label`) holding a word no source, source id or question
+    has. Such a label names a topic, not a fact: read with its statement it would lower the
+    statement's match, and its figures ("**Step 1:**") read as figures no source holds. A
+    label the sources echo ("**Gustave Eiffel:** ...") stays: it may be the subject.
+    """
+    out = []
+    for span, found in zip(answer_spans, labels, strict=True):
+        if found and not set(content_tokens(found[0])) <= words:
+            out.append(found[1])
+        else:
+            out.append(span.text)
+    return out
 
 
 def _ms(since: float) -> float:

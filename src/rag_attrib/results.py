@@ -88,8 +88,8 @@ class SentenceAttribution:
     says why a sentence whose strength passed the threshold is still unsupported (e.g. a figure
     no source contains). `claim` is False for a sentence that only talks to the reader ("Great
     question!", "Yes.", "I hope this helps!"): it states nothing a source could back, so it is
-    not checked (`supported=False`) and `AttributionResult.unsupported` and `coverage` leave
-    it out.
+    not checked (`supported=False`), has no citations, and `AttributionResult.unsupported` and
+    `coverage` leave it out.
     """
 
     index: int

@@ -55,10 +55,9 @@ def claim_signals(attributor: Attributor, claim: str, sources: list[str]) -> np.
     """The engine's ranking for `claim` over `sources`, read by `verifier.signals` -> (F,)."""
     resolved = [Source(str(k), t) for k, t in enumerate(sources)]
     splitter = _OneSpan(claim)
-    spans = splitter(claim)
     source_spans = [splitter(s.text) for s in resolved]
     owner = _owners(source_spans)
-    strength, _, _, _ = attributor._strength(spans, resolved, source_spans, owner, None)
+    strength, _, _, _ = attributor._strength([claim], resolved, source_spans, owner, None)
     v = verify(
         VerifierModel.constant(), attributor.embedder, [claim], source_spans,
         [s.text for s in resolved], owner, strength,
