@@ -695,3 +695,17 @@ async def test_a_supervisor_streamed_with_subagent_tokens_and_namespaces(store, 
     cited_right(result, HALDEN)
     answers = [c[2][0].text for c in plain if c[1] == "messages" and not c[0]]
     assert result is not None and result.answer == answers[-1]
+
+
+@pytest.mark.slow
+async def test_real_model_on_the_map_reduce_graph_and_a_supervisor(real_attributor):
+    """With MiniLM for retrieval and attribution: the map-reduce summary cites the three input
+    texts, the supervisor's answer the subagent's documents; the invention is flagged."""
+    handler = AttributionCallbackHandler(real_attributor)
+    await map_reduce_graph(token_max=COLLAPSE).ainvoke(CONTENTS, {"callbacks": [handler]})
+    cited_right(handler.last_result, {"0", "1", "2"})
+    real_store = InMemoryVectorStore(MiniLMEmbeddings(real_attributor))
+    real_store.add_documents(DOCS)
+    cited = with_attribution(supervisor(research_tool(subagent(real_store))), real_attributor)
+    cited.invoke(CHAT)
+    cited_right(cited.last_result, HALDEN)

@@ -75,9 +75,9 @@ class AttributionCallbackHandler(Collector):
     Add it to the config of an unchanged chain, graph or agent. Runs are grouped by their root
     run (the invocation). When the root run ends, the answer it returned (see the README for
     where it is looked for) is attributed to the documents it was given or its runs produced
-    (retrievers, tools, chain and node outputs, `add_sources`) that reached the answering LLM. State is kept
-    behind a lock and released when the root ends, so one handler may serve concurrent
-    `batch`/`abatch` calls and threads. A call with nothing to cite or no answer logs one
+    (retrievers, tools, chain and node outputs, `add_sources`) that reached the answering
+    LLM. State is kept behind a lock and released when the root ends, so one handler may serve
+    concurrent `batch`/`abatch` calls and threads. A call with nothing to cite or no answer logs one
     WARNING per handler and cause, and carries it in the result's `error`.
 
     Where the chain returns the chat model's own `AIMessage`, that message gets
