@@ -42,8 +42,9 @@ _LABELLED = re.compile(
 _LABEL = re.compile(
     r"\b(?:source|document|doc)(?:\s+id)?\s*[:#]?\s*(\d{1,3})\b|\[(\d{1,3})\]", re.IGNORECASE
 )
-_SPACE = re.compile(r"\s+")
-_OPENING = 200  # characters of a text looked for in what was shown (as `_pipeline.reached`)
+# Spaces and a repr's "\\n", and the opening looked for, as `_pipeline.reached` reads them.
+_SPACE = re.compile(r"(?:\s|\\[nrt])+")
+_OPENING = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from .._given import (
     from_reply,
     from_structured,
 )
-from .._pipeline import Job, reached
+from .._pipeline import Job, reached, written_by
 
 if TYPE_CHECKING:
     import inspect
@@ -57,7 +57,6 @@ __all__ = [
 
 # SubQuestionQueryEngine._construct_node: the one generated node shape LlamaIndex documents.
 _SUB_ANSWER = re.compile(r"\ASub question: .*\nResponse: ", re.DOTALL)
-_MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a node came from
 
 NO_NODES = (
     "no source nodes: the response has no source_nodes and its tool outputs hold none, "
@@ -292,7 +291,7 @@ def _generated(
     if _SUB_ANSWER.match(text):
         return True
     said = llm_texts[: handed[node.node_id]] if node.node_id in handed else llm_texts
-    return any(len(t) >= _MIN_LLM_TEXT and t in text for t in said)
+    return written_by(text, said)
 
 
 def evidence(
