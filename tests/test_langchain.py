@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
+from _fakes import RecordingEmbedder
 from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
@@ -721,27 +722,6 @@ BRIDGE_SOURCE_SENTENCES = [
     "The arch is painted grey.",
 ]
 BRIDGE_QUESTION = "When did the harbour bridge open to visitors?"
-
-
-class RecordingEmbedder(HashingEmbedder):
-    """A HashingEmbedder that keeps every batch it was asked to encode."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-        self._encoded = threading.Condition()
-
-    def encode(self, texts):  # type: ignore[no-untyped-def]
-        vectors = super().encode(texts)
-        with self._encoded:
-            self.batches.append(list(texts))
-            self._encoded.notify_all()
-        return vectors
-
-    def wait_for(self, text: str) -> None:
-        """Block until `text` is encoded (or 5 s pass: the test's assertions then fail)."""
-        with self._encoded:
-            self._encoded.wait_for(lambda: any(text in b for b in self.batches), timeout=5)
 
 
 class PacedChatModel(BaseChatModel):

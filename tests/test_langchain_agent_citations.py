@@ -27,7 +27,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnablePassthrough
 from langchain_core.tools import tool
 
-from rag_attrib import Attributor, Source, check_citations
+from rag_attrib import Source, check_citations
 from rag_attrib.errors import ConfigError
 from rag_attrib.integrations.langchain import (
     AttributionCallbackHandler,
@@ -160,9 +160,7 @@ def verdicts(check: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return [(m["label"], m["source_id"], m["verdict"]) for m in check["markers"]]
 
 
-@pytest.fixture
-def attributor(hashing_attributor: Attributor) -> Attributor:
-    return hashing_attributor
+# `attributor` (the hashing attributor) comes from conftest.py.
 
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))

@@ -26,7 +26,6 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnablePassthrough
 
-from rag_attrib import Attributor
 from rag_attrib.integrations._given import from_annotations
 from rag_attrib.integrations.langchain import with_attribution
 
@@ -109,9 +108,7 @@ def verdicts(check: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return [(m["label"], m["source_id"], m["verdict"]) for m in check["markers"]]
 
 
-@pytest.fixture
-def attributor(hashing_attributor: Attributor) -> Attributor:
-    return hashing_attributor
+# `attributor` (the hashing attributor) comes from conftest.py.
 
 
 def test_nested_url_citations_get_verdicts(attributor):

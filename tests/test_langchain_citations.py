@@ -97,9 +97,7 @@ def verdicts(check: dict[str, Any]) -> list[tuple[str, str | None, str]]:
     return [(m["text"], m["source_id"], m["verdict"]) for m in check["markers"]]
 
 
-@pytest.fixture
-def attributor(hashing_attributor: Attributor) -> Attributor:
-    return hashing_attributor
+# `attributor` (the hashing attributor) comes from conftest.py.
 
 
 def test_lcel_chain_markers_get_verdicts(attributor):

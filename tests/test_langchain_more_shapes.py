@@ -21,6 +21,7 @@ pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
 pytest.importorskip("langchain_classic")
 
+from _langchain import DOCS, INVENTED, QUESTION
 from langchain.agents import create_agent
 from langchain.tools import ToolRuntime
 from langchain_classic.chains.combine_documents import create_stuff_documents_chain
@@ -40,24 +41,20 @@ from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send
-from test_langchain_shapes import DOCS, INVENTED, QUESTION
 
-from rag_attrib import AttributionResult, Attributor
+from rag_attrib import AttributionResult
 from rag_attrib.integrations.langchain import (
     AttributionCallbackHandler,
     MiniLMEmbeddings,
     with_attribution,
 )
-from rag_attrib.testing import HashingEmbedder
 
 TEXTS = {d.page_content for d in DOCS}
 # A document's first sentence: what the fakes below take as the fact worth repeating.
 _FACT = re.compile(r"The [A-Z][a-z]+ [^.\n'\"\\]*\.")
 
 
-@pytest.fixture
-def attributor() -> Attributor:
-    return Attributor(HashingEmbedder())
+# `attributor` and `store` (the Halden documents) come from conftest.py.
 
 
 def cited_right(result: AttributionResult | None, ids: set[str] | None = None) -> dict[str, str]:
@@ -376,13 +373,6 @@ class Researcher(BaseChatModel):
                 facts[0] = first.group(1) if first else facts[0]
             message = AIMessage(content=" ".join([*facts, INVENTED]))
         return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-@pytest.fixture
-def store(attributor: Attributor) -> InMemoryVectorStore:
-    vector_store = InMemoryVectorStore(MiniLMEmbeddings(attributor))
-    vector_store.add_documents(DOCS)
-    return vector_store
 
 
 def subagent(store: InMemoryVectorStore, *, quote_first: bool = False, k: int = 2) -> Any:

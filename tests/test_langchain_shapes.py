@@ -1,13 +1,13 @@
 """LangChain where users are: the LangGraph RAG tutorial, v1 agents with tools and middleware, a
 Self-RAG graph, compression retrievers, overlapping splitter chunks and graph streams. All real
 langchain-core / langgraph / langchain / langchain-classic objects; only the LLM is a fake that
-reads its prompt and answers from it (two facts from two documents, then an invented sentence).
+reads its prompt and answers from it (two facts from two documents, then an invented sentence):
+`ReaderChatModel`, in _langchain.py with the documents and the tutorial graph.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import Any, TypedDict
 
@@ -21,6 +21,19 @@ pytest.importorskip("langchain_classic")
 pytest.importorskip("langchain_community")
 pytest.importorskip("langchain_text_splitters")
 
+from _langchain import (
+    DOCS,
+    INVENTED,
+    QUESTION,
+    RAG_PROMPT,
+    CitedAnswer,
+    RagState,
+    ReaderChatModel,
+    StructuredAnswerer,
+    artifact_tool,
+    check,
+    tutorial_graph,
+)
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentMiddleware,
@@ -37,7 +50,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
@@ -48,7 +60,6 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from langgraph.types import Command
 
 from rag_attrib import AttributionResult, Attributor
-from rag_attrib.convert import to_langchain_citations
 from rag_attrib.integrations.langchain import (
     AttributionCallbackHandler,
     MiniLMEmbeddings,
@@ -56,92 +67,6 @@ from rag_attrib.integrations.langchain import (
     with_attribution,
 )
 from rag_attrib.testing import HashingEmbedder
-
-DOCS = [
-    Document(
-        id="doc-bridge",
-        page_content="The Halden bridge opened in 1932. It carries six lanes of traffic.",
-        metadata={"source": "bridge.txt"},
-    ),
-    Document(
-        id="doc-tower",
-        page_content="The Halden tower was painted red in 1950. Its lift climbs ninety metres.",
-        metadata={"source": "tower.txt"},
-    ),
-    Document(
-        id="doc-ferry",
-        page_content="The Bergen ferry sails twice a day. Tickets cost forty crowns.",
-        metadata={"source": "ferry.txt"},
-    ),
-]
-QUESTION = "When did the Halden bridge open and when was the Halden tower painted red?"
-INVENTED = "Penguins deliver the mail every Tuesday morning."
-_WORD = re.compile(r"[a-z0-9]+")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_STOP = {"the", "a", "and", "when", "was", "did", "of", "it", "its", "is", "to", "in"}
-RAG_PROMPT = ChatPromptTemplate.from_messages(
-    [
-        (
-            "human",
-            "You are an assistant for question-answering tasks. Use the following pieces of "
-            "retrieved context to answer the question.\nQuestion: {question}\n"
-            "Context: {context}\nAnswer:",
-        )
-    ]
-)
-
-
-def words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower())) - _STOP
-
-
-class ReaderChatModel(BaseChatModel):
-    """Reads its prompt: answers with the two context sentences closest to the question plus an
-    invented one; asks for `tool_name` first when set; extracts for LLMChainExtractor."""
-
-    tool_name: str | None = None
-
-    @property
-    def _llm_type(self) -> str:
-        return "reader"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,  # async runs pass it by position
-        **kwargs: Any,
-    ) -> ChatResult:
-        text = "\n".join(str(m.text) for m in messages)
-        question = self._question(messages)
-        if self.tool_name and not any(isinstance(m, ToolMessage) for m in messages):
-            call = {"name": self.tool_name, "args": {"query": question}, "id": "call-1"}
-            message = AIMessage(content="", tool_calls=[call])
-        elif "Extracted relevant parts:" in text:
-            context = text.split(">>>")[1]
-            kept = [s for s in _SENTENCE.split(context) if len(words(s) & words(question)) >= 2]
-            message = AIMessage(content=" ".join(kept) or "NO_OUTPUT")
-        else:
-            candidates = {
-                s.strip()
-                for s in _SENTENCE.split(text)
-                if s.strip().endswith(".") and s.strip() not in question
-            }
-            best = sorted(candidates, key=lambda s: (-len(words(s) & words(question)), s))[:2]
-            best.sort(key=lambda s: "tower" in s)  # the bridge first, then the tower
-            message = AIMessage(content=" ".join([*best, INVENTED]))
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    @staticmethod
-    def _question(messages: list[BaseMessage]) -> str:
-        for m in reversed(messages):
-            if isinstance(m, HumanMessage):
-                found = re.search(r"Question: (.*)", str(m.text))
-                return found.group(1) if found else str(m.text).split("\n")[0]
-        return ""
 
 
 class Grader(BaseChatModel):
@@ -155,58 +80,10 @@ class Grader(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content="yes"))])
 
 
-@pytest.fixture
-def attributor() -> Attributor:
-    return Attributor(HashingEmbedder())
-
-
-@pytest.fixture
-def store(attributor: Attributor) -> InMemoryVectorStore:
-    vector_store = InMemoryVectorStore(MiniLMEmbeddings(attributor))
-    vector_store.add_documents(DOCS)
-    return vector_store
-
-
-def check(
-    result: AttributionResult | None, *, cited: tuple[str, str] = ("doc-bridge", "doc-tower")
-):
-    """The answer read: each fact cites its own document first, the invention is flagged."""
-    assert result is not None and result.error is None, result and result.error
-    sentences = result.answer_sentences
-    assert [s.text for s in sentences][-1] == INVENTED
-    assert [s.citations[0].source_id for s in sentences[:2]] == list(cited)
-    assert not sentences[2].supported
-    # its closest sources are shown, but never exported as citations that back it
-    exported = to_langchain_citations(result)
-    assert all(c["extras"]["answer_sentence_index"] != 2 for c in exported)
-    ids = [s.id for s in result.sources]
-    assert len(ids) == len(set(ids))
-    for s in sentences:
-        keys = [(c.source_id, c.sentence_index) for c in s.citations]
-        assert len(keys) == len(set(keys))
+# `attributor` and `store` (the Halden documents) come from conftest.py.
 
 
 # --- the LangGraph RAG tutorial -----------------------------------------------------------------
-
-
-class RagState(TypedDict):
-    question: str
-    context: list[Document]
-    answer: str
-
-
-def tutorial_graph(store: InMemoryVectorStore, llm: BaseChatModel) -> Any:
-    def retrieve(state: RagState) -> dict[str, Any]:
-        return {"context": store.similarity_search(state["question"])}
-
-    def generate(state: RagState) -> dict[str, Any]:
-        docs_content = "\n\n".join(doc.page_content for doc in state["context"])
-        messages = RAG_PROMPT.invoke({"question": state["question"], "context": docs_content})
-        return {"answer": llm.invoke(messages).content}
-
-    builder = StateGraph(RagState).add_sequence([retrieve, generate])
-    builder.add_edge(START, "retrieve")
-    return builder.compile()
 
 
 def test_tutorial_graph_with_the_handler(store, attributor):
@@ -269,7 +146,7 @@ def test_graph_stream_loops_as_the_docs_write_them(store, attributor, mode):
 def test_agent_stream_values_loop_reads_the_last_message(store, attributor):
     """The agent docs' loop `event["messages"][-1]` works; the accessor has the attribution."""
     agent = create_agent(
-        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+        ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(store)]
     )
     cited = with_attribution(agent, attributor)
     last = None
@@ -284,7 +161,7 @@ async def test_agent_messages_stream_yields_token_metadata_pairs_unchanged(store
     """`stream_mode="messages"` (the agent docs' token loop `for token, metadata in ...`):
     every chunk stays a pair, no extra chunk breaks the unpacking, `last_result` has it."""
     agent = create_agent(
-        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+        ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(store)]
     )
     cited = with_attribution(agent, attributor)
     given = {"messages": [HumanMessage(QUESTION)]}
@@ -373,21 +250,10 @@ async def test_typed_event_stream_of_the_agentic_rag_tutorial(store, attributor,
 # --- v1 agents: tools and middleware --------------------------------------------------------------
 
 
-def _artifact_tool(store: InMemoryVectorStore) -> Any:
-    @tool(response_format="content_and_artifact")
-    def retrieve_context(query: str) -> tuple[str, list[Document]]:
-        """Retrieve information to help answer a query."""
-        docs = store.similarity_search(query, k=2)
-        text = "\n\n".join(f"Source: {d.metadata}\nContent: {d.page_content}" for d in docs)
-        return text, docs
-
-    return retrieve_context
-
-
 def test_agent_with_content_and_artifact_tool(store, attributor):
     """The documents in `ToolMessage.artifact` are cited; the final AI message is the answer."""
     agent = create_agent(
-        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+        ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(store)]
     )
     handler = AttributionCallbackHandler(attributor)
     state = agent.invoke({"messages": [HumanMessage(QUESTION)]}, config={"callbacks": [handler]})
@@ -416,7 +282,7 @@ def test_a_follow_up_turn_cites_the_documents_in_the_threads_history(store, attr
     said "nothing can be cited" and flagged every sentence)."""
     agent = create_agent(
         ReaderChatModel(tool_name="retrieve_context"),
-        tools=[_artifact_tool(store)],
+        tools=[artifact_tool(store)],
         checkpointer=InMemorySaver(),
     )
     cited = with_attribution(agent, attributor)
@@ -438,7 +304,7 @@ def test_an_interrupted_run_is_attributed_when_resumed(store, attributor, caplog
     `Command(resume=...)` is attributed, with the user's question from the thread's state."""
     agent = create_agent(
         ReaderChatModel(tool_name="retrieve_context"),
-        tools=[_artifact_tool(store)],
+        tools=[artifact_tool(store)],
         checkpointer=InMemorySaver(),
         middleware=[HumanInTheLoopMiddleware(interrupt_on={"retrieve_context": True})],
     )
@@ -465,47 +331,10 @@ def test_an_interrupted_run_is_attributed_when_resumed(store, attributor, caplog
     assert result is not None and result.question == QUESTION
 
 
-class CitedAnswer(BaseModel):
-    """Answer from the documents and give the ids of those used."""
-
-    answer: str
-    citations: list[str]
-
-
 class PlainAnswer(BaseModel):
     """Answer from the documents."""
 
     answer: str
-
-
-class StructuredAnswerer(BaseChatModel):
-    """Calls the retrieval tool, then answers through the `response_format` schema's tool
-    (as `ToolStrategy` binds it): a sentence of each document, an invented one, and cites
-    doc-bridge (retrieved) and doc-ferry (not)."""
-
-    schema_name: str = "CitedAnswer"
-
-    @property
-    def _llm_type(self) -> str:
-        return "structured-answerer"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, **kwargs: Any) -> ChatResult:
-        results = [m for m in messages if isinstance(m, ToolMessage)]
-        if not results:
-            call = {"name": "retrieve_context", "args": {"query": QUESTION}, "id": "call-1"}
-        else:
-            found = re.findall(r"Content: (.*)", str(results[-1].content))
-            facts = [f.split(". ")[0] + "." for f in found]  # each document's first sentence
-            facts.sort(key=lambda s: "tower" in s)
-            args: dict[str, Any] = {"answer": " ".join([*facts, INVENTED])}
-            if self.schema_name == "CitedAnswer":
-                args["citations"] = ["doc-bridge", "doc-ferry"]
-            call = {"name": self.schema_name, "args": args, "id": "call-2"}
-        message = AIMessage(content="", tool_calls=[{**call, "type": "tool_call"}])
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 @pytest.mark.parametrize("schema", [CitedAnswer, PlainAnswer])
@@ -514,7 +343,7 @@ def test_agent_with_a_response_format_attributes_its_structured_response(store, 
     state["structured_response"] and is attributed there, a cited one's ids checked (it was
     "no answer found", nothing attributed, one WARNING)."""
     model = StructuredAnswerer(schema_name=schema.__name__)
-    agent = create_agent(model, tools=[_artifact_tool(store)], response_format=ToolStrategy(schema))
+    agent = create_agent(model, tools=[artifact_tool(store)], response_format=ToolStrategy(schema))
     state = with_attribution(agent, attributor).invoke({"messages": [HumanMessage(QUESTION)]})
     assert isinstance(state["structured_response"], schema)
     attribution = state["attribution"]
@@ -796,7 +625,7 @@ def test_handler_on_streamed_graphs_and_agents(store, attributor, mode):
         (tutorial_graph(store, ReaderChatModel()), {"question": QUESTION}),
         (
             create_agent(
-                ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
+                ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(store)]
             ),
             {"messages": [HumanMessage(QUESTION)]},
         ),
@@ -819,7 +648,7 @@ def test_real_model_on_the_tutorial_graph_and_an_agent(real_attributor):
     )
     check(handler.last_result)
     agent = create_agent(
-        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(real_store)]
+        ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(real_store)]
     )
     cited = with_attribution(agent, real_attributor)
     cited.invoke({"messages": [HumanMessage(QUESTION)]})

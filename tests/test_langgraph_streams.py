@@ -3,8 +3,8 @@
 (`(namespace, chunk)`, `(namespace, mode, chunk)`), `version="v2"` (`StreamPart` dicts), and a
 run resumed after `interrupt()`. Through `with_attribution` and through the handler, the loop
 gets exactly the graph's own chunks, and the answer the graph ends with is attributed to the
-documents its run used. Real graphs and agents; only the LLM is the fake of
-test_langchain_shapes (it reads its prompt)."""
+documents its run used. Real graphs and agents; only the LLM is a fake that reads its prompt
+(`ReaderChatModel`, in _langchain.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ import pytest
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
 
+from _langchain import (
+    INVENTED,
+    QUESTION,
+    RAG_PROMPT,
+    CitedAnswer,
+    RagState,
+    ReaderChatModel,
+    StructuredAnswerer,
+    artifact_tool,
+    check,
+    tutorial_graph,
+)
 from langchain.agents import create_agent
 from langchain.agents.structured_output import ToolStrategy
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -27,27 +39,12 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import START, StateGraph
 from langgraph.pregel import Pregel
 from langgraph.types import Command, interrupt
-from test_langchain_shapes import (
-    DOCS,
-    INVENTED,
-    QUESTION,
-    RAG_PROMPT,
-    CitedAnswer,
-    RagState,
-    ReaderChatModel,
-    StructuredAnswerer,
-    _artifact_tool,
-    check,
-    tutorial_graph,
-)
 
 from rag_attrib import AttributionResult, Attributor
 from rag_attrib.integrations.langchain import (
     AttributionCallbackHandler,
-    MiniLMEmbeddings,
     with_attribution,
 )
-from rag_attrib.testing import HashingEmbedder
 
 ASKED = {"question": QUESTION}
 CHAT = {"messages": [HumanMessage(QUESTION)]}
@@ -55,16 +52,7 @@ _TASK_ID = re.compile(r":[0-9a-f-]{36}")
 CLAIM = "The Halden bridge closed in 1999."  # "custom" progress text that is not the answer
 
 
-@pytest.fixture
-def attributor() -> Attributor:
-    return Attributor(HashingEmbedder())
-
-
-@pytest.fixture
-def store(attributor: Attributor) -> InMemoryVectorStore:
-    vector_store = InMemoryVectorStore(MiniLMEmbeddings(attributor))
-    vector_store.add_documents(DOCS)
-    return vector_store
+# `attributor` and `store` (the Halden documents) come from conftest.py.
 
 
 def skeleton(chunk: Any) -> Any:
@@ -152,9 +140,7 @@ def review_graph(store: InMemoryVectorStore) -> Any:
 
 
 def agent(store: InMemoryVectorStore) -> Any:
-    return create_agent(
-        ReaderChatModel(tool_name="retrieve_context"), tools=[_artifact_tool(store)]
-    )
+    return create_agent(ReaderChatModel(tool_name="retrieve_context"), tools=[artifact_tool(store)])
 
 
 class _Answerer(StructuredAnswerer):
@@ -168,7 +154,7 @@ def structured_agent(store: InMemoryVectorStore) -> Any:
     """An agent whose answer is `state["structured_response"]`, a `CitedAnswer`: its last AI
     message holds no text, only the schema's tool call."""
     return create_agent(
-        _Answerer(), tools=[_artifact_tool(store)], response_format=ToolStrategy(CitedAnswer)
+        _Answerer(), tools=[artifact_tool(store)], response_format=ToolStrategy(CitedAnswer)
     )
 
 

@@ -7,8 +7,7 @@ import logging
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,10 +15,11 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
+from _fakes import RecordingEmbedder
+from _llamaindex import QUESTIONS, TOPICS, EchoContextLLM, Recorder, topic_documents
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.llms.types import (
     CompletionResponse,
-    CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
 )
@@ -28,7 +28,6 @@ from llama_index.core.chat_engine.types import AgentChatResponse, BaseChatEngine
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
-from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms import CustomLLM
 from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.memory import ChatMemoryBuffer
@@ -47,114 +46,6 @@ from rag_attrib.integrations.llamaindex import (
 )
 from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import FailingEmbedder, HashingEmbedder
-
-# One document per topic; each question shares its distinctive words with one document only.
-TOPICS = [
-    ("copper", "Copper conducts electricity well and is used in household wiring."),
-    ("penguins", "Penguins live in the southern hemisphere and cannot fly."),
-    ("eiffel", "The Eiffel Tower was completed in 1889 for the Paris world fair."),
-    ("volcano", "Volcano eruptions push molten rock called lava onto the surface."),
-    ("honey", "Honey never spoils because its sugar content starves bacteria."),
-    ("saturn", "Saturn has bright rings made mostly of ice particles."),
-    ("chess", "Chess players move a knight in an L shaped jump."),
-    ("bamboo", "Bamboo grows remarkably fast, sometimes almost a metre per day."),
-    ("octopus", "An octopus has three hearts and blue blood."),
-    ("sahara", "The Sahara desert covers much of northern Africa."),
-    ("violin", "A violin has four strings tuned in perfect fifths."),
-    ("glacier", "Glaciers carve valleys as slowly moving ice grinds bedrock."),
-    ("coffee", "Coffee beans are roasted seeds of the coffea plant cherries."),
-    ("tides", "Tides rise and fall mainly because of the moon gravity pulling oceans."),
-    ("tortoise", "Giant tortoises on Galapagos islands can live beyond a century."),
-    ("diamond", "Diamond is pure carbon arranged in a rigid crystal lattice."),
-    ("marathon", "A marathon race measures forty two kilometres and change."),
-    ("telescope", "The Hubble telescope orbits Earth above the blurring atmosphere."),
-    ("vaccine", "Vaccines train immune systems by showing them harmless antigens."),
-    ("pyramid", "The great pyramid at Giza was built for pharaoh Khufu."),
-]
-QUESTIONS = {
-    "copper": "Why is copper used in wiring?",
-    "penguins": "Where do penguins live?",
-    "eiffel": "When was the Eiffel Tower completed?",
-    "volcano": "What do volcano eruptions push out?",
-    "honey": "Why does honey never spoil?",
-    "saturn": "What are Saturn's rings made of?",
-    "chess": "How does a chess knight move?",
-    "bamboo": "How fast does bamboo grow?",
-    "octopus": "How many hearts does an octopus have?",
-    "sahara": "Where is the Sahara desert?",
-    "violin": "How many strings does a violin have?",
-    "glacier": "How do glaciers carve valleys?",
-    "coffee": "What are coffee beans?",
-    "tides": "Why do tides rise and fall?",
-    "tortoise": "How long can giant tortoises live?",
-    "diamond": "What is diamond made of?",
-    "marathon": "How long is a marathon race?",
-    "telescope": "Where does the Hubble telescope orbit?",
-    "vaccine": "How do vaccines train immune systems?",
-    "pyramid": "Who was the great pyramid at Giza built for?",
-}
-
-_META_LINE = re.compile(r"^\w+: ")
-
-
-class EchoContextLLM(CustomLLM):
-    """Answers with the first text line of its context, so the answer depends on retrieval."""
-
-    delay: float = 0.0
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata()
-
-    def _answer(self, prompt: str) -> str:
-        lines = prompt.splitlines()
-        for i, line in enumerate(lines):
-            if line.startswith("-----"):
-                for following in lines[i + 1 :]:
-                    if following.strip() and not _META_LINE.match(following):
-                        return following.strip()
-        return "I do not know."
-
-    def _pause(self, prompt: str) -> float:
-        # varied but deterministic, so concurrent calls finish out of order
-        return self.delay * (len(prompt) % 7)
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self._answer(prompt))
-
-    @llm_completion_callback()
-    async def acomplete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponse:
-        await asyncio.sleep(self._pause(prompt))
-        return CompletionResponse(text=self._answer(prompt))
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        words = self._answer(prompt).split(" ")
-
-        def gen() -> CompletionResponseGen:
-            text = ""
-            for i, word in enumerate(words):
-                delta = word if i == 0 else " " + word
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
-
-        return gen()
-
-    @llm_completion_callback()
-    async def astream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseAsyncGen:
-        async def gen() -> CompletionResponseAsyncGen:
-            await asyncio.sleep(self._pause(prompt))
-            for response in self.stream_complete(prompt, formatted=formatted):
-                yield response
-
-        return gen()
 
 
 class FixedLLM(CustomLLM):
@@ -191,16 +82,6 @@ class DropNodes(BaseNodePostprocessor):
         return [n for n in nodes if not any(w in n.node.get_content().lower() for w in self.words)]
 
 
-class Recorder:
-    """An exporter that records each result, its context and the active LlamaIndex span."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[AttributionResult, dict[str, Any], str | None]] = []
-
-    def export(self, result: AttributionResult, context: Mapping[str, Any]) -> None:
-        self.calls.append((result, dict(context), active_span_id.get()))
-
-
 class Broken:
     """An exporter that always raises."""
 
@@ -218,28 +99,7 @@ class EventCollector(BaseEventHandler):
             self.events.append(event)
 
 
-def _documents() -> list[Document]:
-    return [
-        Document(text=text, metadata={"file_name": f"{topic}.txt", "page_label": str(i + 1)})
-        for i, (topic, text) in enumerate(TOPICS)
-    ]
-
-
-@pytest.fixture(scope="module")
-def index() -> VectorStoreIndex:
-    """A real vector index over the topic documents, embedded with the hashing embedder."""
-    return VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(HashingEmbedder())
-    )
-
-
-@pytest.fixture
-def recorder(hashing_attributor: Attributor) -> Iterator[Recorder]:
-    """Instrument LlamaIndex with the hashing attributor and a recording exporter."""
-    rec = Recorder()
-    instrument(hashing_attributor, exporters=[rec])
-    yield rec
-    uninstrument()
+# `index` (the topic documents, module-scoped) and `recorder` come from conftest.py.
 
 
 @pytest.fixture
@@ -659,27 +519,6 @@ class PacedLLM(CustomLLM):
         return gen()
 
 
-class RecordingEmbedder(HashingEmbedder):
-    """A HashingEmbedder that keeps every batch it was asked to encode."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.batches: list[list[str]] = []
-        self._encoded = threading.Condition()
-
-    def encode(self, texts: Any) -> Any:
-        vectors = super().encode(texts)
-        with self._encoded:
-            self.batches.append(list(texts))
-            self._encoded.notify_all()
-        return vectors
-
-    def wait_for(self, text: str) -> None:
-        """Block until `text` is encoded (or 5 s pass: the test's assertions then fail)."""
-        with self._encoded:
-            self._encoded.wait_for(lambda: any(text in b for b in self.batches), timeout=5)
-
-
 @pytest.fixture(scope="module")
 def bridge_index() -> VectorStoreIndex:
     return VectorStoreIndex.from_documents(
@@ -763,7 +602,7 @@ async def test_streaming_chat_encodes_sentences_as_they_complete(
 def test_real_model_cites_the_paraphrased_node(real_attributor: Attributor) -> None:
     """With MiniLM for retrieval and attribution, a paraphrased answer cites the right node."""
     index = VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(real_attributor.embedder)
+        topic_documents(), embed_model=MiniLMEmbedding(real_attributor.embedder)
     )
     answer = "They are flightless birds found south of the equator."
     instrument(real_attributor)

@@ -9,13 +9,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 pytest.importorskip("llama_index.core")
 
+from _llamaindex import (
+    FACT,
+    QUESTIONS,
+    Recorder,
+    check_facts,
+    facts_tool,
+    tool_call_nodes,
+    tool_caller,
+)
 from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
@@ -24,39 +33,21 @@ from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool, RetrieverTool
 from llama_index.core.workflow import Context
 from pydantic import BaseModel
-from test_llamaindex import QUESTIONS, Recorder, _documents
-from test_llamaindex_agents import FACT, _check, _facts_tool, _tool_caller, _tool_nodes
 
 from rag_attrib import Attributor
 from rag_attrib.integrations.llamaindex import (
-    MiniLMEmbedding,
     attribute_response,
     instrument,
     uninstrument,
 )
 from rag_attrib.integrations.llamaindex._read import NO_TOOL_CALL, NO_TOOL_NODES
 from rag_attrib.integrations.llamaindex.instrument import open_records
-from rag_attrib.testing import HashingEmbedder
 
 REPEAT = "Please repeat your last answer."
 _TOOL_TEXT = re.compile(r"<tool>\s*<message>(.*?)</message>", re.DOTALL)
 
 
-@pytest.fixture(scope="module")
-def index() -> VectorStoreIndex:
-    """The topic documents' index, embedded with the hashing embedder."""
-    return VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(HashingEmbedder())
-    )
-
-
-@pytest.fixture
-def recorder(hashing_attributor: Attributor) -> Iterator[Recorder]:
-    """Instrument LlamaIndex with the hashing attributor and a recording exporter."""
-    rec = Recorder()
-    instrument(hashing_attributor, exporters=[rec])
-    yield rec
-    uninstrument()
+# `index` (the topic documents, module-scoped) and `recorder` come from conftest.py.
 
 
 def _attribution(output: AgentOutput) -> dict[str, Any]:
@@ -78,7 +69,7 @@ def _citing_caller(tool: str, cite: Sequence[int]) -> Any:
     """The agent's LLM: call `tool`, answer from it, and when asked for a `CitedAnswer` (a
     function call, as `as_structured_llm` asks a function-calling LLM) give the first passage
     the tool showed as the answer, citing `cite`."""
-    plain = _tool_caller(tool)
+    plain = tool_caller(tool)
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         if "CitedAnswer" not in [t.metadata.name for t in kwargs.get("tools") or ()]:
@@ -156,25 +147,25 @@ async def test_output_cls_without_citations_keeps_the_message(
         if "Summary" in [t.metadata.name for t in kwargs.get("tools") or ()]:
             call = ToolCallBlock(tool_call_id="s", tool_name="Summary", tool_kwargs={"title": "x"})
             return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
-        return _tool_caller("facts")(messages, **kwargs)
+        return tool_caller("facts")(messages, **kwargs)
 
     llm = MockFunctionCallingLLM(response_generator=respond)
-    agent = FunctionAgent(tools=[_facts_tool(index)], llm=llm, output_cls=Summary)
+    agent = FunctionAgent(tools=[facts_tool(index)], llm=llm, output_cls=Summary)
     output = await agent.run(user_msg=QUESTIONS["saturn"])
     assert output.structured_response == {"title": "x"}
     payload = _attribution(output)
     assert payload["answer"] == str(output)
     assert "citation_check" not in payload
-    _check(payload, ["saturn"], reached=_tool_nodes(output))
+    check_facts(payload, ["saturn"], reached=tool_call_nodes(output))
 
 
 # --- several turns --------------------------------------------------------------------------
 
 
 def _chatting_caller(tool: str) -> Any:
-    """`_tool_caller`, except that asked to repeat itself it repeats its last answer from the
+    """`tool_caller`, except that asked to repeat itself it repeats its last answer from the
     chat history (no tool call), or says it has none."""
-    plain = _tool_caller(tool)
+    plain = tool_caller(tool)
 
     def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
         if messages[-1].role == MessageRole.USER and messages[-1].content == REPEAT:
@@ -196,7 +187,7 @@ async def test_each_turn_cites_only_its_own_run(
     the nodes of its own tool calls only; a turn that calls no tool cites nothing and says so
     in `error`, and the user's loop goes on."""
     llm = MockFunctionCallingLLM(response_generator=_chatting_caller("facts"))
-    agent = FunctionAgent(tools=[_facts_tool(index)], llm=llm)
+    agent = FunctionAgent(tools=[facts_tool(index)], llm=llm)
     memory = ChatMemoryBuffer.from_defaults()
     ctx = Context(agent)
     kept: dict[str, Any] = {"ctx": ctx} if keep == "ctx" else {"memory": memory}
@@ -205,9 +196,9 @@ async def test_each_turn_cites_only_its_own_run(
         for question in (QUESTIONS["honey"], QUESTIONS["saturn"], REPEAT, REPEAT):
             outputs.append(await agent.run(user_msg=question, **kept))
     first, second, third, fourth = outputs
-    assert _tool_nodes(first).isdisjoint(_tool_nodes(second)), "the turns retrieve apart"
-    _check(_attribution(first), ["honey"], reached=_tool_nodes(first))
-    _check(_attribution(second), ["saturn"], reached=_tool_nodes(second))
+    assert tool_call_nodes(first).isdisjoint(tool_call_nodes(second)), "the turns retrieve apart"
+    check_facts(_attribution(first), ["honey"], reached=tool_call_nodes(first))
+    check_facts(_attribution(second), ["saturn"], reached=tool_call_nodes(second))
     assert _attribution(second)["question"] == QUESTIONS["saturn"]
     if keep == "memory":  # the LLM read the second turn's answer in its chat history
         assert str(third) == str(second)
@@ -231,15 +222,15 @@ async def test_runs_of_one_agent_side_by_side_never_mix(
     """`asyncio.gather` over runs of the same agent on different questions (each with its own
     `Context`, or none given): each cites its own tool calls' nodes."""
     topics = ["copper", "violin", "glacier", "bamboo"]
-    llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-    agent = FunctionAgent(tools=[_facts_tool(index)], llm=llm)
+    llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+    agent = FunctionAgent(tools=[facts_tool(index)], llm=llm)
     runs = [
         agent.run(user_msg=QUESTIONS[t], **({"ctx": Context(agent)} if separate else {}))
         for t in topics
     ]
     outputs = await asyncio.gather(*runs)
     for topic, output in zip(topics, outputs, strict=True):
-        _check(_attribution(output), [topic], reached=_tool_nodes(output))
+        check_facts(_attribution(output), [topic], reached=tool_call_nodes(output))
         assert _attribution(output)["question"] == QUESTIONS[topic]
     assert len(recorder.calls) == len(topics)
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}

@@ -1,30 +1,38 @@
 """LlamaIndex agents, workflows, sub-questions and missing nodes: real llama-index-core objects.
 
-Only the LLMs are stand-ins, and they read their prompts: `ReadingLLM` answers from the context
-it is given (and ranks, splits and condenses questions as LlamaIndex asks it to), and the agent
-LLMs call the tool with the user's question, then answer from what the tool returned.
+Only the LLMs are stand-ins, and they read their prompts: `ReadingLLM` (in _llamaindex.py)
+answers from the context it is given (and ranks, splits and condenses questions as LlamaIndex
+asks it to), and the agent LLMs call the tool with the user's question, then answer from what
+the tool returned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 
 pytest.importorskip("llama_index.core")
 
+from _llamaindex import (
+    FACT,
+    INVENTED,
+    QUESTIONS,
+    EchoContextLLM,
+    ReActCaller,
+    ReadingLLM,
+    Recorder,
+    check_facts,
+    facts_tool,
+    tool_call_nodes,
+    tool_caller,
+    topic_documents,
+)
 from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, FunctionAgent, ReActAgent
-from llama_index.core.base.llms.types import (
-    ChatMessage,
-    MessageRole,
-    ToolCallBlock,
-)
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.base.response.schema import Response
 from llama_index.core.chat_engine import CondenseQuestionChatEngine
 from llama_index.core.llms import CustomLLM
@@ -37,7 +45,6 @@ from llama_index.core.response_synthesizers import CompactAndRefine, get_respons
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool, QueryEngineTool
 from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
-from test_llamaindex import QUESTIONS, TOPICS, EchoContextLLM, Recorder, _documents
 
 from rag_attrib import Attributor
 from rag_attrib.integrations.llamaindex import (
@@ -47,156 +54,23 @@ from rag_attrib.integrations.llamaindex import (
     uninstrument,
 )
 from rag_attrib.integrations.llamaindex.instrument import open_records
-from rag_attrib.testing import FailingEmbedder, HashingEmbedder
-
-FACT = dict(TOPICS)
-INVENTED = "Purple unicorns quietly govern the lunar parliament."
-_META_LINE = re.compile(r"^\w+: ")
-_WORD = re.compile(r"[a-z]{4,}")
-
+from rag_attrib.testing import FailingEmbedder
 
 # --- the stand-in LLMs ---------------------------------------------------------------------
 
 
-def _context_facts(prompt: str) -> list[str]:
-    """The text lines between the two "-----" rules of a QA prompt (sub-answers unwrapped)."""
-    lines = prompt.splitlines()
-    rules = [i for i, line in enumerate(lines) if line.startswith("-----")]
-    if len(rules) < 2:
-        return []
-    facts = []
-    for line in lines[rules[0] + 1 : rules[1]]:
-        line = line.strip()
-        if line.startswith("Response: "):
-            facts.append(line.removeprefix("Response: "))
-        elif line and not line.startswith("Sub question:") and not _META_LINE.match(line):
-            facts.append(line)
-    return facts
-
-
-def _rerank(prompt: str) -> str:
-    """LLMRerank's choice prompt: documents sharing a content word with the question, ranked."""
-    body, _, tail = prompt.rpartition("Question: ")
-    question = set(_WORD.findall(tail.lower()))
-    docs = re.findall(r"Document (\d+):\n(.*?)(?=\n\nDocument \d+:|\n*$)", body, re.DOTALL)
-    scored = [(len(question & set(_WORD.findall(text.lower()))), n) for n, text in docs]
-    return "\n".join(f"Doc: {n}, Relevance: {s}" for s, n in sorted(scored, reverse=True) if s)
-
-
-def _sub_questions(prompt: str) -> str:
-    """LLMQuestionGenerator's prompt: one sub-question per "and"-joined part, to the first tool."""
-    tools = prompt.rpartition("<Tools>")[2]
-    tool = json.loads(tools.split("```json", 1)[1].split("```", 1)[0])
-    question = prompt.rpartition("<User Question>\n")[2].split("\n\n", 1)[0].rstrip("?")
-    parts = [p.strip() for p in question.split(" and ")]
-    items = [
-        {"sub_question": f"{p[0].upper()}{p[1:]}?", "tool_name": next(iter(tool))} for p in parts
-    ]
-    return "```json\n" + json.dumps({"items": items}) + "\n```"
-
-
-class ReadingLLM(EchoContextLLM):
-    """Answers from the context in its prompt: the facts there, then `invent` if set."""
-
-    invent: str = ""
-
-    def _answer(self, prompt: str) -> str:
-        if prompt.startswith("A list of documents is shown below"):
-            return _rerank(prompt)
-        if "<User Question>" in prompt:
-            return _sub_questions(prompt)
-        if "<Follow Up Message>" in prompt:  # condense: the question stands alone already
-            return prompt.rpartition("<Follow Up Message>\n")[2].split("\n\n", 1)[0]
-        parts = [*_context_facts(prompt), *([self.invent] if self.invent else [])]
-        return " ".join(parts) or "I do not know."
-
-
-def _tool_caller(tool: str) -> Any:
-    """A function-calling agent's LLM: call `tool` with the question, then answer from it
-    (the tool results after the last user message: earlier turns' are history)."""
-
-    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
-        last = max(i for i, m in enumerate(messages) if m.role == MessageRole.USER)
-        results = [m for m in messages[last:] if m.role == MessageRole.TOOL]
-        if not results:
-            question = messages[last].content
-            call = ToolCallBlock(
-                tool_call_id="call-1", tool_name=tool, tool_kwargs={"input": question}
-            )
-            return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
-        return ChatMessage(role=MessageRole.ASSISTANT, content=f"{results[-1].content} {INVENTED}")
-
-    return respond
-
-
-class ReActLLM(EchoContextLLM):
+class ReActLLM(ReActCaller):
     """A ReAct agent's LLM: one Action with the question, then an Answer from the Observation."""
 
-    tool: str = "facts"
-
-    def _answer(self, prompt: str) -> str:
-        prompt = prompt.rpartition("## Current Conversation")[2]  # past the format examples
-        if "Observation:" not in prompt:
-            question = prompt.rpartition("user: ")[2].strip().splitlines()[0]
-            return (
-                "Thought: I need to use a tool to help me answer the question.\n"
-                f"Action: {self.tool}\nAction Input: {json.dumps({'input': question})}"
-            )
-        observation = prompt.rpartition("Observation: ")[2].strip().splitlines()[0]
+    def _final(self, observation: str) -> str:
+        observation = observation.strip().splitlines()[0]
         return (
             f"Thought: I can answer without using any more tools.\nAnswer: {observation} {INVENTED}"
         )
 
 
-# --- fixtures and checks ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def index() -> VectorStoreIndex:
-    """The topic documents' index (as in test_llamaindex), embedded with the hashing embedder."""
-    return VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(HashingEmbedder())
-    )
-
-
-@pytest.fixture
-def recorder(hashing_attributor: Attributor) -> Iterator[Recorder]:
-    """Instrument LlamaIndex with the hashing attributor and a recording exporter."""
-    rec = Recorder()
-    instrument(hashing_attributor, exporters=[rec])
-    yield rec
-    uninstrument()
-
-
-def _facts_tool(index: VectorStoreIndex, llm: CustomLLM | None = None) -> QueryEngineTool:
-    engine = index.as_query_engine(llm=llm or ReadingLLM(), similarity_top_k=2)
-    return QueryEngineTool.from_defaults(engine, name="facts", description="Facts about topics.")
-
-
-def _file(payload: dict[str, Any], source_id: str) -> str:
-    return next(s["metadata"]["file_name"] for s in payload["sources"] if s["id"] == source_id)
-
-
-def _check(payload: dict[str, Any], topics: Sequence[str], *, reached: set[str]) -> None:
-    """Each topic's fact cites that topic's node first; the invented sentence is unsupported;
-    every source is a document node among `reached` (the nodes that reached an LLM)."""
-    assert payload["error"] is None
-    assert {s["id"] for s in payload["sources"]} <= reached
-    assert all(s["metadata"]["ref_doc_id"] for s in payload["sources"])
-    sentences = {s["text"]: s for s in payload["answer_sentences"]}
-    for topic in topics:
-        sentence = sentences[FACT[topic]]
-        assert sentence["supported"] is True
-        assert _file(payload, sentence["citations"][0]["source_id"]) == f"{topic}.txt"
-    assert sentences[INVENTED]["supported"] is False
-
-
-def _tool_nodes(output: AgentOutput) -> set[str]:
-    return {
-        n.node.node_id
-        for call in output.tool_calls
-        for n in call.tool_output.raw_output.source_nodes
-    }
+# `index` (the topic documents, module-scoped) and `recorder` come from conftest.py; the
+# agent tool and checks from _llamaindex.py.
 
 
 # --- agents ----------------------------------------------------------------------------------
@@ -207,15 +81,15 @@ async def test_function_agent_output_carries_attribution(
     index: VectorStoreIndex, recorder: Recorder, streaming: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A FunctionAgent's AgentOutput gets ["attribution"] from its tool call's nodes."""
-    llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-    agent = FunctionAgent(tools=[_facts_tool(index)], llm=llm, streaming=streaming)
+    llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+    agent = FunctionAgent(tools=[facts_tool(index)], llm=llm, streaming=streaming)
     with caplog.at_level(logging.DEBUG, logger="rag_attrib"):
         output = await agent.run(user_msg=QUESTIONS["honey"])
     assert not [r for r in caplog.records if r.name.startswith("rag_attrib")]
     assert isinstance(output, AgentOutput)
     assert str(output).startswith(FACT["honey"])
     payload = output["attribution"]
-    _check(payload, ["honey"], reached=_tool_nodes(output))
+    check_facts(payload, ["honey"], reached=tool_call_nodes(output))
     assert payload["answer"] == str(output)
     assert payload["question"] == QUESTIONS["honey"]
     # one export per agent run, on the agent's span: the tool's own query is not exported
@@ -227,10 +101,10 @@ async def test_react_agent_output_carries_attribution(
     index: VectorStoreIndex, recorder: Recorder
 ) -> None:
     """A ReActAgent's final AgentOutput is attributed to the nodes its Action retrieved."""
-    agent = ReActAgent(tools=[_facts_tool(index)], llm=ReActLLM())
+    agent = ReActAgent(tools=[facts_tool(index)], llm=ReActLLM())
     output = await agent.run(user_msg=QUESTIONS["saturn"])
     assert str(output).startswith(FACT["saturn"]) and str(output).endswith(INVENTED)
-    _check(output["attribution"], ["saturn"], reached=_tool_nodes(output))
+    check_facts(output["attribution"], ["saturn"], reached=tool_call_nodes(output))
     assert len(recorder.calls) == 1
 
 
@@ -241,15 +115,15 @@ async def test_agent_workflow_output_carries_attribution(
     researcher = FunctionAgent(
         name="researcher",
         description="Looks facts up.",
-        tools=[_facts_tool(index)],
-        llm=MockFunctionCallingLLM(response_generator=_tool_caller("facts")),
+        tools=[facts_tool(index)],
+        llm=MockFunctionCallingLLM(response_generator=tool_caller("facts")),
     )
     workflow = AgentWorkflow(agents=[researcher], root_agent="researcher")
     handler = workflow.run(user_msg=QUESTIONS["octopus"])
     events = [type(e).__name__ async for e in handler.stream_events()]
     output = await handler
     assert "ToolCallResult" in events
-    _check(output["attribution"], ["octopus"], reached=_tool_nodes(output))
+    check_facts(output["attribution"], ["octopus"], reached=tool_call_nodes(output))
     assert [c[1]["span_name"] for c in recorder.calls] == ["AgentWorkflow.run"]
 
 
@@ -260,13 +134,13 @@ async def test_concurrent_agents_cite_only_their_own_nodes(
     topics = ["copper", "violin", "glacier", "coffee", "diamond", "pyramid"]
 
     async def ask(topic: str) -> AgentOutput:
-        llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-        agent = FunctionAgent(tools=[_facts_tool(index)], llm=llm)
+        llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+        agent = FunctionAgent(tools=[facts_tool(index)], llm=llm)
         return await agent.run(user_msg=QUESTIONS[topic])
 
     outputs = await asyncio.gather(*(ask(t) for t in topics))
     for topic, output in zip(topics, outputs, strict=True):
-        _check(output["attribution"], [topic], reached=_tool_nodes(output))
+        check_facts(output["attribution"], [topic], reached=tool_call_nodes(output))
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
@@ -286,7 +160,7 @@ async def test_agent_tool_that_retrieves_and_returns_text_cites_what_it_showed(
         dropped.append(nodes[1].node.node_id)
         return nodes[0].node.get_content()
 
-    llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
+    llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(async_fn=facts)], llm=llm)
     with caplog.at_level(logging.WARNING, logger="rag_attrib"):
         handler = agent.run(user_msg=QUESTIONS["honey"])
@@ -298,7 +172,7 @@ async def test_agent_tool_that_retrieves_and_returns_text_cites_what_it_showed(
     payload = output["attribution"]
     ids = {s["id"] for s in payload["sources"]}
     assert ids and dropped[0] not in ids
-    _check(payload, ["honey"], reached=ids)
+    check_facts(payload, ["honey"], reached=ids)
     assert len(recorder.calls) == 1
 
 
@@ -306,15 +180,15 @@ async def test_attribute_response_accepts_an_agent_output(
     index: VectorStoreIndex, hashing_attributor: Attributor
 ) -> None:
     """Without instrument(), attribute_response(agent_output) reads the run's tool calls."""
-    llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-    output = await FunctionAgent(tools=[_facts_tool(index)], llm=llm).run(
+    llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+    output = await FunctionAgent(tools=[facts_tool(index)], llm=llm).run(
         user_msg=QUESTIONS["bamboo"]
     )
     assert "attribution" not in output
     result = attribute_response(output, hashing_attributor, question=QUESTIONS["bamboo"])
     assert result.error is None
     assert output["attribution"]["answer"] == str(output)
-    _check(output["attribution"], ["bamboo"], reached=_tool_nodes(output))
+    check_facts(output["attribution"], ["bamboo"], reached=tool_call_nodes(output))
 
 
 # --- workflows and bare synthesizers -----------------------------------------------------------
@@ -369,7 +243,7 @@ async def test_rag_workflow_response_carries_attribution(
         assert text == result.metadata["attribution"]["answer"]
     kept = {n.node.node_id for n in result.source_nodes}
     assert kept < {n.node.node_id for n in retrieved}, "the rerank must drop a retrieved node"
-    _check(result.metadata["attribution"], ["copper", "penguins"], reached=kept)
+    check_facts(result.metadata["attribution"], ["copper", "penguins"], reached=kept)
     assert [c[1]["span_name"] for c in recorder.calls] == ["CompactAndRefine.asynthesize"]
 
 
@@ -403,7 +277,7 @@ async def test_workflow_step_calling_the_llm_itself_as_the_readme_shows(
     question = QUESTIONS["honey"]
     result = await DirectLLMWorkflow(index).run(query=question)
     attribute_response(result, hashing_attributor, question=question)
-    _check(
+    check_facts(
         result.metadata["attribution"],
         ["honey"],
         reached={n.node.node_id for n in result.source_nodes},
@@ -416,7 +290,9 @@ def test_bare_synthesizer_is_attributed(index: VectorStoreIndex, recorder: Recor
     synthesizer = get_response_synthesizer(llm=ReadingLLM(invent=INVENTED))
     response = synthesizer.synthesize(QUESTIONS["tides"], nodes=nodes)
     assert isinstance(response, Response)
-    _check(response.metadata["attribution"], ["tides"], reached={n.node.node_id for n in nodes})
+    check_facts(
+        response.metadata["attribution"], ["tides"], reached={n.node.node_id for n in nodes}
+    )
     assert response.metadata["attribution"]["question"] == QUESTIONS["tides"]
 
 
@@ -426,7 +302,7 @@ def test_bare_synthesizer_is_attributed(index: VectorStoreIndex, recorder: Recor
 def _sub_question_engine(index: VectorStoreIndex, invent: str = INVENTED) -> SubQuestionQueryEngine:
     llm = ReadingLLM(invent=invent)
     return SubQuestionQueryEngine.from_defaults(
-        query_engine_tools=[_facts_tool(index)],
+        query_engine_tools=[facts_tool(index)],
         question_gen=LLMQuestionGenerator.from_defaults(llm=llm),
         llm=llm,
         use_async=True,
@@ -449,7 +325,7 @@ async def test_sub_question_engine_cites_documents_not_sub_answers(
     documents = {n.node.node_id for n in response.source_nodes} - generated
     assert generated and documents, "the engine returns both kinds of nodes"
     payload = response.metadata["attribution"]
-    _check(payload, ["copper", "bamboo"], reached=documents)
+    check_facts(payload, ["copper", "bamboo"], reached=documents)
     # the invented sentence the final LLM copied from a sub-answer is still flagged
     assert response.response.count(INVENTED) >= 1
     assert len(recorder.calls) == 1
@@ -483,7 +359,7 @@ async def test_condense_question_astream_chat_uses_tool_output_nodes(
     assert text.startswith(FACT["vaccine"]) and text.endswith(INVENTED)
     assert streamed.source_nodes == [], "the upstream gap this test is about"
     tool_nodes = {n.node.node_id for n in streamed.sources[0].raw_output.source_nodes}
-    _check(streamed.metadata["attribution"], ["vaccine"], reached=tool_nodes)
+    check_facts(streamed.metadata["attribution"], ["vaccine"], reached=tool_nodes)
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
@@ -519,13 +395,13 @@ async def test_agent_over_a_sub_question_tool_cites_documents(
     question = "Why is copper used in wiring and how fast does bamboo grow"
     engine = _sub_question_engine(index, invent="")
     tool = QueryEngineTool.from_defaults(engine, name="research", description="Splits questions.")
-    llm = MockFunctionCallingLLM(response_generator=_tool_caller("research"))
+    llm = MockFunctionCallingLLM(response_generator=tool_caller("research"))
     output = await FunctionAgent(tools=[tool], llm=llm).run(user_msg=question)
     (call,) = output.tool_calls
     nodes = call.tool_output.raw_output.source_nodes
     documents = {n.node.node_id for n in nodes if n.node.ref_doc_id is not None}
     assert len(documents) < len(nodes), "the tool's response holds generated nodes too"
-    _check(output["attribution"], ["copper", "bamboo"], reached=documents)
+    check_facts(output["attribution"], ["copper", "bamboo"], reached=documents)
     assert len(recorder.calls) == 1
 
 
@@ -536,8 +412,8 @@ async def test_attribution_failure_never_breaks_an_agent_or_a_workflow(
     instrument(Attributor(FailingEmbedder()))
     try:
         with caplog.at_level(logging.WARNING, logger="rag_attrib"):
-            llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-            output = await FunctionAgent(tools=[_facts_tool(index)], llm=llm).run(
+            llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+            output = await FunctionAgent(tools=[facts_tool(index)], llm=llm).run(
                 user_msg=QUESTIONS["sahara"]
             )
             result = await RAGWorkflow(index, ReadingLLM(), streaming=False).run(
@@ -557,17 +433,17 @@ async def test_real_model_agent_cites_its_tool_nodes(real_attributor: Attributor
     """With MiniLM for retrieval and attribution, an agent's fact cites its own node first and
     its invented sentence is flagged."""
     real_index = VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(real_attributor)
+        topic_documents(), embed_model=MiniLMEmbedding(real_attributor)
     )
     instrument(real_attributor)
     try:
-        llm = MockFunctionCallingLLM(response_generator=_tool_caller("facts"))
-        output = await FunctionAgent(tools=[_facts_tool(real_index)], llm=llm).run(
+        llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+        output = await FunctionAgent(tools=[facts_tool(real_index)], llm=llm).run(
             user_msg=QUESTIONS["penguins"]
         )
     finally:
         uninstrument()
-    _check(output["attribution"], ["penguins"], reached=_tool_nodes(output))
+    check_facts(output["attribution"], ["penguins"], reached=tool_call_nodes(output))
 
 
 class DraftingEngine(CustomQueryEngine):

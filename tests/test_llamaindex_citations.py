@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
+from _llamaindex import PromptReadingLLM
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.llms.types import (
     CompletionResponse,
@@ -51,14 +52,10 @@ QUESTION = "What do you know about penguins?"
 OFF_TOPIC = "Quantum routers halved broadband latency across Norway"
 
 
-class CitingLLM(CustomLLM):
+class CitingLLM(PromptReadingLLM):
     """Reads the CitationQueryEngine prompt's "Source n:" chunks and answers from them:
     chunk 1 cited [1] (right), chunk 2 cited [1] (wrong), chunk 3 cited [9] (dangling), and a
     claim no chunk holds cited [2] (unsupported)."""
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        return LLMMetadata()
 
     def _answer(self, prompt: str) -> str:
         found = re.findall(r"^Source (\d+):\n(.*)$", prompt, flags=re.MULTILINE)
@@ -66,25 +63,6 @@ class CitingLLM(CustomLLM):
         real = found[max(k for k, (n, _) in enumerate(found) if n == "1") :]
         texts = [t.strip().rstrip(".") for _, t in real]
         return f"{texts[0]} [1]. {texts[1]} [1]. {texts[2]} [9]. {OFF_TOPIC} [2]."
-
-    @llm_completion_callback()
-    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return CompletionResponse(text=self._answer(prompt))
-
-    @llm_completion_callback()
-    def stream_complete(
-        self, prompt: str, formatted: bool = False, **kwargs: Any
-    ) -> CompletionResponseGen:
-        words = self._answer(prompt).split(" ")
-
-        def gen() -> CompletionResponseGen:
-            text = ""
-            for i, word in enumerate(words):
-                delta = word if i == 0 else " " + word
-                text += delta
-                yield CompletionResponse(text=text, delta=delta)
-
-        return gen()
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ import pytest
 pytest.importorskip("llama_index.core")
 pytest.importorskip("llama_index.llms.anthropic")
 
-import test_llamaindex_web_search_citations as web_search
 from _checks import lone_marker
+from _claude import ANSWER, LEAD, Server, answer_content, claude, web_citation
+from _web_pages import BIRDS, CLAIMS, ELSEWHERE, MUSEUM, QUESTION, pages_index, url_annotations
 from llama_index.core import VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.generic_utils import (
@@ -51,28 +52,17 @@ from llama_index.core.query_engine import CustomQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore
 from pydantic import Field
-from test_llamaindex_given_citations import url_annotations
-from test_llamaindex_web_search_citations import (  # the pages and Claude's server
-    ANSWER,
-    BIRDS,
-    CLAIMS,
-    ELSEWHERE,
-    LEAD,
-    MUSEUM,
-    QUESTION,
-    Server,
-    answer_content,
-    claude,
-    web_citation,
-)
 
 from rag_attrib.integrations._anthropic_stream import StreamedCitations
 from rag_attrib.integrations.llamaindex._read import completion_reply, reply_citations
 from rag_attrib.integrations.llamaindex.instrument import open_records
 
-# the web-search tests' fixture: the app's pages (with their `url`); `instrumented` is
-# conftest's
-index = web_search.index
+
+@pytest.fixture
+def index() -> VectorStoreIndex:
+    """The app's own pages, each with its `url` in metadata (`instrumented` is conftest's)."""
+    return pages_index()
+
 
 STREAMED = "".join([LEAD, *(t for t, _ in CLAIMS)])  # a stream's deltas joined
 

@@ -19,7 +19,17 @@ import pytest
 pytest.importorskip("llama_index.core")
 
 from _checks import chat_engine, lone_marker
-from llama_index.core import Document, VectorStoreIndex
+from _web_pages import (
+    BIRDS,
+    CLAIMS,
+    ELSEWHERE,
+    MUSEUM,
+    PAGES,
+    PORT,
+    QUESTION,
+    pages_index,
+    url_annotations,
+)
 from llama_index.core.agent.workflow import AgentOutput, FunctionAgent
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -36,27 +46,9 @@ from llama_index.core.tools import FunctionTool
 from pydantic import Field
 
 from rag_attrib.integrations._given import chat_completion_annotations, from_reply
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding
 from rag_attrib.integrations.llamaindex.instrument import open_records
-from rag_attrib.testing import HashingEmbedder
 
-MUSEUM = "https://www.hobart-museum.example/history"
-PORT = "https://news.example.com/bremen-port"
-BIRDS = "https://birds.example.org/penguins"
-ELSEWHERE = "https://elsewhere.example/penguins"
-PAGES = {
-    MUSEUM: ("Museum history", "The Hobart harbour museum was founded in 1896."),
-    PORT: ("Port news", "Bremen's river port handles the most cargo."),
-    BIRDS: ("Penguins", "Penguins live in the southern hemisphere and cannot fly."),
-}
-QUESTION = "Tell me about the museum, the port and penguins."
 LEAD = "I searched three pages."  # uncited: a citation placed on it is judged unsupported
-# Claude's answer: each claim its own text block, citing (right, wrong, never returned)
-CLAIMS = [
-    (" The Hobart harbour museum was founded in 1896.", MUSEUM),
-    (" Bremen's river port handles the most cargo.", BIRDS),
-    (" Penguins cannot fly.", ELSEWHERE),
-]
 EXPECTED = [
     (MUSEUM, MUSEUM, "correct"),
     (BIRDS, BIRDS, "wrong_source"),
@@ -224,8 +216,7 @@ def test_a_chat_engine_reply_with_citation_blocks(instrumented, streaming):
     """ContextChatEngine over a real index: the LLM cites nodes by the `url` in their
     metadata; the reply's citations reach the chat response's attribution, for a streamed
     answer too (its text blocks joined with nothing, not with newlines)."""
-    docs = [Document(text=text, metadata={"url": url}) for url, (_, text) in PAGES.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    index = pages_index()
     llm = ClaudeLike(answer=reply_blocks(), search_first=False, is_chat_model=True)
     engine = chat_engine(index, llm)
     if streaming:
@@ -244,8 +235,7 @@ async def test_a_query_engine_reply_with_citation_blocks(instrumented, mode):
     """A query engine over a real index, its answer built at once or streamed (sync and
     async): the reply's CitationBlocks are checked against the retrieved nodes. A streamed
     query's LLM runs while the caller reads the stream, under no span of the query."""
-    docs = [Document(text=text, metadata={"url": url}) for url, (_, text) in PAGES.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    index = pages_index()
     llm = ClaudeLike(answer=reply_blocks(), search_first=False, is_chat_model=True)
     engine = index.as_query_engine(llm=llm, similarity_top_k=3, streaming=mode != "query")
     if mode == "astream":
@@ -260,17 +250,6 @@ async def test_a_query_engine_reply_with_citation_blocks(instrumented, mode):
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
-def url_annotations(text: str, nest: bool) -> list[dict[str, Any]]:
-    """`url_citation`s of each claim in `text`: Chat Completions nests the fields under
-    "url_citation", the Responses API does not."""
-    out = []
-    for claim, url in CLAIMS:
-        at = text.index(claim)
-        fields = {"url": url, "title": "a page", "start_index": at, "end_index": at + len(claim)}
-        out.append({"type": "url_citation", **({"url_citation": fields} if nest else fields)})
-    return out
-
-
 @pytest.mark.parametrize("api", ["chat-completions", "responses"])
 def test_openai_url_citations_of_a_chat_engine_reply(instrumented, api):
     """OpenAI's LLMs in LlamaIndex: llama-index-llms-openai 0.8.3's `OpenAI` drops a Chat
@@ -282,8 +261,7 @@ def test_openai_url_citations_of_a_chat_engine_reply(instrumented, api):
     message = {"role": "assistant", "content": text, "annotations": notes}
     raw = {"choices": [{"index": 0, "message": message}]} if api == "chat-completions" else None
     extra = {"annotations": notes} if api == "responses" else {}
-    docs = [Document(text=body, metadata={"url": url}) for url, (_, body) in PAGES.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    index = pages_index()
     llm = ClaudeLike(
         answer=[TextBlock(text=text)], search_first=False, is_chat_model=True, raw=raw, extra=extra
     )
@@ -328,8 +306,7 @@ async def test_a_streamed_chat_completions_reply_has_its_url_citations_read(inst
     """A chat engine streaming OpenAI's Chat Completions: the `url_citation`s on the chunks'
     deltas (not in the reply that ends the stream) are checked (they were not read)."""
     text = "".join([LEAD, *(t for t, _ in CLAIMS)])
-    docs = [Document(text=body, metadata={"url": url}) for url, (_, body) in PAGES.items()]
-    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding(HashingEmbedder()))
+    index = pages_index()
     llm = OpenAIStreamer(search_first=False, is_chat_model=True, text=text)
     engine = chat_engine(index, llm)
     if mode == "stream_chat":

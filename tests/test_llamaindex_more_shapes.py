@@ -8,27 +8,35 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 pytest.importorskip("llama_index.core")
 
+from _llamaindex import (
+    FACT,
+    INVENTED,
+    QUESTIONS,
+    TOPICS,
+    EchoContextLLM,
+    ReActCaller,
+    Recorder,
+    check_facts,
+    topic_documents,
+)
 from llama_index.core import Document, SummaryIndex, VectorStoreIndex
 from llama_index.core.base.llms.types import LLMMetadata
 from llama_index.core.chat_engine.types import BaseChatEngine
 from llama_index.core.memory import ChatMemoryBuffer
 from pydantic import Field
-from test_llamaindex import QUESTIONS, TOPICS, EchoContextLLM, Recorder, _documents
-from test_llamaindex_agents import INVENTED, _check
 
 from rag_attrib import Attributor
-from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
+from rag_attrib.integrations.llamaindex import MiniLMEmbedding
 from rag_attrib.integrations.llamaindex.instrument import open_records
 from rag_attrib.testing import HashingEmbedder
 
-FACT = dict(TOPICS)
 _META_LINE = re.compile(r"^\w+: ")
 _WORD = re.compile(r"[a-z]{4,}")
 
@@ -99,24 +107,9 @@ class ReaderLLM(EchoContextLLM):
         return f"{lines[0]} {INVENTED}" if lines else "I do not know."
 
 
-# --- fixtures --------------------------------------------------------------------------------
+# --- checks ----------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def index() -> VectorStoreIndex:
-    """The topic documents' index, embedded with the hashing embedder."""
-    return VectorStoreIndex.from_documents(
-        _documents(), embed_model=MiniLMEmbedding(HashingEmbedder())
-    )
-
-
-@pytest.fixture
-def recorder(hashing_attributor: Attributor) -> Iterator[Recorder]:
-    """Instrument LlamaIndex with the hashing attributor and a recording exporter."""
-    rec = Recorder()
-    instrument(hashing_attributor, exporters=[rec])
-    yield rec
-    uninstrument()
+# `index` (the topic documents, module-scoped) and `recorder` come from conftest.py.
 
 
 def _ids(nodes: Sequence[Any]) -> set[str]:
@@ -201,7 +194,7 @@ async def test_each_chat_turn_cites_its_own_retrieval(
         else:
             assert nodes == seen[0], "asked again, retrieved again"
         payload = response.metadata["attribution"]
-        _check(payload, [topic], reached=nodes)
+        check_facts(payload, [topic], reached=nodes)
         assert {s["id"] for s in payload["sources"]} == nodes
         assert payload["question"] == QUESTIONS[topic]
         seen.append(nodes)
@@ -279,7 +272,7 @@ async def test_router_cites_the_chosen_engines_nodes(
         nodes = _ids(response.source_nodes)
         assert nodes <= _node_ids_of(routed[chosen])
         payload = response.metadata["attribution"]
-        _check(payload, [topic], reached=nodes)
+        check_facts(payload, [topic], reached=nodes)
         assert {s["id"] for s in payload["sources"]} == nodes
     assert [c[1]["span_name"].rpartition(".")[2] for c in recorder.calls] == [
         "aquery" if mode.startswith("a") else "query"
@@ -323,7 +316,7 @@ async def test_router_with_a_pydantic_selector(
     response = router.query(QUESTIONS["tides"])
     nodes = _ids(response.source_nodes)
     assert nodes <= _node_ids_of(routed["space"])
-    _check(response.metadata["attribution"], ["tides"], reached=nodes)
+    check_facts(response.metadata["attribution"], ["tides"], reached=nodes)
 
 
 @pytest.mark.parametrize("mode", ["query", "aquery"])
@@ -374,7 +367,7 @@ async def test_tree_summarize_cites_the_documents_not_the_summaries(
     """SummaryIndex over the topic documents, response_mode="tree_summarize" with a small
     context window: the final summary (from summaries of summaries) cites the documents each
     sentence came from; every source is a document node."""
-    index = SummaryIndex.from_documents(_documents())
+    index = SummaryIndex.from_documents(topic_documents())
     llm = SmallWindowLLM()
     engine = index.as_query_engine(
         llm=llm,
@@ -406,7 +399,7 @@ async def test_a_summariser_over_given_texts_cites_them(
     from llama_index.core.response_synthesizers import get_response_synthesizer
     from llama_index.core.schema import NodeWithScore, TextNode
 
-    documents = _documents()
+    documents = topic_documents()
     if given == "text_nodes":
         documents = [TextNode(text=d.text, metadata=d.metadata) for d in documents]
     nodes = [NodeWithScore(node=d) for d in documents]
@@ -455,22 +448,13 @@ def _agent_llm(tool: str, answer: Any) -> Any:
     return MockFunctionCallingLLM(response_generator=respond)
 
 
-class ReActReader(EchoContextLLM):
+class ReActReader(ReActCaller):
     """A ReAct agent's LLM: one Action with the question, then an Answer made by `answer`
     from the Observation."""
 
-    tool: str = "facts"
     answer: Any = None
 
-    def _answer(self, prompt: str) -> str:
-        prompt = prompt.rpartition("## Current Conversation")[2]  # past the format examples
-        if "Observation:" not in prompt:
-            question = prompt.rpartition("user: ")[2].strip().splitlines()[0]
-            return (
-                "Thought: I need to use a tool to help me answer the question.\n"
-                f"Action: {self.tool}\nAction Input: {json.dumps({'input': question})}"
-            )
-        observation = prompt.rpartition("Observation: ")[2]
+    def _final(self, observation: str) -> str:
         return f"Thought: I can answer now.\nAnswer: {self.answer(observation)}"
 
 

