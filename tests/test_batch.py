@@ -23,7 +23,6 @@ from rag_attrib import AttributionResult, Source
 from rag_attrib.batch import BadRecord, Record, read_records, read_results, run_batch
 from rag_attrib.batch.records import parse_record
 from rag_attrib.batch.work import make_attributor
-from rag_attrib.citations import attribute_as_written
 from rag_attrib.cli import main
 
 WORDS = (
@@ -217,7 +216,7 @@ def test_a_logged_answer_with_markers_is_attributed_as_it_was_live(tmp_path: Pat
     answer = "Paris is the capital of France (Source 1). Berlin is the capital of Germany [2]."
     sources = [Source("0", "Paris is the capital of France."), Source("1", "Berlin is big.")]
     attributor = make_attributor("hashing")
-    live = attribute_as_written(attributor, answer, sources).to_dict()
+    live = attributor.attribute(answer, sources).to_dict()
     plain = attributor.attribute(answer, sources)
     assert [s["support"] for s in live["answer_sentences"]] != [
         s.support for s in plain.answer_sentences
