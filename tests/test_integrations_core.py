@@ -25,8 +25,11 @@ from rag_attrib.integrations._pipeline import (
     export_result,
     failed_result,
     join_errors,
+    prompts_behind,
+    reached,
     run_job,
     warm_attributor,
+    written_by,
 )
 from rag_attrib.integrations._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
 from rag_attrib.testing import FailingEmbedder, HashingEmbedder
@@ -218,6 +221,43 @@ def test_reporter_logs_each_cause_once(caplog):
         "rag_attrib: no answer",
         "rag_attrib: no answer",
     ]
+
+
+def test_reached_reads_a_prompt_that_shows_documents_as_their_repr():
+    """A prompt filled with `[Document(...)]` shows a text's newlines as "\\n": it still
+    reached that prompt; a text the prompt does not show did not."""
+    texts = ["The bridge opened in 1932.\nIt carries six lanes.", "The ferry sails twice."]
+    shown = f"Summaries:\n[Document(metadata={{}}, page_content={texts[0]!r})]"
+    assert reached(texts, shown) == [True, False]
+
+
+def test_prompts_behind_follows_llm_outputs_back_to_what_they_read():
+    """A reduce prompt shows a collapse step's output, whose prompt shows two map outputs:
+    those three prompts are behind it, not an unrelated LLM's, nor one whose short output
+    ("Yes.") the reduce prompt happens to hold."""
+    collapsed = "Bridge from 1932, six lanes; tower red since 1950."
+    runs = [
+        ("The bridge opened in 1932 and carries six lanes.", "Summarise: bridge text"),
+        ("The tower was painted red in 1950.", "Summarise: tower text"),
+        ("Penguins deliver the mail on Tuesdays.", "Summarise: penguin text"),
+        ("Yes.", "Grade: bridge text"),
+        (
+            collapsed,
+            "Collapse: The bridge opened in 1932 and carries six lanes.\n"
+            "The tower was painted red in 1950.",
+        ),
+    ]
+    final = f"Reduce: {collapsed} Yes."
+    behind = prompts_behind(final, runs)
+    assert behind[0] == final
+    assert behind[1:] == [runs[4][1], runs[0][1], runs[1][1]]
+
+
+def test_written_by_needs_an_llm_text_long_enough_to_tell():
+    """A document holding an LLM's output (20+ characters) was written by it; "Yes." tells
+    nothing."""
+    assert written_by("Summary: The bridge opened in 1932.", ["The bridge opened in 1932."])
+    assert not written_by("Yes. The bridge opened in 1932.", ["Yes."])
 
 
 def test_warm_attributor_never_loads_the_default(monkeypatch):

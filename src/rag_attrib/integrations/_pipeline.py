@@ -13,7 +13,7 @@ import contextvars
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
@@ -42,10 +42,12 @@ __all__ = [
     "export_result",
     "failed_result",
     "join_errors",
+    "prompts_behind",
     "reached",
     "run_job",
     "shared_embedder",
     "warm_attributor",
+    "written_by",
 ]
 
 logger = logging.getLogger("rag_attrib.integrations")
@@ -75,15 +77,52 @@ class Job:
     prompt: str | None = None
 
 
-_SPACE = re.compile(r"\s+")
+# Spaces, and the "\\n" a repr writes: a prompt filled with a list of documents shows their repr
+# (LangChain's summarisation tutorial formats `[Document(...), ...]` into its reduce prompt).
+_SPACE = re.compile(r"(?:\s|\\[nrt])+")
 _PROBE = 200  # characters of a document looked for in what the LLM was shown
+MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a text came from
+
+
+def _flat(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
 
 
 def reached(texts: Sequence[str], shown: str) -> list[bool]:
     """Whether each text reached an LLM that was shown `shown` (its prompt, or what a tool
     returned): the text's opening, spaces collapsed, appears there."""
-    flat = _SPACE.sub(" ", shown)
-    return [_SPACE.sub(" ", text).strip()[:_PROBE] in flat for text in texts]
+    flat = _flat(shown)
+    return [_flat(text)[:_PROBE] in flat for text in texts]
+
+
+def written_by(text: str, llm_texts: Iterable[str]) -> bool:
+    """Whether an LLM of the call wrote `text`: one of `llm_texts` (long enough to tell) is in
+    it. A summary a pipeline turned into a document or node is its own words, not evidence."""
+    return any(len(t) >= MIN_LLM_TEXT and t in text for t in llm_texts)
+
+
+def prompts_behind(prompt: str, llm_runs: Sequence[tuple[str, str]]) -> list[str]:
+    """`prompt`, and the prompt of every LLM whose output reached it, and theirs in turn.
+
+    `llm_runs` holds each LLM run's `(output text, prompt)`. An answer written from summaries
+    (a map-reduce's reduce step) or from a subagent's reply rests on what those LLMs read, so
+    a document counts as reaching the answer when it reached any of these prompts.
+
+    Returns:
+        The prompts, `prompt` first.
+    """
+    shown = [prompt]
+    flat = _flat(prompt)
+    pending = [(_flat(text)[:_PROBE], read) for text, read in llm_runs]
+    pending = [(probe, read) for probe, read in pending if len(probe) >= MIN_LLM_TEXT]
+    grew = True
+    while grew and pending:
+        behind = [(probe, read) for probe, read in pending if probe in flat]
+        pending = [(probe, read) for probe, read in pending if probe not in flat]
+        shown.extend(read for _, read in behind)
+        flat = " ".join([flat, *(_flat(read) for _, read in behind)])
+        grew = bool(behind)
+    return shown
 
 
 def failed_result(answer: str, question: str | None, error: str) -> AttributionResult:

@@ -3,11 +3,11 @@
 Two faces over one engine:
 
 - `AttributionCallbackHandler`: add it to `config={"callbacks": [...]}` of an existing chain,
-  graph or agent. It collects the documents of one root invocation (retrievers, tools, chain
-  and node outputs, `add_sources`) and the answer it returned, attributes the answer when the
-  root run ends, exports the result, and keeps it readable (`handler.last_result`,
-  `handler.results[root_run_id]`). When the chain returns the chat model's own `AIMessage`,
-  that message also gets `response_metadata["attribution"]`.
+  graph or agent. It collects the documents of one root invocation (its input, retrievers,
+  tools, chain and node outputs, `add_sources`) and the answer it returned, attributes the
+  answer when the root run ends, exports the result, and keeps it readable
+  (`handler.last_result`, `handler.results[root_run_id]`). When the chain returns the chat
+  model's own `AIMessage`, that message also gets `response_metadata["attribution"]`.
 - `with_attribution(chain)`: a wrapper Runnable that returns a copy with the attribution
   attached, for any output shape and for streams.
 

@@ -1,9 +1,11 @@
 """Capture: what the runs of one call produced (documents, LLM answers), and the job from it.
 
-Documents are found where they are: retriever runs, tool outputs (`ToolMessage.artifact`, or
-documents written into its content), chain and graph-node outputs, and documents handed in with
-`add_sources`. Runs inside a retriever are skipped (a compression retriever's outer documents
-are what reached the LLM), and so are LLMs inside retrievers and tools (they do not answer).
+Documents are found where they are: the call's input (a stuff chain's `{"context": docs}`),
+retriever runs, tool outputs (`ToolMessage.artifact`, or documents written into its content),
+chain and graph-node outputs, and documents handed in with `add_sources`. Runs inside a
+retriever are skipped (a compression retriever's outer documents are what reached the LLM), and
+so are LLMs inside retrievers and tools (they do not answer). A document a chain or node made
+of an LLM's output (a map-reduce's summaries) is not evidence: what that LLM read is.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from langchain_core.outputs import LLMResult
 from typing_extensions import override
 
 from ...results import Source
-from .._pipeline import Job, reached
+from .._pipeline import Job, prompts_behind, reached, written_by
 from ._read import (
     answer_of,
     documents_to_sources,
     find_documents,
     given_citations,
+    handed_in,
     holds_text,
     prompt_text,
     question_of,
@@ -45,6 +48,11 @@ NO_SOURCES = (
 NO_DOCUMENTS = (
     "the retrievers returned no documents, so nothing can be cited: check the retriever's "
     "query and index"
+)
+ONLY_WRITTEN = (
+    "only documents this call's LLMs wrote reached the answer ({n}, e.g. a map step's "
+    "summaries); they are cited in place of the documents under them: pass those in the "
+    "call's input, return them from a retriever or tool, or hand them in with add_sources(docs)"
 )
 EMPTY_ANSWER = (
     "the answer text is empty while the output holds text: put the answer under 'answer' "
@@ -66,6 +74,15 @@ class _Generation:
     value: Any  # the Generation / ChatGeneration, for attaching to its message
 
 
+@dataclass(frozen=True, slots=True)
+class _LLMRun:
+    """What an LLM run wrote, what it read, and when it ended (`Capture.clock`)."""
+
+    text: str
+    prompt: str
+    at: int
+
+
 @dataclass(slots=True)
 class Capture:
     """What the runs of one call produced (mutated under the collector's lock)."""
@@ -75,12 +92,16 @@ class Capture:
     # same documents through every later node, so each is kept once, at its earliest run
     documents: dict[int, tuple[int, int, Document]] = field(default_factory=dict)
     inner: list[Document] = field(default_factory=list)  # seen inside a retriever
+    searched_ids: set[int] = field(default_factory=set)  # documents a retriever or tool gave
+    seen_at: dict[int, int] = field(default_factory=dict)  # when each document was first found
+    clock: int = 0  # counts documents found and LLM runs ended, to order the two
     explicit: list[Document] = field(default_factory=list)  # handed in with add_sources
     searched: bool = False  # a retriever ran, or documents were reported
     queries: list[str] = field(default_factory=list)
     open_llms: set[UUID] = field(default_factory=set)
     prompts: dict[UUID, str] = field(default_factory=dict)
     generations: list[_Generation] = field(default_factory=list)
+    llm_runs: list[_LLMRun] = field(default_factory=list)  # every LLM outside retrievers
     generation: Any = None  # the last finished LLM generation
     interrupted: bool = False  # a LangGraph interrupt paused the run before it answered
     final_question: str | None = None  # read from the outermost run's output
@@ -110,9 +131,14 @@ class Capture:
         run = self.runs.get(run_id)
         order = run.order if run is not None else len(self.runs)
         for k, doc in enumerate(documents):
+            if search:
+                self.searched_ids.add(id(doc))
             known = self.documents.get(id(doc))
+            if known is None:
+                self.seen_at[id(doc)] = self.clock
             if known is None or (order, k) < known[:2]:
                 self.documents[id(doc)] = (order, k, doc)  # the entry keeps `doc` alive
+        self.clock += 1
 
     def llm_started(self, run_id: UUID, prompt: str) -> None:
         self.open_llms.add(run_id)
@@ -124,12 +150,15 @@ class Capture:
             return
         generation = response.generations[0][0]
         self.generation = generation
-        if self.within(run_id, ("retriever", "tool")):
-            return
         text = getattr(generation, "text", None)
+        if not isinstance(text, str) or not text.strip() or self.within(run_id, ("retriever",)):
+            return
+        prompt = self.prompts.get(run_id, "")
+        self.llm_runs.append(_LLMRun(text, prompt, self.clock))  # a subagent's reply too
+        self.clock += 1
         message = getattr(generation, "message", None)
-        if isinstance(text, str) and text.strip() and not getattr(message, "tool_calls", None):
-            self.generations.append(_Generation(text, self.prompts.get(run_id, ""), generation))
+        if not self.within(run_id, ("tool",)) and not getattr(message, "tool_calls", None):
+            self.generations.append(_Generation(text, prompt, generation))
 
     def llm_failed(self, run_id: UUID) -> None:
         self.open_llms.discard(run_id)
@@ -143,6 +172,15 @@ class Capture:
                     return candidate
         return self.generations[-1] if self.generations else None
 
+    def prompt_of(self, answer: str | None) -> str | None:
+        """The prompt of the LLM that wrote `answer` wherever it ran (a subagent whose reply a
+        `return_direct` tool hands back), else `last_prompt()`."""
+        wanted = (answer or "").strip()
+        for run in reversed(self.llm_runs):
+            if wanted and run.text.strip() == wanted:
+                return run.prompt
+        return self.last_prompt()
+
     def last_prompt(self) -> str | None:
         """The prompt of the last LLM run started outside retrievers and tools."""
         for run_id in reversed(self.prompts):
@@ -150,15 +188,54 @@ class Capture:
                 return self.prompts[run_id]
         return None
 
-    def sources(self, prompt: str | None = None) -> list[Source]:
-        """The call's documents as sources: those that reached `prompt` when it shows any."""
+    def sources(self, inputs: Any = None) -> list[Source]:
+        """The call's documents found so far, as sources (for encoding them early)."""
+        return self.evidence(None, inputs)[0]
+
+    def evidence(
+        self, prompt: str | None = None, inputs: Any = None, answer: str | None = None
+    ) -> tuple[list[Source], str | None]:
+        """The sources to cite, and a note when only the call's LLMs' own words were left.
+
+        Args:
+            prompt: the answering LLM's prompt; when it shows any document, only those that
+                reached it, or reached an LLM whose output reached it, are kept.
+            inputs: what the call was given: its documents are sources, its texts (see
+                `handed_in`) only when the call found nothing else (a map-reduce graph given
+                `{"contents": [...]}`, whose own summaries are no evidence).
+            answer: the answer attributed; a document holding it (found in the final state
+                only) was not made of it: it is the document the answer quotes.
+        """
         ordered = sorted(self.documents.values(), key=lambda item: (item[0], item[1]))
-        documents = [_with_inner_id(doc, self.inner) for _, _, doc in ordered]
-        if prompt:
-            shown = reached([d.page_content for d in documents], prompt)
-            kept = [d for d, seen in zip(documents, shown, strict=True) if seen]
+        found: list[Document] = []
+        written: list[Document] = []
+        for _, _, doc in ordered:
+            made = self._made(doc, (answer or "").strip())
+            (written if made else found).append(_with_inner_id(doc, self.inner))
+        given, texts = handed_in(inputs)
+        documents = [*given, *found]
+        note = None
+        if not documents and not self.explicit:
+            documents = texts or written
+            if written and documents is written:
+                note = ONLY_WRITTEN.format(n=len(written))
+        if prompt and documents:
+            runs = [(run.text, run.prompt) for run in self.llm_runs]
+            shown = "\n".join(prompts_behind(prompt, runs))
+            seen = reached([d.page_content for d in documents], shown)
+            kept = [d for d, ok in zip(documents, seen, strict=True) if ok]
             documents = kept or documents  # the prompt may rephrase them all: keep them
-        return documents_to_sources([*self.explicit, *documents])
+        return documents_to_sources([*self.explicit, *documents]), note
+
+    def _made(self, doc: Document, answer: str) -> bool:
+        """Whether a chain or node made `doc` of an LLM's output: an LLM other than the
+        answering one wrote text it holds, and ended before the document was first found (a
+        document found first and then quoted is evidence); no retriever or tool returned it."""
+        if id(doc) in self.searched_ids:
+            return False
+        found_at = self.seen_at.get(id(doc), self.clock)
+        texts = [r.text for r in self.llm_runs if r.at < found_at and r.text.strip() != answer]
+        return written_by(doc.page_content, texts)
 
 
 def _with_inner_id(doc: Document, inner: list[Document]) -> Document:
@@ -178,8 +255,10 @@ def _with_inner_id(doc: Document, inner: list[Document]) -> Document:
     return doc
 
 
-def build_job(capture: Capture, output: Any, question: str | None) -> Job:
-    """The job for one call: the answer the user gets, the documents the LLM saw, problems."""
+def build_job(capture: Capture, output: Any, question: str | None, inputs: Any = None) -> Job:
+    """The job for one call: the answer the user gets, the documents the LLM saw, problems.
+
+    `inputs` is what the call was given: documents and texts in it are sources too."""
     answer = answer_of(output)
     problem = None
     if answer is not None and not answer.strip() and holds_text(output):
@@ -193,12 +272,14 @@ def build_job(capture: Capture, output: Any, question: str | None) -> Job:
         # a parser made the message a str: its citations stay on the message the LLM gave
         cited = given_citations(getattr(generation.value, "message", None))
     # a structured answer came from a tool call, which keeps no generation: its LLM's prompt
-    prompt = generation.prompt if generation is not None else capture.last_prompt()
-    sources = capture.sources(prompt)
+    prompt = generation.prompt if generation is not None else capture.prompt_of(answer)
+    sources, note = capture.evidence(prompt, inputs, answer)
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
         problem = problem or (NO_DOCUMENTS if capture.searched else NO_SOURCES)
+    else:
+        problem = problem or note
     # a resumed graph's input is a `Command`: its state still holds the user's question
     question = question or question_of(output) or capture.final_question
     question = question or (capture.queries[0] if capture.queries else None)
@@ -362,16 +443,17 @@ class CaptureHandler(Collector):
         super().__init__()
         self.capture = Capture()
 
-    def sources(self) -> tuple[list[Source], str | None]:
-        """The documents captured so far, and the first retriever query."""
+    def sources(self, inputs: Any = None) -> tuple[list[Source], str | None]:
+        """The documents captured so far (and those in the call's `inputs`), and the first
+        retriever query."""
         with self._lock:
             queries = self.capture.queries
-            return self.capture.sources(), (queries[0] if queries else None)
+            return self.capture.sources(inputs), (queries[0] if queries else None)
 
-    def job(self, output: Any, question: str | None) -> Job:
+    def job(self, output: Any, question: str | None, inputs: Any = None) -> Job:
         """The job for the call's `output` (see `build_job`)."""
         with self._lock:
-            return build_job(self.capture, output, question)
+            return build_job(self.capture, output, question, inputs)
 
     def final_output(self, default: Any) -> Any:
         """What the outermost run returned (a graph's final state, as `invoke` returns it,

@@ -22,7 +22,7 @@ from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import AddableDict
 
 from .._streams import NO_CHUNK
-from ._read import ANSWER_KEYS, is_answer_message
+from ._read import ANSWER_KEYS, last_answer
 from .handler import EVENT_NAME
 
 logger = logging.getLogger("rag_attrib.integrations.langchain")
@@ -85,12 +85,12 @@ def with_answer(output: Any, old: str, new: str) -> Any:
         if isinstance(item, (str, BaseMessage)):
             return {**output, key: with_answer(item, old, new)}
     messages = output.get("messages")
-    if isinstance(messages, list):
-        for k in range(len(messages) - 1, -1, -1):
-            if is_answer_message(messages[k]):
-                changed = [*messages]
-                changed[k] = with_answer(messages[k], old, new)
-                return {**output, "messages": changed}
+    answering = last_answer(messages) if isinstance(messages, list) else None
+    if isinstance(messages, list) and answering is not None:
+        k = next(k for k, m in enumerate(messages) if m is answering)
+        changed = [*messages]
+        changed[k] = with_answer(answering, old, new)
+        return {**output, "messages": changed}
     return output
 
 

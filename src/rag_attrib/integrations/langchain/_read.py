@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +87,8 @@ def find_documents(value: Any, depth: int = 0) -> list[Document]:
     """The `Document`s in a run's output: lists, dict values, tool messages, nested a little.
 
     A `ToolMessage` gives its `artifact`'s documents, else those written in its content; a
-    document a checkpointer stored as a dict counts too.
+    LangGraph `Command` those of its `update`; a document a checkpointer stored as a dict
+    counts too.
     """
     if isinstance(value, Document):
         return [value]
@@ -96,6 +97,9 @@ def find_documents(value: Any, depth: int = 0) -> list[Document]:
         return [stored]
     if depth >= _MAX_DEPTH or isinstance(value, (str, bytes)):
         return []
+    update = _command_update(value)
+    if update is not None:  # a tool or node returned `Command(update={"context": docs, ...})`
+        return find_documents(update, depth + 1)
     if isinstance(value, ToolMessage):
         found = find_documents(value.artifact, depth + 1)
         return found or documents_in_text(value.content)
@@ -108,6 +112,33 @@ def find_documents(value: Any, depth: int = 0) -> list[Document]:
     else:
         return []
     return [doc for item in items for doc in find_documents(item, depth + 1)]
+
+
+def handed_in(inputs: Any) -> tuple[list[Document], list[Document]]:
+    """What a call was given to work on: the `Document`s in its input (a stuff chain's
+    `{"context": docs}`), and its lists of texts (a map-reduce graph's `{"contents": [...]}`,
+    as documents without ids). The question and `messages` are not texts to cite."""
+    texts: list[Document] = []
+    if isinstance(inputs, (list, tuple)):
+        texts = _texts(inputs)
+    elif isinstance(inputs, Mapping):
+        for key, value in inputs.items():
+            if key not in _QUESTION_KEYS and key != "messages" and isinstance(value, (list, tuple)):
+                texts.extend(_texts(value))
+    return find_documents(inputs), texts
+
+
+def _texts(items: Sequence[Any]) -> list[Document]:
+    if not items or not all(isinstance(t, str) for t in items):
+        return []
+    return [Document(page_content=str(t)) for t in items if t.strip()]
+
+
+def _command_update(value: Any) -> Any:
+    """The `update` of a LangGraph `Command` (matched by name: langgraph is no dependency)."""
+    if type(value).__name__ != "Command":
+        return None
+    return getattr(value, "update", None)
 
 
 def stored_document(value: Mapping[Any, Any]) -> Document | None:
@@ -155,12 +186,21 @@ def is_answer_message(message: Any) -> bool:
     )
 
 
+def last_answer(messages: Sequence[Any]) -> BaseMessage | None:
+    """The message that answers in a `messages` list: the tool reply it ends with (an agent
+    stops on a `return_direct` tool's result, which goes to the user), else the last AI
+    message with text."""
+    if messages and isinstance(messages[-1], ToolMessage) and message_text(messages[-1]).strip():
+        return messages[-1]
+    return next((m for m in reversed(messages) if is_answer_message(m)), None)
+
+
 def answer_of(output: Any) -> str | None:
     """The answer text in a chain or graph output, or None when it holds none.
 
     A str, a message's text, the first of `ANSWER_KEYS` that holds one (a structured
-    answer's `answer` field too), or the last AI message with text of a `messages` list; a
-    LangGraph "updates" chunk is looked into.
+    answer's `answer` field too), or the answering message of a `messages` list (see
+    `last_answer`); a LangGraph "updates" chunk is looked into.
     """
     if isinstance(output, str):
         return str(output)  # drops str subclasses such as langchain's TextAccessor
@@ -182,10 +222,8 @@ def answer_of(output: Any) -> str | None:
             return text
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
-        for message in reversed(messages):
-            if is_answer_message(message):
-                return message_text(message)
-        return None
+        message = last_answer(messages)
+        return None if message is None else message_text(message)
     nested = [v for v in output.values() if isinstance(v, Mapping)]
     if len(nested) == 1:  # a LangGraph "updates" chunk: {node: update}
         return answer_of(nested[0])
@@ -206,7 +244,7 @@ def answer_message(output: Any) -> BaseMessage | None:
             return None
     messages = output.get("messages")
     if isinstance(messages, (list, tuple)):
-        return next((m for m in reversed(messages) if is_answer_message(m)), None)
+        return last_answer(messages)
     return None
 
 

@@ -74,10 +74,10 @@ class AttributionCallbackHandler(Collector):
 
     Add it to the config of an unchanged chain, graph or agent. Runs are grouped by their root
     run (the invocation). When the root run ends, the answer it returned (see the README for
-    where it is looked for) is attributed to the documents its runs produced (retrievers,
-    tools, chain and node outputs, `add_sources`) that reached the answering LLM. State is kept
-    behind a lock and released when the root ends, so one handler may serve concurrent
-    `batch`/`abatch` calls and threads. A call with nothing to cite or no answer logs one
+    where it is looked for) is attributed to the documents it was given or its runs produced
+    (retrievers, tools, chain and node outputs, `add_sources`) that reached the answering
+    LLM. State is kept behind a lock and released when the root ends, so one handler may serve
+    concurrent `batch`/`abatch` calls and threads. A call with nothing to cite or no answer logs one
     WARNING per handler and cause, and carries it in the result's `error`.
 
     Where the chain returns the chat model's own `AIMessage`, that message gets
@@ -229,7 +229,7 @@ class AttributionCallbackHandler(Collector):
 
     def _sources(self, root: _Root) -> tuple[list[Source], str | None]:
         with self._lock:
-            return root.capture.sources(), question_of(root.inputs)
+            return root.capture.sources(root.inputs), question_of(root.inputs)
 
     @override
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
@@ -262,7 +262,8 @@ class AttributionCallbackHandler(Collector):
             return
         for warmer in root.warmers.values():  # streamed sentences: only the last one is left
             warmer.settle(self.timeout)
-        job = build_job(capture, outputs, question_of(inputs) or question_of(root.inputs))
+        given = inputs if inputs is not None else root.inputs  # a stream's come at its end
+        job = build_job(capture, outputs, question_of(given), given)
         self._reporter.report(job.problem)
         context = run_context(root.captured, run_id, root.name, root.tags, root.metadata)
         result = run_job(

@@ -107,7 +107,7 @@ class AttributedRunnable(Runnable[Any, Any]):
     # -- shared steps
 
     def _job(self, output: Any, handler: CaptureHandler, inputs: Any) -> Job:
-        job = handler.job(output, question_of(inputs))
+        job = handler.job(output, question_of(inputs), inputs)
         self._reporter.report(job.problem)
         return job
 
@@ -383,8 +383,9 @@ class _StreamCall:
             yield item
 
     def _sources(self) -> tuple[list[Source], str | None]:
-        sources, query = self.handler.sources()
-        return sources, question_of(combine(self.inputs)) or query
+        inputs = combine(self.inputs)
+        sources, query = self.handler.sources(inputs)
+        return sources, question_of(inputs) or query
 
     def on_chunk(self, chunk: Any) -> None:
         if self.graph is None:

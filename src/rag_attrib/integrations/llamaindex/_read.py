@@ -27,7 +27,7 @@ from .._given import (
     from_reply,
     from_structured,
 )
-from .._pipeline import Job, reached
+from .._pipeline import Job, reached, written_by
 
 if TYPE_CHECKING:
     import inspect
@@ -52,7 +52,6 @@ __all__ = [
 
 # SubQuestionQueryEngine._construct_node: the one generated node shape LlamaIndex documents.
 _SUB_ANSWER = re.compile(r"\ASub question: .*\nResponse: ", re.DOTALL)
-_MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a node came from
 
 NO_NODES = (
     "no source nodes: the response has no source_nodes and its tool outputs hold none, "
@@ -270,7 +269,7 @@ def _generated(nws: NodeWithScore, llm_texts: Collection[str], retrieved: Collec
     text = node.get_content(metadata_mode=MetadataMode.NONE)
     if _SUB_ANSWER.match(text):
         return True
-    return any(len(t) >= _MIN_LLM_TEXT and t in text for t in llm_texts)
+    return written_by(text, llm_texts)
 
 
 def evidence(
