@@ -55,6 +55,10 @@ CHAT = f"Great question! {TRUE} {INVENTED} I hope this helps! Let me know if you
         "oh that is true.",
         "yeah they are.",
         "Is there anything else I can help you with?",
+        "Would you like to know more about the fire's aftermath?",
+        "Would you like me to summarise the other sources too?",
+        "Do you want me to compare it with the Chicago fire?",
+        "Shall I go into the rebuilding of St Paul's?",
     ],
 )
 def test_talk_is_not_a_claim(sentence: str) -> None:
@@ -72,6 +76,7 @@ def test_talk_is_not_a_claim(sentence: str) -> None:
         "What year did the fire start?",  # a question is still a claim, flagged as one
         "What is it about?",  # even with no content word
         "Do you?",
+        "Do you want to repeat a behavior?",  # asks about the world, not an offer
         "It is true that Paris is in France.",
         "The answer is no.",
         "Based on the provided context, the fire began in 1666.",

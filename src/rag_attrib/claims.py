@@ -35,6 +35,11 @@ _TALK = re.compile(
     r"|(?:i(?:'m| am| would be|'d be) )?(?:happy|glad) to help(?: further| more)?"
     r"|let me know if .+|feel free to .+|(?:please )?(?:do not|don't) hesitate to .+"
     r"|is there anything else .+|if you have (?:any )?(?:other|more|further) questions.*"
+    # an offer to go on, the question chat models close with ("Would you like to know more
+    # about its history?"); a question about the world ("Do you want to repeat it?") is checked
+    r"|would you like (?:me to .+|to (?:know|learn|hear|read|explore|see|dive|go) .+|more .+)"
+    r"|(?:do|would) you want me to .+|shall i .+|want me to .+|can i help (?:you )?with .+"
+    r"|should i (?:go on|continue|elaborate|explain|expand) .*"
     r"|(?:i )?hope you (?:find|found) .+|good luck.*|have a (?:great|good|nice) .+"
     # where the answer comes from, said before it ("Based on the provided context, ...")
     r"|(?:based on|according to|from) (?:the |these |this )?(?:provided |given |retrieved )?"
