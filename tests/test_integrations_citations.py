@@ -13,7 +13,13 @@ from pydantic import BaseModel
 
 from rag_attrib import AttributionResult, Attributor, Source, check_citations
 from rag_attrib.errors import ConfigError
-from rag_attrib.integrations._citations import CheckOptions, check, check_options, numbering_for
+from rag_attrib.integrations._citations import (
+    CheckOptions,
+    check,
+    check_options,
+    label_order,
+    numbering_for,
+)
 from rag_attrib.integrations._given import CitedSpan, GivenCitations, from_blocks, from_structured
 from rag_attrib.integrations._pipeline import Job, check_job_citations, failed_result, run_job
 from rag_attrib.integrations._urls import normalise_url
@@ -48,6 +54,37 @@ def test_numbering_from_citation_query_engine_node_texts():
     """CitationQueryEngine writes "Source n:" into each node's text: that is enough."""
     nodes = [Source(s.id, f"Source {k + 1}:\n{s.text}\n") for k, s in enumerate(SOURCES)]
     assert numbering_for(nodes, None) == "1-based"
+
+
+A, B, C = (s.text for s in SOURCES)
+
+
+@pytest.mark.parametrize(
+    ("shown", "expected"),
+    [
+        (f"Source 1:\n{C}\n\nSource 2:\n{A}\n\nSource 3:\n{B}", [2, 0, 1]),
+        (f"Source 2:\n{B}\n\nSource 1:\n{A}\n\nSource 3:\n{C}", [0, 1, 2]),
+        (
+            f"Source 1:\nfile_name: c.txt\n\n{C}\nSource 2:\nfile_name: a.txt\n\n{A}\n"
+            f"Source 3:\n{B}",
+            [2, 0, 1],
+        ),  # metadata lines between a label and its text
+        (f"[1] {B}\n[2] {C}\n[3] {A}", [1, 2, 0]),
+        (f"Source ID: 0\n{C}\nSource ID: 1\n{B}\nSource ID: 2\n{A}", [2, 1, 0]),
+        (f"Source 1:\n{C}\n\nSource 2:\n{A}", None),  # a text not shown
+        (f"Source 1:\n{C}\n\n{A}\n\nSource 3:\n{B}", None),  # a text with no label
+        (f"Source 1:\n{C}\n\nSource 2:\n{A}\n\nSource 1:\n{B}", None),  # two tool calls
+        (f"Source 1:\n{C}\n\nSource 2:\n{A}\n\nSource 4:\n{B}", None),  # a gap
+        (f"{C}\n{A}\n{B}", None),
+    ],
+)
+def test_label_order_follows_the_labels_shown(shown, expected):
+    """A tool's "Source n:" labels (or "[n]", "Source ID: n") say which text each number
+    names; anything short of one label per text, counting from 0 or 1, says nothing."""
+    assert label_order([s.text for s in SOURCES], shown) == expected
+    if expected is not None:
+        ordered = [SOURCES[k] for k in expected]
+        assert numbering_for(ordered, shown) in ("0-based", "1-based")
 
 
 class Quote(BaseModel):

@@ -27,7 +27,7 @@ from ._urls import normalise_url, url_positions
 if TYPE_CHECKING:
     from ..engine import Attributor
 
-__all__ = ["CheckOptions", "check", "check_options", "numbering_for", "repair"]
+__all__ = ["CheckOptions", "check", "check_options", "label_order", "numbering_for", "repair"]
 
 # Labels that name a source in a prompt or in a source's own text: "Source 1:", "Source ID: 0",
 # "Document 2", "Doc #3", "[4]" opening a line (LlamaIndex's CitationQueryEngine, LangChain's
@@ -36,6 +36,15 @@ _LABELLED = re.compile(
     r"\b(?:source|document|doc)(?:\s+id)?\s*[:#]?\s*(\d{1,3})\b|^[ \t]*\[(\d{1,3})\]",
     re.IGNORECASE | re.MULTILINE,
 )
+
+
+# The same labels read in text whose spaces are collapsed (a "[4]" no longer opens a line).
+_LABEL = re.compile(
+    r"\b(?:source|document|doc)(?:\s+id)?\s*[:#]?\s*(\d{1,3})\b|\[(\d{1,3})\]", re.IGNORECASE
+)
+# Spaces and a repr's "\\n", and the opening looked for, as `_pipeline.reached` reads them.
+_SPACE = re.compile(r"(?:\s|\\[nrt])+")
+_OPENING = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,42 @@ def numbering_for(sources: Sequence[Source], prompt: str | None) -> Numbering:
     if set(range(1, n + 1)) <= numbers and 0 not in numbers:
         return "1-based"
     return "auto"
+
+
+def label_order(texts: Sequence[str], shown: str) -> list[int] | None:
+    """The positions of `texts` in the order `shown` labels them, else None.
+
+    A tool that returns "Source 1:\n<text>\n\nSource 2:\n<text>" (as CitationQueryEngine
+    labels its chunks) defines what the answer's [n] name, whatever order its nodes came in.
+    Each text is found in `shown` by its opening (spaces collapsed); its label is the last
+    one between the text shown before it and its opening (metadata lines may sit between).
+    None unless every text is shown under its own label and the labels count 1..n or 0..n-1:
+    then `numbering_for` reads that numbering from `shown`. A text not shown, a passage with
+    no label, labels repeated (two tool calls each counting from 1) all give None.
+    """
+    if not texts:
+        return None
+    flat = _SPACE.sub(" ", shown)
+    places: list[tuple[int, int, int]] = []  # (where its opening is, its length, position)
+    for k, text in enumerate(texts):
+        opening = _SPACE.sub(" ", text).strip()[:_OPENING]
+        at = flat.find(opening) if opening else -1
+        if at < 0:
+            return None
+        places.append((at, len(opening), k))
+    labels: dict[int, int] = {}
+    after = 0
+    for at, length, k in sorted(places):
+        found = _LABEL.findall(flat, after, at) if after <= at else []
+        if not found:
+            return None
+        labels[k] = int(found[-1][0] or found[-1][1])
+        after = at + length
+    numbers = sorted(labels.values())
+    n = len(texts)
+    if numbers not in (list(range(1, n + 1)), list(range(n))):
+        return None
+    return sorted(labels, key=labels.__getitem__)
 
 
 # --- checking -------------------------------------------------------------------------------

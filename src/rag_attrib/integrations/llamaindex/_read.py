@@ -16,10 +16,11 @@ from llama_index.core.base.llms.types import (
     TextBlock,
 )
 from llama_index.core.base.response.schema import PydanticResponse
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from ...results import Source
 from ...validate import metadata_dict
+from .._citations import label_order
 from .._given import (
     GivenCitations,
     chat_completion_annotations,
@@ -42,12 +43,16 @@ __all__ = [
     "completion_reply",
     "evidence",
     "given_citations",
+    "given_nodes",
     "job",
     "node_sources",
     "nothing_to_cite",
     "question_of",
     "reply_citations",
     "response_nodes",
+    "shown_in_tools",
+    "tool_nodes",
+    "tools_shown",
 ]
 
 # SubQuestionQueryEngine._construct_node: the one generated node shape LlamaIndex documents.
@@ -184,11 +189,16 @@ def question_of(bound_args: inspect.BoundArguments) -> str | None:
 
 
 def _nodes_in(value: object) -> list[NodeWithScore]:
-    """Nodes a tool returned: a response's `source_nodes`, or a retriever's node list."""
+    """Nodes a tool returned: a response's `source_nodes`, a retriever's node list, or what a
+    FunctionTool returns itself: a node or a `NodeWithScore`, alone or in a list."""
     nodes = getattr(value, "source_nodes", None)
-    if nodes is None and isinstance(value, list):
-        nodes = value
-    return [n for n in nodes or () if isinstance(n, NodeWithScore)]
+    if nodes is None:
+        nodes = value if isinstance(value, (list, tuple)) else [value]
+    return [
+        n if isinstance(n, NodeWithScore) else NodeWithScore(node=n)
+        for n in nodes or ()
+        if isinstance(n, (NodeWithScore, BaseNode))
+    ]
 
 
 def response_nodes(response: object) -> list[NodeWithScore]:
@@ -200,13 +210,18 @@ def response_nodes(response: object) -> list[NodeWithScore]:
     nodes = _nodes_in(response)
     if nodes:
         return nodes
-    return [
-        n for output in getattr(response, "sources", None) or () for n in _nodes_in_tool(output)
-    ]
+    return [n for output in getattr(response, "sources", None) or () for n in tool_nodes(output)]
 
 
-def _nodes_in_tool(output: object) -> list[NodeWithScore]:
+def tool_nodes(output: object) -> list[NodeWithScore]:
+    """The nodes a tool output holds: its raw output's (`_nodes_in`), and a node per
+    `CitableBlock`."""
     return _nodes_in(getattr(output, "raw_output", None)) + _citable_nodes(output)
+
+
+def given_nodes(bound_args: inspect.BoundArguments) -> list[NodeWithScore]:
+    """The nodes a synthesize call was given."""
+    return _nodes_in(bound_args.arguments.get("nodes"))
 
 
 def _citable_nodes(output: object) -> list[NodeWithScore]:
@@ -232,7 +247,7 @@ def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
         n
         for call in output.tool_calls
         if isinstance(call, ToolCallResult)  # the agent appends its run's results here
-        for n in _nodes_in_tool(call.tool_output)
+        for n in tool_nodes(call.tool_output)
     ]
     return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
 
@@ -248,9 +263,7 @@ def nothing_to_cite(response: object) -> str:
 
 def shown_in_tools(nodes: Sequence[NodeWithScore], output: AgentOutput) -> list[NodeWithScore]:
     """The `nodes` whose text one of the run's tool outputs shows (`ToolOutput.content`)."""
-    shown = "\n".join(
-        call.tool_output.content for call in output.tool_calls if isinstance(call, ToolCallResult)
-    )
+    shown = tools_shown(output)
     texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
     seen: set[str] = set()
     out = []
@@ -261,28 +274,41 @@ def shown_in_tools(nodes: Sequence[NodeWithScore], output: AgentOutput) -> list[
     return out
 
 
-def _generated(nws: NodeWithScore, llm_texts: Collection[str], retrieved: Collection[str]) -> bool:
-    """A node the pipeline wrote: no document behind it, not retrieved, an LLM's words inside."""
+def _generated(
+    nws: NodeWithScore,
+    llm_texts: Sequence[str],
+    retrieved: Collection[str],
+    handed: Mapping[str, int],
+) -> bool:
+    """A node the pipeline wrote: no document behind it, not retrieved, the words of an LLM
+    call made before the node was handed on (`handed`: how many of `llm_texts` were said
+    then). A later call quoting the node (an extractive summary, an answer repeating a tool's
+    node) says nothing about where it came from."""
     node = nws.node
     if node.ref_doc_id is not None or node.node_id in retrieved:
         return False
     text = node.get_content(metadata_mode=MetadataMode.NONE)
     if _SUB_ANSWER.match(text):
         return True
-    return written_by(text, llm_texts)
+    said = llm_texts[: handed[node.node_id]] if node.node_id in handed else llm_texts
+    return written_by(text, said)
 
 
 def evidence(
     nodes: Sequence[NodeWithScore],
-    llm_texts: Collection[str] = (),
+    llm_texts: Sequence[str] = (),
     retrieved: Collection[str] = (),
+    handed: Mapping[str, int] | None = None,
 ) -> tuple[list[NodeWithScore], str | None]:
     """The nodes that may be cited, and a note when only generated ones were left.
 
     Generated nodes (sub-question answers, LLM summaries) are dropped when any other node
-    exists: an answer copied from a sub-answer must cite the documents under it.
+    exists: an answer copied from a sub-answer must cite the documents under it. `handed`
+    maps a node id to how many of `llm_texts` were said before the node was handed on (to a
+    synthesizer, or back from a tool): only those can have written it.
     """
-    kept = [n for n in nodes if not _generated(n, llm_texts, retrieved)]
+    handed = handed or {}
+    kept = [n for n in nodes if not _generated(n, llm_texts, retrieved, handed)]
     if kept or not nodes:
         return kept, None
     note = (
@@ -294,13 +320,14 @@ def evidence(
 
 def cited(
     nodes: Sequence[NodeWithScore],
-    llm_texts: Collection[str] = (),
+    llm_texts: Sequence[str] = (),
     retrieved: Collection[str] = (),
     empty: str = NO_NODES,
+    handed: Mapping[str, int] | None = None,
 ) -> tuple[list[Source], str | None]:
     """The sources to cite among `nodes`, and the problem to report (None when all is well;
     `empty` when there is no node)."""
-    kept, note = evidence(nodes, llm_texts, retrieved)
+    kept, note = evidence(nodes, llm_texts, retrieved, handed)
     return node_sources(kept), note if kept else empty
 
 
@@ -309,12 +336,31 @@ def job(
     nodes: Sequence[NodeWithScore],
     question: str | None,
     *,
-    llm_texts: Collection[str] = (),
+    llm_texts: Sequence[str] = (),
     retrieved: Collection[str] = (),
+    handed: Mapping[str, int] | None = None,
     given: GivenCitations | None = None,
     empty: str = NO_NODES,
+    shown: str | None = None,
 ) -> Job:
     """What to attribute: the answer against the evidence among `nodes`, and any problem
-    (`empty` when there is no node: see `nothing_to_cite`)."""
-    sources, problem = cited(nodes, llm_texts, retrieved, empty)
-    return Job(answer, sources, question, problem, given)
+    (`empty` when there is no node: see `nothing_to_cite`).
+
+    `shown`: the text the answering LLM read the nodes in, when not the nodes themselves (an
+    agent's tool outputs). Where it labels each node ("Source 1:", as CitationQueryEngine
+    does), the nodes are put in label order and their labels number the answer's markers.
+    """
+    sources, problem = cited(nodes, llm_texts, retrieved, empty, handed)
+    prompt = None
+    if shown:
+        order = label_order([s.text for s in sources], shown)
+        if order is not None:
+            sources, prompt = [sources[k] for k in order], shown
+    return Job(answer, sources, question, problem, given, prompt)
+
+
+def tools_shown(output: AgentOutput) -> str:
+    """What the run's tool calls showed the agent's LLM (`ToolOutput.content`), joined."""
+    return "\n".join(
+        call.tool_output.content for call in output.tool_calls if isinstance(call, ToolCallResult)
+    )

@@ -19,7 +19,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_index.core.agent.workflow import AgentOutput, AgentWorkflow, BaseWorkflowAgent
+from llama_index.core.agent.workflow import (
+    AgentOutput,
+    AgentWorkflow,
+    BaseWorkflowAgent,
+    ToolCallResult,
+)
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.llms.types import ChatResponse
 from llama_index.core.base.response.schema import (
@@ -96,6 +101,9 @@ class _Unit:
     reply: ChatResponse | None = None  # the last LLM reply under it: its citations
     retrieved: set[str] = field(default_factory=set)  # node ids retrievers returned
     retrieved_nodes: list[NodeWithScore] = field(default_factory=list)  # the same, kept (agents)
+    # node id -> how many of `llm_texts` were said when the node was handed on (to a
+    # synthesizer, or back from a tool): only those LLM calls can have written it
+    handed: dict[str, int] = field(default_factory=dict)
     nodes: list[NodeWithScore] = field(default_factory=list)  # evidence from inner calls
     attributed: bool = False
     finalizer: weakref.finalize[Any, Any] | None = None
@@ -228,6 +236,8 @@ class Tracker:
                 self._span_unit[span_id] = outer.span_id
                 if method in _WRITER_METHODS and isinstance(instance, StreamingAgentChatResponse):
                     self._writers[span_id] = _Writer(outer, instance, self._warmer(outer, instance))
+                if method in _SYNTH_METHODS and isinstance(instance, BaseSynthesizer):
+                    self._hand(outer, _read.given_nodes(bound_args))
                 return
             if kind is None:
                 return
@@ -235,12 +245,17 @@ class Tracker:
             unit = _Unit(span_id, name, kind, question, dict(tags or {}), self.settings, outer)
             self._units[span_id] = unit
             self._span_unit[span_id] = span_id
+            if kind == "synth":
+                self._hand(unit, _read.given_nodes(bound_args))
 
     def exit(self, span_id: str, result: object) -> None:
         with self._lock:
             unit = self._unit_of(span_id)
         if unit is not None:
             try:
+                if isinstance(result, ToolCallResult):  # an agent's tool call step
+                    with self._lock:
+                        self._hand(unit, _read.tool_nodes(result.tool_output))
                 if unit.kind == "agent" and not unit.attributed:
                     # The step that ends the run returns the output before the run hands it
                     # to the caller: attach there.
@@ -259,6 +274,13 @@ class Tracker:
 
     def drop(self, span_id: str) -> None:
         self._close(span_id)
+
+    def _hand(self, unit: _Unit, nodes: Sequence[NodeWithScore]) -> None:
+        """Note `nodes` handed on under `unit` (the lock held): LLM calls made from now on
+        may quote them, never have written them."""
+        for owner in unit.lineage():
+            for nws in nodes:
+                owner.handed.setdefault(nws.node.node_id, len(owner.llm_texts))
 
     def _unit_of(self, span_id: str | None) -> _Unit | None:
         unit_id = self._span_unit.get(span_id) if span_id else None
@@ -383,9 +405,17 @@ class Tracker:
 
     # -- attributing ---------------------------------------------------------------------------
 
+    def _history(self, unit: _Unit) -> tuple[list[str], set[str], dict[str, int]]:
+        """What tells the unit's evidence from text its pipeline wrote (see `_read.evidence`):
+        its LLM texts, the node ids retrieved, when each node was handed on; a copy."""
+        with self._lock:
+            return list(unit.llm_texts), set(unit.retrieved), dict(unit.handed)
+
     def _warmer(self, unit: _Unit, response: object) -> Warmer:
         def sources() -> tuple[list[Any], str | None]:
-            found, _ = _read.cited(_read.response_nodes(response), unit.llm_texts, unit.retrieved)
+            texts, retrieved, handed = self._history(unit)
+            nodes = _read.response_nodes(response)
+            found, _ = _read.cited(nodes, texts, retrieved, handed=handed)
             return found, unit.question
 
         warmer = Warmer(unit.settings.attributor, sources)
@@ -393,8 +423,9 @@ class Tracker:
         return warmer
 
     def _job(self, unit: _Unit, answer: str, nodes: Sequence[NodeWithScore], target: object) -> Job:
+        texts, retrieved, handed = self._history(unit)
         with self._lock:
-            texts, retrieved, reply = list(unit.llm_texts), set(unit.retrieved), unit.reply
+            reply = unit.reply
         given = _read.given_citations(target) or _read.reply_citations(reply, answer)
         return _read.job(
             answer,
@@ -402,8 +433,10 @@ class Tracker:
             unit.question,
             llm_texts=texts,
             retrieved=retrieved,
+            handed=handed,
             given=given,
             empty=_read.nothing_to_cite(target),
+            shown=_read.tools_shown(target) if isinstance(target, AgentOutput) else None,
         )
 
     def _attribute(
@@ -457,7 +490,7 @@ class Tracker:
 
     def _hand_up(self, unit: _Unit, nodes: Sequence[NodeWithScore]) -> None:
         """Give the agent above `unit` the evidence among `nodes`."""
-        kept, _ = _read.evidence(nodes, unit.llm_texts, unit.retrieved)
+        kept, _ = _read.evidence(nodes, *self._history(unit))
         if unit.parent is not None:
             with self._lock:
                 unit.parent.nodes.extend(kept)
