@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_attrib import Source, Span, split_sentences
+from rag_attrib.markers import clean_text, parse_markers
 
 DEFAULT_EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
 QUESTION_SETS = {"hotpotqa", "musique"}  # short answers: score question + answer
@@ -50,14 +51,53 @@ class Case:
 
 
 class GoldSplitter:
-    """Returns the gold segmentation for known texts, the default splitter otherwise."""
+    """Returns the gold segmentation for known texts, the default splitter otherwise.
+
+    `attribute()` splits an answer without its citation markers (ExpertQA's claims carry
+    "[1]"), so a known text's marker-free copy gets the gold spans too, mapped onto it.
+    """
 
     def __init__(self, table: dict[str, list[Span]]) -> None:
         self.table = table
+        self._clean: dict[str, list[Span]] | None = None
 
     def __call__(self, text: str) -> list[Span]:
         spans = self.table.get(text)
+        if spans is None:
+            spans = self._without_markers().get(text)
         return spans if spans is not None else split_sentences(text)
+
+    def _without_markers(self) -> dict[str, list[Span]]:
+        if self._clean is None:
+            self._clean = {}
+            for text, spans in self.table.items():
+                markers = parse_markers(text)
+                if markers:
+                    clean, edits = clean_text(text, markers)
+                    self._clean[clean] = _mapped(spans, clean, edits)
+        return self._clean
+
+
+def _mapped(spans: list[Span], clean: str, edits: list[tuple[int, int, str]]) -> list[Span]:
+    """`spans` of a text moved onto its copy without markers (`clean_text`'s `edits`)."""
+
+    def forward(pos: int) -> int:
+        shift = 0
+        for a, b, r in edits:
+            if pos <= a:
+                break
+            if pos < b:  # inside a removed marker: where it was
+                return a + shift
+            shift += len(r) - (b - a)
+        return pos + shift
+
+    out = []
+    for span in spans:
+        a, b = forward(span.start), forward(span.end)
+        while b > a and clean[b - 1].isspace():
+            b -= 1
+        out.append(Span(clean[a:b], a, b))
+    return out
 
 
 def _join(parts: list[str]) -> tuple[str, list[Span]]:

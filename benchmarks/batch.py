@@ -38,7 +38,6 @@ from _evaldata import load_records
 
 from rag_attrib.batch import read_results, run_batch
 from rag_attrib.batch.work import make_attributor
-from rag_attrib.citations import attribute_as_written
 from rag_attrib.results import Source
 
 TOL = 1e-6
@@ -148,8 +147,7 @@ def run_config(
         if name == "loop":
             attributor = make_attributor(None)
             found = {  # as a batch worker attributes a record (attribute_rows)
-                r["id"]: attribute_as_written(
-                    attributor,
+                r["id"]: attributor.attribute(
                     r["answer"],
                     [Source(s["id"], s["text"]) for s in r["sources"]],
                     r["question"],

@@ -286,6 +286,47 @@ def test_prewarmed_answer_sentences_need_no_encoding_label_or_not() -> None:
         assert inner.texts_encoded == before, answer
 
 
+@pytest.mark.parametrize(
+    "marked",
+    [
+        "Paris is big [1]. Rome is old [2].",
+        "Paris is big.[1] Rome is old.[2][1]",
+        "Paris is big [^1]. Rome is old (Source 2).",
+        'Paris is big <cite id="a">. Rome is old [1, 2].',
+    ],
+)
+def test_citation_markers_are_no_words_of_the_claims(marked: str) -> None:
+    """An answer as LLMs write it, with its markers, scores as its text without them ("[1]"
+    is no word, "(Source 2)" no figure 2, "big.[1]" no sentence "[1]"); each sentence keeps
+    its offsets and text in the answer as written."""
+    sources = [Source("a", "Paris is big."), Source("b", "Rome is old.")]
+    attributor = Attributor(HashingEmbedder())
+    plain = attributor.attribute("Paris is big. Rome is old.", sources)
+    result = attributor.attribute(marked, sources)
+    assert result.answer == marked
+    assert len(result.answer_sentences) == 2
+    for got, want in zip(result.answer_sentences, plain.answer_sentences, strict=True):
+        assert got.support == want.support and got.supported and got.issues == ()
+        assert [c.source_id for c in got.citations] == [c.source_id for c in want.citations]
+        assert marked[got.start : got.end] == got.text
+        assert got.text.startswith(want.text[:-1])  # as written: its own markers may stay in
+    # a bracket that is no citation stays a word: an array index, a link's text
+    for text in ("Set items[1] to zero.", "See [the docs](https://x.org/a[1])."):
+        kept = attributor.attribute(text, sources)
+        assert [s.text for s in kept.answer_sentences] == [text]
+
+
+def test_prewarmed_marked_sentences_need_no_encoding() -> None:
+    inner = HashingEmbedder()
+    attributor = Attributor(inner)
+    sources = ["Paris is big. Rome is old."]
+    attributor.prewarm(sources)
+    attributor.prewarm_answer(["Paris is big [1].", "Rome is old.[2]"])
+    before = inner.texts_encoded
+    attributor.attribute("Paris is big [1]. Rome is old.[2]", sources)
+    assert inner.texts_encoded == before
+
+
 def test_cache_is_bounded() -> None:
     """The LRU cache never holds more than maxsize vectors."""
     cached = CachedEmbedder(HashingEmbedder(), maxsize=3)

@@ -580,7 +580,8 @@ def test_the_exact_support_option_is_passed_on(hashing_attributor):
     """exact_support=True gives the supports `check_citations(exact_support=True)` gives."""
     from rag_attrib import check_citations
 
-    answer = "The Hobart harbour museum was founded in 1896 [1]. Bremen's river port handles the most cargo [1]."
+    # the second sentence mixes two sources' words and cites one: alone, they weigh differently
+    answer = "The Hobart harbour museum was founded in 1896 [1]. The Hobart museum handles the most cargo [1]."
     result = hashing_attributor.attribute(answer, SOURCES)
     exact = check(result, None, None, CheckOptions(exact_support=True), hashing_attributor)
     default = check(result, None, None, None, hashing_attributor)

@@ -275,10 +275,10 @@ class PagesRetriever(BaseRetriever):
         return list(PAGES)
 
 
-def chain() -> Runnable[Any, Any]:
-    """retriever | "Source n:" labels | prompt | model | parser, answering MARKED."""
+def chain(answer: str = MARKED) -> Runnable[Any, Any]:
+    """retriever | "Source n:" labels | prompt | model | parser, answering `answer`."""
     context = PagesRetriever() | numbered
-    model = GenericFakeChatModel(messages=iter([MARKED]))
+    model = GenericFakeChatModel(messages=iter([answer]))
     return (
         {"context": context, "question": RunnablePassthrough()} | PROMPT | model | StrOutputParser()
     )
@@ -309,23 +309,25 @@ def test_citation_numbering_overrides_the_prompts_labels(attributor):
 
 async def test_exact_support_is_passed_through(attributor):
     """`exact_support=True` gives each marker the support `check_citations` computes with it
-    (sync and async); the default reads it from the result."""
-    exact = with_attribution(chain(), attributor, exact_support=True)
+    (sync and async); the default reads it from the result. The second sentence mixes two
+    sources' words and cites one: against that one alone its words weigh differently."""
+    mixed = MARKED.replace("Bremen's river port handles", "The Hobart museum handles")
+    exact = with_attribution(chain(mixed), attributor, exact_support=True)
     out = exact.invoke(QUESTION)
-    aout = await with_attribution(chain(), attributor, exact_support=True).ainvoke(QUESTION)
-    default = with_attribution(chain(), attributor).invoke(QUESTION)
+    aout = await with_attribution(chain(mixed), attributor, exact_support=True).ainvoke(QUESTION)
+    default = with_attribution(chain(mixed), attributor).invoke(QUESTION)
     result = exact.last_result
     assert result is not None
     sources = [Source(s.id, s.text) for s in result.sources]
     direct = check_citations(
-        MARKED, sources, result=result, attributor=attributor, exact_support=True
+        mixed, sources, result=result, attributor=attributor, exact_support=True
     )
     supports = [m["support"] for m in out["attribution"]["citation_check"]["markers"]]
     assert supports == pytest.approx([m.support for m in direct.markers])
     assert [m["support"] for m in aout["attribution"]["citation_check"]["markers"]] == supports
     assert [m["support"] for m in default["attribution"]["citation_check"]["markers"]] != supports
     handler = AttributionCallbackHandler(attributor, exact_support=True)
-    chain().invoke(QUESTION, config={"callbacks": [handler]})
+    chain(mixed).invoke(QUESTION, config={"callbacks": [handler]})
     report = handler.last_result.citation_check if handler.last_result else None
     assert report is not None and [m.support for m in report.markers] == pytest.approx(supports)
 

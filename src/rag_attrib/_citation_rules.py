@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .lexical import content_tokens
+from .markers import clean_text, parse_markers
 from .results import (
     AttributionResult,
     Citation,
@@ -356,7 +357,9 @@ def rescore(
         if len(ks) == len(sources):
             exact[i] = sentence.support
             continue
-        text = sentence.text
+        # the sentence as written carries its markers; attribute() reads it without them, and
+        # that text is the one to keep whole
+        text = clean_text(sentence.text, parse_markers(sentence.text))[0]
         one = type(attributor)(
             attributor.embedder,
             config=attributor.config,

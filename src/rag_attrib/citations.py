@@ -16,9 +16,15 @@ import numpy as np
 
 from . import _citation_rules as rules
 from ._types import JSONDict
-from .markers import Marker, Numbering, clean_text, parse_markers, resolve, to_original
-from .results import AttributionResult, Citation, Source, Span
-from .validate import clean_text as clean_unicode
+from .markers import (
+    Marker,
+    Numbering,
+    clean_text,
+    parse_markers,
+    resolve,
+    sentences_as_written,
+)
+from .results import AttributionResult, Citation, Span
 
 if TYPE_CHECKING:
     from .engine import Attributor, SourceLike
@@ -250,50 +256,12 @@ def check_citations(
             "leave it out to attribute the answer here"
         )
         raise ValueError(msg)
-    mapped = _sentences_as_written(result, answer, clean, edits)
+    mapped = sentences_as_written(result, answer, edits)
     report = _report(answer, parsed, positions, used, ids, result, mapped)
     if not exact_support:
         return report
     attributor = attributor or default_attributor()
     return replace(report, markers=rules.rescore(report.markers, result, resolved, attributor))
-
-
-def _sentences_as_written(
-    result: AttributionResult, answer: str, clean: str, edits: list[tuple[int, int, str]]
-) -> list[tuple[int, int]]:
-    """Each result sentence's (start, end) in `answer` as written."""
-    if result.answer == answer:
-        return [(s.start, s.end) for s in result.answer_sentences]
-    return [
-        (to_original(s.start, edits), to_original(s.end, edits, end=True))
-        for s in result.answer_sentences
-    ]
-
-
-def as_written(
-    result: AttributionResult, answer: str, edits: list[tuple[int, int, str]]
-) -> AttributionResult:
-    """The attribution of `answer`'s text without its markers (`clean_text`, which gave
-    `edits`), as `answer` was written: its answer, and each sentence's offsets and text in it."""
-    spans = _sentences_as_written(result, answer, result.answer, edits)
-    sentences = tuple(
-        replace(s, start=a, end=b, text=answer[a:b])
-        for s, (a, b) in zip(result.answer_sentences, spans, strict=True)
-    )
-    return replace(result, answer=answer, answer_sentences=sentences)
-
-
-def attribute_as_written(
-    attributor: Attributor, answer: str, sources: Sequence[Source], question: str | None = None
-) -> AttributionResult:
-    """`attributor.attribute` of `answer` with the citation markers it carries taken out, as
-    `check_citations` attributes it ("[1]" is no word of the claim, "(Source 2)" no figure 2);
-    the sentences keep their offsets and text in `answer` as written."""
-    markers = parse_markers(answer, ids=[s.id for s in sources])
-    if not markers:
-        return attributor.attribute(answer, sources, question)
-    clean, edits = clean_text(answer, markers)
-    return as_written(attributor.attribute(clean, sources, question), clean_unicode(answer), edits)
 
 
 def _report(

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from . import __version__
-from .citations import CitationReport, attribute_as_written, check_citations
+from .citations import CitationReport, check_citations
 from .config import VERDICTS, AttributionConfig, Verdict
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
@@ -252,7 +252,7 @@ def _explain(args: argparse.Namespace) -> int:
         sources.append(Source(id=_display(path), text=text, metadata={"path": path}))
 
     attributor = _attributor(args.model, args.language, args.verdict)
-    result = attribute_as_written(attributor, answer, sources, args.question)
+    result = attributor.attribute(answer, sources, args.question)
     json_to_stdout = args.json == "-"
     if args.json is not None:
         _write_text(args.json, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -286,9 +286,7 @@ def _explain_batch(args: argparse.Namespace) -> int:
             where = f"{name} line {number}"
             try:
                 record = _record(_json_line(line, where), where)
-                result = attribute_as_written(
-                    attributor, record.answer, record.sources, record.question
-                )
+                result = attributor.attribute(record.answer, record.sources, record.question)
                 row = dumps_line(result.to_dict())
             except Exception as exc:  # one bad record must not cost the others
                 failures.append((number, _record_error(exc, where)))

@@ -27,6 +27,8 @@ from .lexical import (
     missing_numbers,
 )
 from .limits import check_size, unscored
+from .markers import as_written, parse_markers
+from .markers import clean_text as without_markers
 from .rerankers import Reranker, rerank
 from .results import (
     AttributionResult,
@@ -149,7 +151,10 @@ class Attributor:
 
         Returns:
             An `AttributionResult`; an empty or whitespace answer gives one with no sentences,
-            and no sources give every answer sentence `supported=False`.
+            and no sources give every answer sentence `supported=False`. Citation markers the
+            answer carries (`[1]`, `[^2]`, `<cite id="3">`, "(Source 4)") are no words of
+            its claims: they are left out of what is scored, and each sentence keeps its
+            offsets and text in `answer` as written (`check_citations` judges the markers).
 
         Raises:
             TypeError: `answer`, `question` or a source is not text (the message names it).
@@ -162,6 +167,23 @@ class Attributor:
         answer = clean_text(answer)
         resolved, notes = _resolve(sources)
         check_size(answer, resolved, self.config)
+        markers = parse_markers(answer, ids=[s.id for s in resolved])
+        if not markers:
+            return self._attribute(answer, resolved, notes, question, started)
+        # "[1]" is no word of a claim, "(Source 2)" no figure 2, and "Lane.[1]" no sentence
+        # "[1]": the text without them is attributed, then mapped back onto the answer
+        clean, edits = without_markers(answer, markers)
+        result = self._attribute(clean, resolved, notes, question, started)
+        return as_written(result, answer, edits)
+
+    def _attribute(
+        self,
+        answer: str,
+        resolved: list[Source],
+        notes: list[str],
+        question: str | None,
+        started: float,
+    ) -> AttributionResult:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
@@ -268,6 +290,10 @@ class Attributor:
         `previous` is the answer sentence before `sentences[0]`, if any: a sentence that opens
         with a pronoun is embedded with it, exactly as `attribute` will.
         """
+        # as `attribute` reads them: without their citation markers
+        sentences = [without_markers(s, parse_markers(s))[0] for s in sentences]
+        if previous is not None:
+            previous = without_markers(previous, parse_markers(previous))[0]
         queries, extra = self._query_texts(sentences, question, previous)
         texts = [*queries, *(text for _, text in extra)]
         # whether a label is dropped depends on the sources, not known yet: warm both readings

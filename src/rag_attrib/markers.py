@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from .results import Span
+from .results import AttributionResult, Span
 
 __all__ = [
     "NUMBERINGS",
@@ -258,6 +258,31 @@ def to_original(pos: int, edits: Sequence[tuple[int, int, str]], *, end: bool = 
             return a if not end else b
         shift += len(r) - (b - a)
     return pos - shift
+
+
+def sentences_as_written(
+    result: AttributionResult, answer: str, edits: Sequence[tuple[int, int, str]]
+) -> list[tuple[int, int]]:
+    """Each result sentence's (start, end) in `answer` as written."""
+    if result.answer == answer:
+        return [(s.start, s.end) for s in result.answer_sentences]
+    return [
+        (to_original(s.start, edits), to_original(s.end, edits, end=True))
+        for s in result.answer_sentences
+    ]
+
+
+def as_written(
+    result: AttributionResult, answer: str, edits: Sequence[tuple[int, int, str]]
+) -> AttributionResult:
+    """The attribution of `answer`'s text without its markers (`clean_text`, which gave
+    `edits`), as `answer` was written: its answer, and each sentence's offsets and text in it."""
+    spans = sentences_as_written(result, answer, edits)
+    sentences = tuple(
+        replace(s, start=a, end=b, text=answer[a:b])
+        for s, (a, b) in zip(result.answer_sentences, spans, strict=True)
+    )
+    return replace(result, answer=answer, answer_sentences=sentences)
 
 
 def removal_start(answer: str, marker: Marker) -> int:

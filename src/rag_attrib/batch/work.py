@@ -13,7 +13,6 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ..citations import attribute_as_written
 from ..engine import Attributor
 from ..results import AttributionResult, backing_citations
 from .records import BadRecord, Record
@@ -90,7 +89,7 @@ def attribute_rows(
             continue
         try:
             # as the integrations and `explain` do: the LLM's markers are no words of its claims
-            result = attribute_as_written(attributor, item.answer, item.sources, item.question)
+            result = attributor.attribute(item.answer, item.sources, item.question)
         except Exception as exc:  # one record must not end the run
             results.append(error_row(item.id, f"attribution failed: {type(exc).__name__}: {exc}"))
             continue

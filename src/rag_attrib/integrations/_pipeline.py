@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from ..citations import attribute_as_written
 from ..embedders import Embedder
 from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
@@ -188,7 +187,7 @@ _budget_pool = DaemonPool(4, "rag_attrib-budget")
 
 def _engine(attributor: Attributor | None, job: Job) -> AttributionResult:
     chosen = attributor if attributor is not None else default_attributor()
-    return attribute_as_written(chosen, job.answer, job.sources, job.question)
+    return chosen.attribute(job.answer, job.sources, job.question)
 
 
 def _submit(attributor: Attributor | None, job: Job) -> Future[AttributionResult]:
