@@ -260,6 +260,23 @@ def test_sources_are_named_the_same_everywhere(hashing_attributor: Attributor) -
     assert {e.text for e in named.find("ra-cite-src")} <= {"alpha", "beta", "gamma"}
 
 
+def test_answer_markdown_emphasis_reads_as_emphasis(hashing_attributor: Attributor) -> None:
+    """LLM answers are Markdown: bold labels, italics and code show as such, not as asterisks;
+    what is inside them is still escaped, and lone asterisks stay text."""
+    answer = (
+        "**Main cause:** The fire began in a *bakery* on `Pudding Lane`. "
+        "**<script>x</script>** rose 2 * 3 * 4 times, __fast__."
+    )
+    tree = Tree(render_html(hashing_attributor.attribute(answer, SOURCES)))
+    texts = tree.find("ra-ans-text")
+    assert [e.tag for e in tree.elements if e.tag in ("strong", "em", "code")] == [
+        "strong", "em", "code", "strong", "strong",
+    ]  # fmt: skip
+    assert texts[0].text == "Main cause: The fire began in a bakery on Pudding Lane."
+    assert texts[1].text == "<script>x</script> rose 2 * 3 * 4 times, fast."
+    assert [e.tag for e in tree.elements if e.tag == "script"] == ["script"]  # the view's own
+
+
 def test_markup_in_any_text_is_escaped(hashing_attributor: Attributor) -> None:
     """Source, id, metadata title, answer, question and title text never become markup."""
     evil = "<script>alert(1)</script> <img src=x onerror=alert(2)> \"quoted\" & 'single'"

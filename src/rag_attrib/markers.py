@@ -81,6 +81,8 @@ _CODE_AFTER = re.compile(r"\s*(?:[-+*/%<>!=]?=(?!=)|==|[(.]\w|\))")
 # a sentence ends at . ! ? (closing quotes/brackets aside) before a space, or at a line break
 _BOUNDARY = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s)|\n")
 _BLANK = re.compile(r"[\s.,;:!?\-\u2013\u2014\"'()]*")
+# what every marker holds: most answers have none, and attribute() parses every answer
+_MAYBE = re.compile(r"\[|<cite|\bsources?\s", re.IGNORECASE)
 
 
 def parse_markers(answer: str, *, ids: Sequence[str] = ()) -> list[Marker]:
@@ -94,7 +96,7 @@ def parse_markers(answer: str, *, ids: Sequence[str] = ()) -> list[Marker]:
     Returns:
         `Marker`s sorted by position (one per cited reference).
     """
-    if not isinstance(answer, str) or not answer:
+    if not isinstance(answer, str) or not _MAYBE.search(answer):
         return []
     excluded = _excluded(answer)
     known = {i for i in ids if i}
