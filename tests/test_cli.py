@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,9 +146,17 @@ def test_explain_reads_an_answer_with_markers_as_check_citations_does(
     out_json = tmp_path / "r.json"
     args = ["explain", "--answer", str(files["answer"]), "--source", str(files["a"])]
     args += [str(files["b"]), "--json", str(out_json), "--model", "hashing"]
-    code, _, err = run(args, capsys, monkeypatch)
+    code, out, err = run(args, capsys, monkeypatch)
     assert code == 0, err
     result = AttributionResult.from_dict(json.loads(out_json.read_text(encoding="utf-8")))
+    # the markers are judged too: the JSON carries the check, the table lists each marker
+    assert result.citation_check is not None
+    assert [(m.text, m.verdict) for m in result.citation_check.markers][-1] == (
+        "[1]",
+        "unsupported",
+    )
+    assert "Citation markers, as written:" in out
+    assert re.search(r"\[1\]\s+UNSUPPORTED\s+cites \S*a\.txt", out)
     sources = [SOURCE_A, SOURCE_B]
     plain = Attributor(HashingEmbedder()).attribute(ANSWER, sources)
     as_is = Attributor(HashingEmbedder()).attribute(marked, sources)

@@ -109,3 +109,15 @@ def test_crafted_offsets_are_skipped(report) -> None:  # type: ignore[no-untyped
         len([e for e in tree.find("ra-mk") if "ra-mk-answer" in e.ancestors])
         == len(report.markers) - 2
     )
+
+
+def test_the_answer_as_written_shows_its_markdown_emphasis(hashing_attributor: Attributor) -> None:
+    """LLM answers are Markdown: around the marker chips, bold labels read as bold."""
+    answer = "- **Tower:** The Eiffel Tower was finished in 1889 [1].\n- *Mountain*: Everest [2]."
+    checked = check_citations(answer, SOURCES, attributor=hashing_attributor)
+    tree = Tree(render_html(checked.result, citations=checked))
+    inside = [e for e in tree.elements if "ra-markers" in e.ancestors]
+    emphasis = [(e.tag, e.text) for e in inside if e.tag in ("strong", "em")]
+    assert emphasis == [("strong", "Tower:"), ("em", "Mountain")]
+    chips = [e for e in inside if e.attrs.get("title") and "ra-mk" in e.attrs["class"].split()]
+    assert [e.text for e in chips] == ["1", "2"]

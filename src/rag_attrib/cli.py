@@ -22,7 +22,7 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -32,7 +32,7 @@ from .config import VERDICTS, AttributionConfig, Verdict
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
 from .export.jsonl import dumps_line, split_lines
-from .markers import NUMBERINGS
+from .markers import NUMBERINGS, parse_markers
 from .repair import repair_report
 from .results import AttributionResult, Source
 
@@ -253,13 +253,23 @@ def _explain(args: argparse.Namespace) -> int:
 
     attributor = _attributor(args.model, args.language, args.verdict)
     result = attributor.attribute(answer, sources, args.question)
+    if parse_markers(answer, ids=[s.id for s in sources]):
+        # the LLM cited as it wrote: its markers are judged too, as the integrations do (the
+        # JSON carries "citation_check", the HTML view colours each marker)
+        report = check_citations(answer, sources, result=result, question=args.question)
+        result = replace(result, citation_check=report)
     json_to_stdout = args.json == "-"
     if args.json is not None:
         _write_text(args.json, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     _write_views(args, result)
     if not args.quiet:
         # with JSON on stdout, the table goes to stderr so the JSON stays parseable
-        _print_table(result, sys.stderr if json_to_stdout else sys.stdout)
+        stream = sys.stderr if json_to_stdout else sys.stdout
+        _print_table(result, stream)
+        if result.citation_check is not None:
+            _emit(
+                stream, "\nCitation markers, as written:\n" + _citation_table(result.citation_check)
+            )
     if args.fail_on_unsupported and result.unsupported:
         return EXIT_UNSUPPORTED
     return EXIT_OK

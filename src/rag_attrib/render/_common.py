@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from html import escape
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "citation_figure",
     "citation_kind",
     "clean",
+    "inline_markdown",
     "is_true",
     "num",
     "source_label",
@@ -112,3 +114,27 @@ def source_label(source_id: Any, position: int) -> str:
     """How the views name a source: the id the user gave, or "source N" (1-based) when the id
     is only the position the engine filled in ("0", "1", ...)."""
     return source_name(clean(source_id), position)
+
+
+# LLM answers are Markdown: "**Main cause:** ..." reads as bold, not as asterisks. Only inline
+# emphasis and code; every piece is escaped and the tags are fixed, so nothing else is markup.
+_INLINE = re.compile(
+    r"\*\*(?=\S)(?P<b1>.+?)(?<=\S)\*\*|__(?=\S)(?P<b2>.+?)(?<=\S)__|`(?P<code>[^`\n]+)`"
+    r"|(?<![\w*])\*(?=[^\s*])(?P<i>[^*\n]+?)(?<=[^\s*])\*(?![\w*])"
+)
+
+
+def inline_markdown(text: str) -> str:
+    """`text` escaped for HTML, its Markdown emphasis and code made `<strong>`, `<em>`, `<code>`."""
+    parts, pos = [], 0
+    for m in _INLINE.finditer(text):
+        parts.append(escape(text[pos : m.start()]))
+        if m["code"] is not None:
+            parts.append(f"<code>{escape(m['code'])}</code>")
+        elif m["i"] is not None:
+            parts.append(f"<em>{escape(m['i'])}</em>")
+        else:
+            parts.append(f"<strong>{escape(m['b1'] or m['b2'])}</strong>")
+        pos = m.end()
+    parts.append(escape(text[pos:]))
+    return "".join(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ._common import as_index, clean, num, source_label
+from ._common import as_index, clean, inline_markdown, num, source_label
 
 __all__ = ["markers_section"]
 
@@ -123,10 +123,10 @@ def _marked(answer: str, checks: list[Any], ids: list[str]) -> str:
             continue
         css, word = _KINDS[_verdict(m) or "dangling"]
         tip = f"{word}: {_explain(m, ids)}"
-        parts.append(escape(answer[cursor:start]))
+        parts.append(inline_markdown(answer[cursor:start]))
         parts.append(
             f'<span class="ra-mk {css}" title="{escape(tip)}">{escape(answer[start:end])}</span>'
         )
         cursor = end
-    parts.append(escape(answer[cursor:]))
+    parts.append(inline_markdown(answer[cursor:]))
     return "".join(parts)

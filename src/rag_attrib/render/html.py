@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from ._common import (
     citation_figure,
     citation_kind,
     clean,
+    inline_markdown,
     is_true,
     num,
     source_label,
@@ -365,29 +365,6 @@ def _colour(pos: int) -> str:
     return f"ra-c{pos % len(PALETTE)}"
 
 
-# LLM answers are Markdown: "**Main cause:** ..." reads as bold, not as asterisks. Only inline
-# emphasis and code; every piece is escaped and the tags are fixed, so nothing else is markup.
-_INLINE = re.compile(
-    r"\*\*(?=\S)(?P<b1>.+?)(?<=\S)\*\*|__(?=\S)(?P<b2>.+?)(?<=\S)__|`(?P<code>[^`\n]+)`"
-    r"|(?<![\w*])\*(?=[^\s*])(?P<i>[^*\n]+?)(?<=[^\s*])\*(?![\w*])"
-)
-
-
-def _inline_markdown(text: str) -> str:
-    parts, pos = [], 0
-    for m in _INLINE.finditer(text):
-        parts.append(escape(text[pos : m.start()]))
-        if m["code"] is not None:
-            parts.append(f"<code>{escape(m['code'])}</code>")
-        elif m["i"] is not None:
-            parts.append(f"<em>{escape(m['i'])}</em>")
-        else:
-            parts.append(f"<strong>{escape(m['b1'] or m['b2'])}</strong>")
-        pos = m.end()
-    parts.append(escape(text[pos:]))
-    return "".join(parts)
-
-
 def _answer_card(answer: _Answer, threshold: float | None) -> str:
     cites = " ".join(c.key for c in answer.cites if c.key is not None)
     state = "ra-supported" if answer.supported else "ra-unsupported"
@@ -398,7 +375,7 @@ def _answer_card(answer: _Answer, threshold: float | None) -> str:
         f'<li class="ra-ans {state} {_colour(answer.pos)}" tabindex="0" data-index="{answer.pos}" '
         f'data-cites="{cites}" data-supported="{"true" if answer.supported else "false"}">',
         f'<span class="ra-num">{n}</span><div class="ra-ans-body">',
-        f'<p class="ra-ans-text">{_inline_markdown(answer.text)}</p>',
+        f'<p class="ra-ans-text">{inline_markdown(answer.text)}</p>',
         _verdict(answer, threshold),
     ]
     if answer.cites:
