@@ -144,3 +144,11 @@ def test_clean_text_and_offsets_map_back() -> None:
     assert answer[to_original(k, edits) :].startswith("Rome")
     end = clean.index("old") + 3
     assert answer[: to_original(end, edits, end=True)].endswith("old")
+
+
+def test_a_list_bullet_is_not_part_of_the_claim() -> None:
+    """Markdown list items open with "- " or "2. ": the splitter leaves them out of sentences,
+    and a marker's claim leaves them out too."""
+    answer = "Causes:\n- The fire began in a bakery [1].\n  2. Wind spread it [2].\n* 3 ships [3]."
+    claims = [m.claim.text if m.claim else None for m in parse_markers(answer)]
+    assert claims == ["The fire began in a bakery", "Wind spread it", "3 ships"]

@@ -80,6 +80,7 @@ _CODE_BEFORE = re.compile(r"(?:[\w\])]\.\w+|\w*_\w*|\))$")
 _CODE_AFTER = re.compile(r"\s*(?:[-+*/%<>!=]?=(?!=)|==|[(.]\w|\))")
 # a sentence ends at . ! ? (closing quotes/brackets aside) before a space, or at a line break
 _BOUNDARY = re.compile(r"[.!?][\"'\u201d\u2019)\]]*(?=\s)|\n")
+_BULLET = re.compile(r"(?:[-*+]|\d{1,3}[.)])[ \t]+")
 _BLANK = re.compile(r"[\s.,;:!?\-\u2013\u2014\"'()]*")
 # what every marker holds: most answers have none, and attribute() parses every answer
 _MAYBE = re.compile(r"\[|<cite|\bsources?\s", re.IGNORECASE)
@@ -355,9 +356,15 @@ def _is_blank(text: str) -> bool:
 
 
 def _span(text: str, start: int, end: int) -> Span | None:
-    """`text[start:end]` without surrounding whitespace, or None when nothing is left."""
+    """`text[start:end]` without surrounding whitespace and a list bullet opening its line
+    ("- ", "2. ": Markdown, not the claim, as the splitter leaves it out of sentences), or None
+    when nothing is left."""
     while start < end and text[start].isspace():
         start += 1
+    if not text[text.rfind("\n", 0, start) + 1 : start].strip():
+        bullet = _BULLET.match(text, start, end)
+        if bullet is not None:
+            start = bullet.end()
     while end > start and text[end - 1].isspace():
         end -= 1
     if start >= end or _is_blank(text[start:end]):
