@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .lexical import content_tokens
-from .markers import clean_text, parse_markers
+from .markers import unmarked
 from .results import (
     AttributionResult,
     Citation,
@@ -359,7 +359,7 @@ def rescore(
             continue
         # the sentence as written carries its markers; attribute() reads it without them, and
         # that text is the one to keep whole
-        text = clean_text(sentence.text, parse_markers(sentence.text))[0]
+        text = unmarked(sentence.text)
         one = type(attributor)(
             attributor.embedder,
             config=attributor.config,

@@ -27,7 +27,7 @@ from .lexical import (
     missing_numbers,
 )
 from .limits import check_size, unscored
-from .markers import as_written, parse_markers
+from .markers import as_written, parse_markers, unmarked
 from .markers import clean_text as without_markers
 from .rerankers import Reranker, rerank
 from .results import (
@@ -291,9 +291,9 @@ class Attributor:
         with a pronoun is embedded with it, exactly as `attribute` will.
         """
         # as `attribute` reads them: without their citation markers
-        sentences = [without_markers(s, parse_markers(s))[0] for s in sentences]
+        sentences = [unmarked(s) for s in sentences]
         if previous is not None:
-            previous = without_markers(previous, parse_markers(previous))[0]
+            previous = unmarked(previous)
         queries, extra = self._query_texts(sentences, question, previous)
         texts = [*queries, *(text for _, text in extra)]
         # whether a label is dropped depends on the sources, not known yet: warm both readings

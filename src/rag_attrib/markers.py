@@ -250,6 +250,11 @@ def clean_text(answer: str, markers: Sequence[Marker]) -> tuple[str, list[tuple[
     return "".join(parts), merged
 
 
+def unmarked(text: str) -> str:
+    """`text` without its citation markers, as `attribute()` reads it (`clean_text`)."""
+    return clean_text(text, parse_markers(text))[0]
+
+
 def to_original(pos: int, edits: Sequence[tuple[int, int, str]], *, end: bool = False) -> int:
     """Map an offset in `clean_text`'s output back to `answer` (`end`: as a span's end)."""
     shift = 0
