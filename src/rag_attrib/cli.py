@@ -32,7 +32,8 @@ from .config import VERDICTS, AttributionConfig, Verdict
 from .engine import Attributor
 from .errors import EmptyInputError, RagAttribError
 from .export.jsonl import dumps_line, split_lines
-from .markers import NUMBERINGS, parse_markers
+from .integrations._citations import check as check_written
+from .markers import NUMBERINGS
 from .repair import repair_report
 from .results import AttributionResult, Source
 
@@ -253,10 +254,10 @@ def _explain(args: argparse.Namespace) -> int:
 
     attributor = _attributor(args.model, args.language, args.verdict)
     result = attributor.attribute(answer, sources, args.question)
-    if parse_markers(answer, ids=[s.id for s in sources]):
-        # the LLM cited as it wrote: its markers are judged too, as the integrations do (the
-        # JSON carries "citation_check", the HTML view colours each marker)
-        report = check_citations(answer, sources, result=result, question=args.question)
+    # the LLM cited as it wrote: its markers are judged by the integrations' own check (the
+    # JSON carries "citation_check", the HTML view colours each marker)
+    report = check_written(result)
+    if report is not None:
         result = replace(result, citation_check=report)
     json_to_stdout = args.json == "-"
     if args.json is not None:
