@@ -17,7 +17,7 @@ import re
 
 from .lexical import content_tokens, is_question
 
-__all__ = ["is_claim", "label"]
+__all__ = ["LEADING_PRONOUN", "is_claim", "label"]
 
 # Whole parts (between punctuation) that are conversation, not statements about the world.
 _TALK = re.compile(
@@ -136,7 +136,11 @@ _LABEL = re.compile(
 )
 # Capitalised words only ("Thomas Edison", also "Main Cause"): maybe the subject, kept
 _NAME = re.compile(r"[A-Z][^\W\d_]*(?:[ \-]+[A-Z][^\W\d_]*)+")
-_PRONOUN = re.compile(r"(?:they|it|he|she|this|these|those|its|their|his|her)\b", re.I)
+# A sentence opening with one of these leans on what came before (the engine embeds it in
+# context), or on the label above it
+LEADING_PRONOUN = re.compile(
+    r"(?:they|it|he|she|this|these|those|its|their|his|her|them)\b", re.IGNORECASE
+)
 # a remainder this short is the label's value ("**Date:** 2 September 1666."), not a statement
 _MIN_STATEMENT_WORDS = 4
 
@@ -158,6 +162,6 @@ def label(sentence: str) -> tuple[str, str] | None:
     name = match["label"] or match["step"]
     if len(name.split()) > 6 or len(rest.split()) < _MIN_STATEMENT_WORDS:
         return None
-    if _PRONOUN.match(rest) or _NAME.fullmatch(name.strip()):
+    if LEADING_PRONOUN.match(rest) or _NAME.fullmatch(name.strip()):
         return None
     return name, rest

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +14,7 @@ import numpy as np
 
 from . import verifier
 from ._types import FloatMatrix, FloatVector, IntVector
-from .claims import is_claim, label
+from .claims import LEADING_PRONOUN, is_claim, label
 from .config import SIMILARITY_THRESHOLD, AttributionConfig
 from .embedders import CachedEmbedder, Embedder, default_embedder
 from .lexical import (
@@ -73,9 +72,6 @@ NOT_A_CLAIM = "it states nothing a source could back (it talks to the reader): n
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
 # longer ones must stand alone, or an invented claim would borrow the question's support.
 _SHORT_ANSWER_WORDS = 4
-_LEADING_PRONOUN = re.compile(
-    r"(?:they|it|he|she|this|these|those|its|their|his|her|them)\b", re.IGNORECASE
-)
 
 
 class Attributor:
@@ -394,7 +390,7 @@ class Attributor:
             else:
                 queries.append(sentence)
                 context = previous if previous is not None else question
-                if use and context and _LEADING_PRONOUN.match(sentence):
+                if use and context and LEADING_PRONOUN.match(sentence):
                     extra.append((i, f"{context} {sentence}"))
             previous = sentence
         return queries, extra
@@ -580,10 +576,10 @@ def _statements(
     answer_spans: list[Span], labels: list[tuple[str, str] | None], words: frozenset[str]
 ) -> list[str]:
     """What each answer sentence states: its text, or the statement after a Markdown label
-    ("**Main Cause:** ...", `claims.label`) holding a word no source, source id or question
+    ("**Main cause:** ...", `claims.label`) holding a word no source, source id or question
     has. Such a label names a topic, not a fact: read with its statement it would lower the
     statement's match, and its figures ("**Step 1:**") read as figures no source holds. A
-    label the sources echo ("**Gustave Eiffel:** ...") stays: it may be the subject.
+    label the sources echo ("**Eiffel's design:** ...") stays: it may be the subject.
     """
     out = []
     for span, found in zip(answer_spans, labels, strict=True):
