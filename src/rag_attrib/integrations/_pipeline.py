@@ -26,7 +26,7 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
-from ._citations import CheckOptions, check
+from ._citations import CheckOptions, Labels, check
 from ._given import GivenCitations
 
 __all__ = [
@@ -66,7 +66,8 @@ class Job:
     `problem` (no answer, nothing to cite...) goes into the result's `error`, and is what
     `Reporter` logs. `cited` holds citations given beside the answer text (a structured
     output's source ids, provider citation blocks); `prompt` is what the LLM was shown, whose
-    source labels ("Source 1:", "Source ID: 0") say how the answer's numbers count.
+    source labels ("Source 1:", "Source ID: 0") say how the answer's numbers count; `labels`
+    what each number can name when several tool outputs each counted afresh.
     """
 
     answer: str
@@ -75,6 +76,7 @@ class Job:
     problem: str | None = None
     cited: GivenCitations | None = None
     prompt: str | None = None
+    labels: Labels | None = None
 
 
 # Spaces, and the "\\n" a repr writes: a prompt filled with a list of documents shows their repr
@@ -279,7 +281,7 @@ def check_job_citations(
     if result.error and not result.answer_sentences:
         return result  # a failed or timed-out attribution has nothing to check against
     try:
-        report = check(result, job.cited, job.prompt, options, attributor)
+        report = check(result, job.cited, job.prompt, options, attributor, job.labels)
     except Exception as exc:  # the user's call goes on without the check
         logger.warning("rag_attrib: checking the answer's citations failed", exc_info=exc)
         error = f"citation check failed: {type(exc).__name__}: {exc}"

@@ -20,7 +20,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import label_order
+from .._citations import label_choices, label_order
 from .._given import (
     GivenCitations,
     chat_completion_annotations,
@@ -52,6 +52,7 @@ __all__ = [
     "response_nodes",
     "shown_in_tools",
     "tool_nodes",
+    "tool_texts",
     "tools_shown",
 ]
 
@@ -341,26 +342,36 @@ def job(
     handed: Mapping[str, int] | None = None,
     given: GivenCitations | None = None,
     empty: str = NO_NODES,
-    shown: str | None = None,
+    shown: Sequence[str] = (),
 ) -> Job:
     """What to attribute: the answer against the evidence among `nodes`, and any problem
     (`empty` when there is no node: see `nothing_to_cite`).
 
-    `shown`: the text the answering LLM read the nodes in, when not the nodes themselves (an
-    agent's tool outputs). Where it labels each node ("Source 1:", as CitationQueryEngine
-    does), the nodes are put in label order and their labels number the answer's markers.
+    `shown`: the texts the answering LLM read the nodes in, when not the nodes themselves
+    (an agent's tool outputs: `tool_texts`). Where they label each node ("Source 1:", as
+    CitationQueryEngine does), the nodes are put in label order and their labels number the
+    answer's markers; where two outputs each count from 1, a marker reads as a node its
+    label names (`label_choices`).
     """
     sources, problem = cited(nodes, llm_texts, retrieved, empty, handed)
-    prompt = None
-    if shown:
-        order = label_order([s.text for s in sources], shown)
-        if order is not None:
-            sources, prompt = [sources[k] for k in order], shown
-    return Job(answer, sources, question, problem, given, prompt)
+    prompt, labels = None, None
+    texts = [s.text for s in sources]
+    order = label_order(texts, "\n".join(shown)) if shown else None
+    if order is not None:
+        sources, prompt = [sources[k] for k in order], "\n".join(shown)
+    elif shown and (choices := label_choices(texts, shown)) is not None:
+        order, labels = choices
+        sources = [sources[k] for k in order]
+    return Job(answer, sources, question, problem, given, prompt, labels)
+
+
+def tool_texts(output: object) -> list[str]:
+    """What each of an agent run's tool calls showed its LLM (`ToolOutput.content`), in call
+    order; nothing for another response."""
+    calls = output.tool_calls if isinstance(output, AgentOutput) else ()
+    return [c.tool_output.content for c in calls if isinstance(c, ToolCallResult)]
 
 
 def tools_shown(output: AgentOutput) -> str:
-    """What the run's tool calls showed the agent's LLM (`ToolOutput.content`), joined."""
-    return "\n".join(
-        call.tool_output.content for call in output.tool_calls if isinstance(call, ToolCallResult)
-    )
+    """What the run's tool calls showed the agent's LLM, joined."""
+    return "\n".join(tool_texts(output))

@@ -436,7 +436,7 @@ class Tracker:
             handed=handed,
             given=given,
             empty=_read.nothing_to_cite(target),
-            shown=_read.tools_shown(target) if isinstance(target, AgentOutput) else None,
+            shown=_read.tool_texts(target),
         )
 
     def _attribute(
