@@ -1,7 +1,7 @@
 """More LlamaIndex shapes users write today: chat engines of every mode over several turns, a
 `RouterQueryEngine`, `tree_summarize` over a `SummaryIndex`, and agent tools that return bare
-nodes or "Source n:"-labelled text (labelled by a `FunctionTool` callback too, and one tool
-called twice, each output counting from 1). Real llama-index-core indexes, engines, selectors,
+nodes (image and empty ones too) or "Source n:"-labelled text (labelled by a `FunctionTool`
+callback too, and one tool called twice, each output counting from 1). Real llama-index-core indexes, engines, selectors,
 agents and tools; only the LLM is a stand-in that reads its prompt.
 """
 
@@ -551,6 +551,81 @@ async def test_attribute_response_reads_a_tools_bare_nodes(hashing_attributor: A
     assert result.answer_sentences[0].citations[0].source_id == NOTES["saturn"]
 
 
+# A 1x1 PNG, as an image node or block carries it.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def _textless(shape: str) -> Any:
+    """What a tool returns that holds no text to cite, beside the honey fact or alone."""
+    from llama_index.core.base.llms.types import ImageBlock, TextBlock
+    from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
+
+    fact = TextNode(id_="honey-note", text=FACT["honey"])
+    return {
+        "image_nodes": [ImageNode(image=PNG), ImageNode(image=PNG, text=" \n")],
+        "empty_nodes": [TextNode(text=""), NodeWithScore(node=TextNode(text="   "), score=0.5)],
+        "image_and_text": [ImageNode(image=PNG), fact],
+        "empty_and_text": [TextNode(text=""), NodeWithScore(node=fact, score=0.9)],
+        "image_block": ImageBlock(image=PNG.encode()),
+        "image_and_text_blocks": [ImageBlock(image=PNG.encode()), TextBlock(text=FACT["honey"])],
+    }[shape]
+
+
+@pytest.mark.parametrize("face", ["instrument", "attribute_response"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "image_nodes",
+        "empty_nodes",
+        "image_and_text",
+        "empty_and_text",
+        "image_block",
+        "image_and_text_blocks",
+    ],
+)
+async def test_a_tool_returning_images_or_empty_nodes(
+    hashing_attributor: Attributor, shape: str, face: str
+) -> None:
+    """A tool returning image nodes, empty nodes or an image block: the agent's answer stands;
+    a node with no text is never a source (nor cited); a text node beside it is cited; with
+    nothing but textless nodes (or blocks, which are no nodes) `error` says why nothing is."""
+    from llama_index.core.tools import FunctionTool
+
+    from rag_attrib.integrations._pipeline import NO_TEXT
+    from rag_attrib.integrations.llamaindex import attribute_response, instrument, uninstrument
+    from rag_attrib.integrations.llamaindex._read import NO_TOOL_NODES
+
+    def facts(input: str) -> Any:
+        """Look facts up, with their pictures."""
+        return _textless(shape)
+
+    answer = f"{FACT['honey']} {INVENTED}"
+    agent = _agent("function", FunctionTool.from_defaults(fn=facts), lambda shown: answer)
+    if face == "instrument":
+        instrument(hashing_attributor)
+    try:
+        output = await agent.run(user_msg=QUESTIONS["honey"])
+    finally:
+        uninstrument()
+    assert str(output) == answer
+    if face == "attribute_response":
+        attribute_response(output, hashing_attributor)
+    payload = output["attribution"]
+    assert payload["answer"] == answer
+    assert all(s["text"].strip() for s in payload["sources"])
+    cited = {c["source_id"] for s in payload["answer_sentences"] for c in s["citations"]}
+    if shape.endswith("_text"):
+        assert payload["error"] is None
+        assert [s["id"] for s in payload["sources"]] == ["honey-note"]
+        assert payload["answer_sentences"][0]["citations"][0]["source_id"] == "honey-note"
+        return
+    assert payload["sources"] == [] and not cited and payload["citations"] == []
+    if shape.endswith("_nodes"):
+        assert payload["error"] == NO_TEXT.format(n=2)
+    else:
+        assert payload["error"] == NO_TOOL_NODES.format(tools="facts")
+
+
 def _labelled_tool(index: VectorStoreIndex) -> Any:
     """A FunctionTool that retrieves three nodes and returns their text labelled "Source 1:",
     "Source 2:", ... in its own order (by file name, not by retrieval score), with metadata."""
@@ -768,8 +843,7 @@ def _twice_answer(shown: Sequence[str], wrong: bool) -> str:
         gave = {_label_of(text, FACT[TWICE[0]]) for text in shown if FACT[TWICE[0]] in text}
         first = next(k for k in (1, 2, 3) if k not in gave)
     return (
-        f"{FACT[TWICE[0]][:-1]} [{first}]. {FACT[TWICE[1]][:-1]} [{second}]. "
-        f"{INVENTED[:-1]} [1]."
+        f"{FACT[TWICE[0]][:-1]} [{first}]. {FACT[TWICE[1]][:-1]} [{second}]. {INVENTED[:-1]} [1]."
     )
 
 

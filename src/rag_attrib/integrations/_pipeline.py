@@ -30,6 +30,7 @@ from ._citations import CheckOptions, Labels, check
 from ._given import GivenCitations
 
 __all__ = [
+    "NO_TEXT",
     "TIMED_OUT",
     "Job",
     "Reporter",
@@ -47,6 +48,7 @@ __all__ = [
     "run_job",
     "shared_embedder",
     "warm_attributor",
+    "with_text",
     "written_by",
 ]
 
@@ -77,6 +79,22 @@ class Job:
     cited: GivenCitations | None = None
     prompt: str | None = None
     labels: Labels | None = None
+
+
+NO_TEXT = (
+    "the {n} sources that reached the answer hold no text (images, or empty nodes or "
+    "documents), so nothing can be cited: only text is attributed"
+)
+
+
+def with_text(sources: Sequence[Source]) -> tuple[list[Source], str | None]:
+    """The sources that hold text, and `NO_TEXT` when some were given and none does.
+
+    An image node or an empty chunk supports no sentence: listing it would only ever show an
+    empty source, and citing it an empty quote.
+    """
+    kept = [s for s in sources if s.text.strip()]
+    return kept, (NO_TEXT.format(n=len(sources)) if sources and not kept else None)
 
 
 # Spaces, and the "\\n" a repr writes: a prompt filled with a list of documents shows their repr

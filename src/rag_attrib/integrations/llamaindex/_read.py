@@ -28,7 +28,7 @@ from .._given import (
     from_reply,
     from_structured,
 )
-from .._pipeline import Job, reached, written_by
+from .._pipeline import Job, join_errors, reached, with_text, written_by
 
 if TYPE_CHECKING:
     import inspect
@@ -69,9 +69,10 @@ NO_TOOL_CALL = (
     "returned are not reused"
 )
 NO_TOOL_NODES = (
-    "the agent's tools returned no nodes in this run ({tools}: text only), so nothing can be "
-    "cited; a tool that returns a Response or nodes (QueryEngineTool, RetrieverTool) can be, "
-    "and under instrument() so can the retrieved nodes whose text a tool returned"
+    "the agent's tools returned no nodes in this run ({tools}: text, media or nothing), so "
+    "nothing can be cited; a tool that returns a Response or nodes (QueryEngineTool, "
+    "RetrieverTool) can be, and under instrument() so can the retrieved nodes whose text a "
+    "tool returned"
 )
 
 
@@ -327,9 +328,11 @@ def cited(
     handed: Mapping[str, int] | None = None,
 ) -> tuple[list[Source], str | None]:
     """The sources to cite among `nodes`, and the problem to report (None when all is well;
-    `empty` when there is no node)."""
+    `empty` when there is no node; `NO_TEXT` when no node holds text: image nodes, empty
+    ones). A node with no text is never a source."""
     kept, note = evidence(nodes, llm_texts, retrieved, handed)
-    return node_sources(kept), note if kept else empty
+    sources, blank = with_text(node_sources(kept))
+    return sources, join_errors(note, blank) if kept else empty
 
 
 def job(
