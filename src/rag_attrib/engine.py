@@ -445,10 +445,7 @@ class Attributor:
                 for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
             ]
         else:
-            issues = [
-                x or _weak_match(n) if not supported[i] else x
-                for i, x in enumerate(issues)
-            ]
+            issues = [x or _weak_match(n) if not supported[i] else x for i, x in enumerate(issues)]
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):
