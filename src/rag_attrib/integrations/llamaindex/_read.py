@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_NODES",
+    "NO_NODES_KEPT",
     "NO_TOOL_CALL",
     "NO_TOOL_NODES",
     "agent_nodes",
@@ -62,6 +63,10 @@ _SUB_ANSWER = re.compile(r"\ASub question: .*\nResponse: ", re.DOTALL)
 NO_NODES = (
     "no source nodes: the response has no source_nodes and its tool outputs hold none, "
     "so nothing can be cited (a CustomQueryEngine must return a Response with source_nodes)"
+)
+NO_NODES_KEPT = (
+    "no source nodes reached the LLM: the retrievers returned {n} but none was left after "
+    "the node postprocessors (a similarity cutoff, a reranker), so nothing can be cited"
 )
 NO_TOOL_CALL = (
     "no tool call in this agent run, so no node to cite: the answer came from the LLM alone "
@@ -254,11 +259,12 @@ def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
     return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
 
 
-def nothing_to_cite(response: object) -> str:
+def nothing_to_cite(response: object, retrieved: int = 0) -> str:
     """Why `response` has no node to cite: for an agent output, that its run called no tool,
-    or that its tools returned text only; else `NO_NODES`."""
+    or that its tools returned text only; else that its `retrieved` nodes were all dropped
+    before the LLM (`NO_NODES_KEPT`), or `NO_NODES`."""
     if not isinstance(response, AgentOutput):
-        return NO_NODES
+        return NO_NODES_KEPT.format(n=retrieved) if retrieved else NO_NODES
     tools = sorted({c.tool_name for c in response.tool_calls if isinstance(c, ToolCallResult)})
     return NO_TOOL_NODES.format(tools=", ".join(tools)) if tools else NO_TOOL_CALL
 

@@ -435,7 +435,7 @@ class Tracker:
             retrieved=retrieved,
             handed=handed,
             given=given,
-            empty=_read.nothing_to_cite(target),
+            empty=_read.nothing_to_cite(target, len(retrieved)),
             shown=_read.tool_texts(target),
         )
 
