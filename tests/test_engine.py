@@ -11,6 +11,7 @@ import pytest
 
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, ConfigError, Source
 from rag_attrib.convert import to_langchain_citations
+from rag_attrib.engine import NO_SOURCE, WEAK_MATCH
 from rag_attrib.testing import HashingEmbedder
 
 CHUNKS = [
@@ -141,6 +142,20 @@ def test_no_sources_leaves_every_sentence_unsupported(hashing_attributor: Attrib
     assert len(result.answer_sentences) == 3
     assert all(not a.supported and a.citations == () for a in result.answer_sentences)
     assert result.sources == () and result.top_source is None
+    assert all(a.issues == (NO_SOURCE,) for a in result.answer_sentences)
+
+
+def test_every_unsupported_sentence_says_why() -> None:
+    """Under the similarity verdict too, a sentence rejected only for its weak match says so in
+    `issues`; a supported one has none."""
+    sources = ["The tower opened in 1889.", "Paris hosts the tower."]
+    result = Attributor(
+        HashingEmbedder(), config=AttributionConfig(verdict="similarity", support_threshold=0.3)
+    ).attribute("The tower opened in 1889. Quantum gluons confine quarks.", sources)
+    true, invented = result.answer_sentences
+    assert true.supported and true.issues == ()
+    assert not invented.supported and invented.support < 0.3
+    assert invented.issues == (WEAK_MATCH,) and invented.citations  # closest sources kept
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rag_attrib import AttributionResult, Attributor, Citation, Source
+from rag_attrib.engine import WEAK_MATCH
 from rag_attrib.errors import MissingDependencyError
 from rag_attrib.render import render_html
 from rag_attrib.render.html import sentence_key
@@ -93,7 +94,14 @@ def test_unsupported_sentences_are_marked(result: AttributionResult) -> None:
     support = result.answer_sentences[2].support
     assert card.text.lower().count("unsupported") == 1
     assert f"support {support:.2f}, below 0.40" in card.text
-    assert "no source backs this sentence" in card.text
+    assert WEAK_MATCH in card.text  # the engine's reason, in words
+    # a result saved before sentences carried that reason still says why
+    older = replace(
+        result,
+        answer_sentences=tuple(replace(s, issues=()) for s in result.answer_sentences),
+    )
+    old_card = Tree(render_html(older)).find("ra-unsupported")[0]
+    assert "no source backs this sentence" in old_card.text
     # its closest matches are shown as such, and the legend explains their dashed mark
     closest = result.answer_sentences[2].citations
     assert closest and "Closest match, does not support it" in card.text

@@ -121,3 +121,19 @@ def test_the_answer_as_written_shows_its_markdown_emphasis(hashing_attributor: A
     assert emphasis == [("strong", "Tower:"), ("em", "Mountain")]
     chips = [e for e in inside if e.attrs.get("title") and "ra-mk" in e.attrs["class"].split()]
     assert [e.text for e in chips] == ["1", "2"]
+
+
+def test_a_direct_attribution_shows_its_markers_checked(hashing_attributor: Attributor) -> None:
+    """`attribute()` then `save_html()`: the answer's own markers are coloured as the check
+    reads them, as an integration's result is; an answer with no marker has no such section."""
+    result = hashing_attributor.attribute(ANSWER, SOURCES)
+    assert result.citation_check is None
+    want = check_citations(ANSWER, SOURCES, attributor=hashing_attributor)
+    tree = Tree(result.to_html())
+    marks = [e for e in tree.find("ra-mk") if "ra-mk-answer" in e.ancestors]
+    ordered = sorted(want.markers, key=lambda m: m.label_start)
+    assert [e.text for e in marks] == [m.label for m in ordered]
+    for e, m in zip(marks, ordered, strict=True):
+        assert COLOUR[m.verdict] in e.attrs["class"].split(), (m.label, m.verdict)
+    plain = hashing_attributor.attribute("The Eiffel Tower was finished in 1889.", SOURCES)
+    assert not Tree(plain.to_html()).find("ra-mk-answer")

@@ -67,6 +67,8 @@ Splitter = Callable[[str], list[Span]]
 
 logger = logging.getLogger(__name__)
 
+WEAK_MATCH = "no source sentence is close enough to back it"
+NO_SOURCE = "there is no source sentence to compare it with"
 NOT_A_CLAIM = "it states nothing a source could back (it talks to the reader): not checked"
 
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
@@ -442,6 +444,8 @@ class Attributor:
                 x or verifier.reasons(span.text, verdict, i, threshold)
                 for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
             ]
+        else:
+            issues = [x or _weak_match(n) if not supported[i] else x for i, x in enumerate(issues)]
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):
@@ -588,6 +592,12 @@ def _statements(
         else:
             out.append(span.text)
     return out
+
+
+def _weak_match(n: int) -> tuple[str, ...]:
+    """Why the similarity verdict rejects a sentence no rule flagged (its `support`, beside
+    it, says by how much)."""
+    return (WEAK_MATCH,) if n else (NO_SOURCE,)
 
 
 def _ms(since: float) -> float:

@@ -85,11 +85,11 @@ class SentenceAttribution:
     converters, the Sankey flow and the `citation.*` span attributes leave them out; the CLI
     and the HTML view show them as "closest match, does not support it").
     `support` is the strength of the best match on its own (no neighbour context); `issues`
-    says why a sentence whose strength passed the threshold is still unsupported (e.g. a figure
-    no source contains). `claim` is False for a sentence that only talks to the reader ("Great
-    question!", "Yes.", "I hope this helps!"): it states nothing a source could back, so it is
-    not checked (`supported=False`), has no citations, and `AttributionResult.unsupported` and
-    `coverage` leave it out.
+    says in words why an unsupported sentence is unsupported (a figure no source contains, a
+    match under the threshold) and is empty for a supported one. `claim` is False for a
+    sentence that only talks to the reader ("Great question!", "Yes.", "I hope this helps!"):
+    it states nothing a source could back, so it is not checked (`supported=False`), has no
+    citations, and `AttributionResult.unsupported` and `coverage` leave it out.
     """
 
     index: int

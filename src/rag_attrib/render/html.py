@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from ._common import (
 )
 from ._markers import markers_section
 from ._style import css, script
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["render_fragment", "render_html", "sentence_key"]
 
@@ -68,7 +71,9 @@ def render_html(
         citations: a `CitationReport` from `check_citations`: the answer as written is shown
             above the view with each citation marker green (its source backs the claim), amber
             (another source does) or red (none does, or it names no source). None shows
-            `result.citation_check` when the result carries one (an integration's results do).
+            `result.citation_check` when the result carries one (an integration's results do),
+            else the check of the markers the answer carries, if any, read as
+            `check_citations` reads them by default.
 
     Returns:
         An HTML document as a string (it encodes to UTF-8 whatever the texts held).
@@ -101,12 +106,31 @@ def render_fragment(result: AttributionResult, *, title: str | None = None) -> s
     return _root(result, heading, sankey=False, citations=None)[0]
 
 
+def _own_markers(result: AttributionResult) -> Any:
+    """The check of the citation markers a direct `attribute()` answer carries ("[1]", "[^2]"),
+    so the view colours them as it does an integration's; None when it has none. The view
+    never fails for it: a fault is logged and the view is drawn without the markers."""
+    if not isinstance(result, AttributionResult) or not result.answer_sentences or result.error:
+        return None  # a failed or read-back partial result has nothing to check against
+    from ..markers import parse_markers
+
+    if not parse_markers(result.answer, ids=[s.id for s in result.sources]):
+        return None
+    try:
+        from ..integrations._citations import check
+
+        return check(result)
+    except Exception as exc:
+        logger.warning("rag_attrib: checking the answer's citation markers failed", exc_info=exc)
+        return None
+
+
 def _root(
     result: AttributionResult, heading: str, *, sankey: bool, citations: Any
 ) -> tuple[str, list[str]]:
     """The view's root element and the text of every script in it."""
     if citations is None:  # an integration's result carries the check of its own markers
-        citations = result.citation_check
+        citations = result.citation_check or _own_markers(result)
     root = f"ra-{uuid.uuid4().hex[:12]}"
     view = _read(result)
     scripts = [script()]
