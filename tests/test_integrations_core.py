@@ -32,6 +32,7 @@ from rag_attrib.integrations._pipeline import (
     written_by,
 )
 from rag_attrib.integrations._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
+from rag_attrib.integrations._threads import History, Threads
 from rag_attrib.testing import FailingEmbedder, HashingEmbedder
 
 SOURCES = [
@@ -251,6 +252,56 @@ def test_prompts_behind_follows_llm_outputs_back_to_what_they_read():
     behind = prompts_behind(final, runs)
     assert behind[0] == final
     assert behind[1:] == [runs[4][1], runs[0][1], runs[1][1]]
+
+
+def test_reached_reads_a_prompt_that_shows_texts_as_xml():
+    """LangChain's SummarizationMiddleware shows messages as XML ("&" as "&amp;"): a text with
+    "&", "<" or quotes still reached that prompt."""
+    texts = ['Tom & Jerry\'s "bridge" <opened> in 1932.', "The ferry sails twice."]
+    shown = '<message type="tool">Tom &amp; Jerry\'s "bridge" &lt;opened&gt; in 1932.</message>'
+    assert reached(texts, shown) == [True, False]
+
+
+BRIDGE = "The bridge opened in 1932. It carries six lanes."
+TOWER = "The tower was painted red in 1950."
+SUMMARY = "So far: the bridge opened in 1932 and the tower was painted red in 1950."
+
+
+def _threads(**bounds: int) -> Threads[str]:
+    return Threads(lambda text: text, lambda text: text, **bounds)
+
+
+def test_threads_remember_what_an_llm_output_rests_on():
+    """A thread keeps its documents and, for an LLM output whose prompt showed some, which:
+    a later prompt showing that output is behind them (`prompts_behind` reads the pair), and
+    an output of a summary of it too. Another thread, or none, has nothing."""
+    threads = _threads()
+    threads.remember("t1", [BRIDGE, TOWER], [(SUMMARY, f"Summarise:\n{BRIDGE}\n{TOWER}")])
+    again = "Shorter: the bridge is from 1932, the tower red since 1950."
+    threads.remember("t1", [], [(again, f"Summarise: {SUMMARY}"), ("Yes.", f"Grade: {BRIDGE}")])
+    history = threads.history("t1")
+    assert history.documents == (BRIDGE, TOWER)
+    assert len(history.runs) == 2  # "Yes." is too short to tell where a text came from
+    shown = "\n".join(prompts_behind(f"Answer from: {again}", history.runs))
+    assert reached([BRIDGE, TOWER, "The ferry sails."], shown) == [True, True, False]
+    assert threads.history("t2") == History() and threads.history(None) == History()
+    threads.remember(None, [BRIDGE], [])
+    assert len(threads) == 1
+
+
+def test_threads_are_bounded():
+    """The least recently used thread goes first; a thread keeps its newest documents (one
+    found again counts as new) and its newest LLM outputs."""
+    threads = _threads(max_threads=2, max_documents=2, max_runs=1)
+    threads.remember("a", [BRIDGE], [])
+    threads.remember("b", [TOWER], [])
+    threads.history("a")  # used: "b" is now the oldest
+    threads.remember("c", [TOWER], [])
+    assert len(threads) == 2 and threads.history("b") == History()
+    threads.remember("a", [TOWER, "The ferry sails.", BRIDGE], [])
+    assert threads.history("a").documents == ("The ferry sails.", BRIDGE)
+    threads.remember("a", [], [(SUMMARY, BRIDGE), (SUMMARY + " Later.", BRIDGE)])
+    assert [probe for probe, _ in threads.history("a").runs] == [SUMMARY + " Later."]
 
 
 def test_written_by_needs_an_llm_text_long_enough_to_tell():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import html
 import logging
 import re
 import threading
@@ -43,6 +44,7 @@ __all__ = [
     "export_result",
     "failed_result",
     "join_errors",
+    "opening",
     "prompts_behind",
     "reached",
     "run_job",
@@ -105,14 +107,22 @@ MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a text
 
 
 def _flat(text: str) -> str:
+    # XML entities read back: LangChain's SummarizationMiddleware shows the messages it
+    # summarises as XML (`get_buffer_string(format="xml")`), "&" as "&amp;"
+    text = html.unescape(text) if "&" in text else text
     return _SPACE.sub(" ", text).strip()
+
+
+def opening(text: str) -> str:
+    """The first characters of `text`, spaces collapsed: what `reached` looks for."""
+    return _flat(text)[:_PROBE]
 
 
 def reached(texts: Sequence[str], shown: str) -> list[bool]:
     """Whether each text reached an LLM that was shown `shown` (its prompt, or what a tool
     returned): the text's opening, spaces collapsed, appears there."""
     flat = _flat(shown)
-    return [_flat(text)[:_PROBE] in flat for text in texts]
+    return [opening(text) in flat for text in texts]
 
 
 def written_by(text: str, llm_texts: Iterable[str]) -> bool:
@@ -133,7 +143,7 @@ def prompts_behind(prompt: str, llm_runs: Sequence[tuple[str, str]]) -> list[str
     """
     shown = [prompt]
     flat = _flat(prompt)
-    pending = [(_flat(text)[:_PROBE], read) for text, read in llm_runs]
+    pending = [(opening(text), read) for text, read in llm_runs]
     pending = [(probe, read) for probe, read in pending if len(probe) >= MIN_LLM_TEXT]
     grew = True
     while grew and pending:

@@ -5,13 +5,15 @@ retriever runs, tool outputs (`ToolMessage.artifact`, or documents written into 
 chain and graph-node outputs, and documents handed in with `add_sources`. Runs inside a
 retriever are skipped (a compression retriever's outer documents are what reached the LLM), and
 so are LLMs inside retrievers and tools (they do not answer). A document a chain or node made
-of an LLM's output (a map-reduce's summaries) is not evidence: what that LLM read is.
+of an LLM's output (a map-reduce's summaries) is not evidence: what that LLM read is. A call
+that continues a conversation thread also cites what the thread's earlier calls found, when it
+reached the answering prompt (through a summary of the earlier turns too; see `_threads`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -23,6 +25,7 @@ from typing_extensions import override
 
 from ...results import Source
 from .._pipeline import Job, prompts_behind, reached, written_by
+from .._threads import History, Threads
 from ._read import (
     answer_of,
     documents_to_sources,
@@ -53,6 +56,13 @@ ONLY_WRITTEN = (
     "only documents this call's LLMs wrote reached the answer ({n}, e.g. a map step's "
     "summaries); they are cited in place of the documents under them: pass those in the "
     "call's input, return them from a retriever or tool, or hand them in with add_sources(docs)"
+)
+NO_SOURCES_IN_THREAD = (
+    "no retriever or tool returned documents in this call, and none of those the earlier calls "
+    "of its thread returned reached the answer, so nothing can be cited (a summary an LLM wrote "
+    "of earlier turns is no evidence; the documents under it are cited when this handler or "
+    "wrapper attributed the calls that retrieved them): use a retriever or tool, or hand them "
+    "in with add_sources(docs)"
 )
 EMPTY_ANSWER = (
     "the answer text is empty while the output holds text: put the answer under 'answer' "
@@ -106,6 +116,8 @@ class Capture:
     interrupted: bool = False  # a LangGraph interrupt paused the run before it answered
     final_question: str | None = None  # read from the outermost run's output
     final_output: tuple[Any, ...] = ()  # (the outermost run's output,) once it ended
+    thread: Hashable | None = None  # the conversation thread the call continues, if any
+    history: History[Document] = field(default_factory=History)  # its earlier calls' finds
 
     def start(self, run_id: UUID, parent_run_id: UUID | None, kind: str) -> None:
         if run_id not in self.runs:
@@ -206,26 +218,50 @@ class Capture:
             answer: the answer attributed; a document holding it (found in the final state
                 only) was not made of it: it is the document the answer quotes.
         """
+        found, written = self._split(answer)
+        given, texts = handed_in(inputs)
+        documents = [*given, *found]
+        shown = None
+        if prompt:
+            runs = [*((run.text, run.prompt) for run in self.llm_runs), *self.history.runs]
+            shown = "\n".join(prompts_behind(prompt, runs))
+        earlier = self._earlier(shown, [*documents, *self.explicit])
+        note = None
+        if not documents and not self.explicit and not earlier:
+            documents = texts or written
+            if written and documents is written:
+                note = ONLY_WRITTEN.format(n=len(written))
+        if shown is not None and documents:
+            seen = reached([d.page_content for d in documents], shown)
+            kept = [d for d, ok in zip(documents, seen, strict=True) if ok]
+            # the prompt may rephrase them all: keep them, unless an earlier call's did reach
+            documents = kept or ([] if earlier else documents)
+        return documents_to_sources([*self.explicit, *documents, *earlier]), note
+
+    def _earlier(self, shown: str | None, current: Sequence[Document]) -> list[Document]:
+        """The documents the thread's earlier calls found that reached `shown` (the answering
+        prompt and those behind it, a summary's too), and are not among `current`."""
+        if shown is None or not self.history.documents:
+            return []
+        have = {document_key(doc) for doc in current}
+        candidates = [d for d in self.history.documents if document_key(d) not in have]
+        seen = reached([d.page_content for d in candidates], shown)
+        return [d for d, ok in zip(candidates, seen, strict=True) if ok]
+
+    def finds(self, inputs: Any, answer: str) -> list[Document]:
+        """The documents this call found, for its thread's later calls: those handed in, given
+        or found, not those its LLMs wrote."""
+        return [*self.explicit, *handed_in(inputs)[0], *self._split(answer)[0]]
+
+    def _split(self, answer: str | None) -> tuple[list[Document], list[Document]]:
+        """The documents found, in run order: (evidence, those made of an LLM's output)."""
         ordered = sorted(self.documents.values(), key=lambda item: (item[0], item[1]))
         found: list[Document] = []
         written: list[Document] = []
         for _, _, doc in ordered:
             made = self._made(doc, (answer or "").strip())
             (written if made else found).append(_with_inner_id(doc, self.inner))
-        given, texts = handed_in(inputs)
-        documents = [*given, *found]
-        note = None
-        if not documents and not self.explicit:
-            documents = texts or written
-            if written and documents is written:
-                note = ONLY_WRITTEN.format(n=len(written))
-        if prompt and documents:
-            runs = [(run.text, run.prompt) for run in self.llm_runs]
-            shown = "\n".join(prompts_behind(prompt, runs))
-            seen = reached([d.page_content for d in documents], shown)
-            kept = [d for d, ok in zip(documents, seen, strict=True) if ok]
-            documents = kept or documents  # the prompt may rephrase them all: keep them
-        return documents_to_sources([*self.explicit, *documents]), note
+        return found, written
 
     def _made(self, doc: Document, answer: str) -> bool:
         """Whether a chain or node made `doc` of an LLM's output: an LLM other than the
@@ -236,6 +272,24 @@ class Capture:
         found_at = self.seen_at.get(id(doc), self.clock)
         texts = [r.text for r in self.llm_runs if r.at < found_at and r.text.strip() != answer]
         return written_by(doc.page_content, texts)
+
+
+def document_key(doc: Document) -> tuple[str | None, str]:
+    """What makes two documents the same: their id and text."""
+    return (doc.id, doc.page_content)
+
+
+def thread_documents() -> Threads[Document]:
+    """An empty per-thread memory of documents (see `_threads.Threads`)."""
+    return Threads(lambda doc: doc.page_content, document_key)
+
+
+def remember(threads: Threads[Document], capture: Capture, inputs: Any, answer: str) -> None:
+    """Keep what a finished call found for its thread's later calls (none without a thread)."""
+    if capture.thread is None:
+        return
+    runs = [(run.text, run.prompt) for run in capture.llm_runs]
+    threads.remember(capture.thread, capture.finds(inputs, answer), runs)
 
 
 def _with_inner_id(doc: Document, inner: list[Document]) -> Document:
@@ -277,7 +331,8 @@ def build_job(capture: Capture, output: Any, question: str | None, inputs: Any =
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
-        problem = problem or (NO_DOCUMENTS if capture.searched else NO_SOURCES)
+        unsearched = NO_SOURCES if capture.thread is None else NO_SOURCES_IN_THREAD
+        problem = problem or (NO_DOCUMENTS if capture.searched else unsearched)
     else:
         problem = problem or note
     # a resumed graph's input is a `Command`: its state still holds the user's question
@@ -439,9 +494,11 @@ class CaptureHandler(Collector):
 
     run_inline: bool = True  # cheap appends; no need for an executor hop in async runs
 
-    def __init__(self) -> None:
+    def __init__(self, thread: Hashable | None = None, threads: Threads[Document] | None = None):
         super().__init__()
-        self.capture = Capture()
+        self.capture = Capture(thread=thread)
+        if threads is not None:
+            self.capture.history = threads.history(thread)
 
     def sources(self, inputs: Any = None) -> tuple[list[Source], str | None]:
         """The documents captured so far (and those in the call's `inputs`), and the first
@@ -454,6 +511,11 @@ class CaptureHandler(Collector):
         """The job for the call's `output` (see `build_job`)."""
         with self._lock:
             return build_job(self.capture, output, question, inputs)
+
+    def remember(self, threads: Threads[Document], inputs: Any, answer: str) -> None:
+        """Keep what the call found for its thread's later calls (see `remember`)."""
+        with self._lock:
+            remember(threads, self.capture, inputs, answer)
 
     def final_output(self, default: Any) -> Any:
         """What the outermost run returned (a graph's final state, as `invoke` returns it,

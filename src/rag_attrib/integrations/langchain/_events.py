@@ -13,10 +13,13 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from langchain_core.documents import Document
+
 from ...engine import Attributor
 from ...export.base import Exporter
 from ...results import AttributionResult
 from .._pipeline import Reporter
+from .._threads import Threads
 from .handler import AttributionCallbackHandler, _Root
 
 __all__ = ["EventsHandler"]
@@ -34,12 +37,14 @@ class EventsHandler(AttributionCallbackHandler):
         citation_options: Any,
         reporter: Reporter,
         deliver: Callable[[AttributionResult], object],
+        threads: Threads[Document],
     ) -> None:
         super().__init__(attributor, exporters=exporters, max_results=1, attach=False)
         self.timeout = timeout  # already checked by the wrapper
         self.citation_options = citation_options
         self._reporter = reporter  # the wrapper's: a cause is logged once per wrapper
         self._deliver = deliver
+        self._threads = threads  # the wrapper's: a thread's calls share what they found
 
     def _finish(self, run_id: UUID, root: _Root, outputs: Any, inputs: Any) -> None:
         super()._finish(run_id, root, outputs, inputs)

@@ -51,6 +51,16 @@ _DOC_REPR = re.compile(
 )
 
 
+def thread_of(config: Any) -> str | None:
+    """The conversation thread a call continues: `thread_id` in its config's `configurable`,
+    or in a run's metadata (`config` is then that metadata: LangGraph copies it there)."""
+    if not isinstance(config, Mapping):
+        return None
+    configurable = config.get("configurable")
+    thread = (configurable if isinstance(configurable, Mapping) else config).get("thread_id")
+    return None if thread is None or thread == "" else str(thread)
+
+
 def documents_to_sources(documents: Iterable[Document]) -> list[Source]:
     """Convert LangChain documents to `Source`s, dropping repeats.
 

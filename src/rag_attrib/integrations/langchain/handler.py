@@ -26,8 +26,8 @@ from ...results import AttributionResult, Source
 from .._citations import check_options
 from .._pipeline import Reporter, check_timeout, export_context, run_job
 from .._streams import Warmer
-from ._capture import Capture, Collector, build_job
-from ._read import question_of, token_text
+from ._capture import Capture, Collector, build_job, remember, thread_documents
+from ._read import question_of, thread_of, token_text
 
 __all__ = ["EVENT_NAME", "AttributionCallbackHandler", "attribution_callback", "run_context"]
 
@@ -133,6 +133,7 @@ class AttributionCallbackHandler(Collector):
         self._roots: dict[UUID, _Root] = {}
         self._results: OrderedDict[UUID, AttributionResult] = OrderedDict()
         self._last: AttributionResult | None = None
+        self._threads = thread_documents()
 
     @property
     def results(self) -> Mapping[UUID, AttributionResult]:
@@ -199,8 +200,10 @@ class AttributionCallbackHandler(Collector):
                 return
             # No parent, or one this handler never saw (attached to a sub-chain): a root.
             name = kwargs.get("name") or (serialized or {}).get("name")
+            thread = thread_of(kwargs.get("metadata"))
+            key = None if thread is None else (name, thread)  # two graphs may share thread ids
             self._roots[run_id] = _Root(
-                Capture(),
+                Capture(thread=key, history=self._threads.history(key)),
                 inputs,
                 name,
                 list(kwargs.get("tags") or []),
@@ -264,6 +267,7 @@ class AttributionCallbackHandler(Collector):
             warmer.settle(self.timeout)
         given = inputs if inputs is not None else root.inputs  # a stream's come at its end
         job = build_job(capture, outputs, question_of(given), given)
+        remember(self._threads, capture, given, job.answer)
         self._reporter.report(job.problem)
         context = run_context(root.captured, run_id, root.name, root.tags, root.metadata)
         result = run_job(

@@ -20,7 +20,7 @@ from ...results import AttributionResult, Source
 from .._citations import check_options, repair
 from .._pipeline import Job, Reporter, arun_job, check_timeout, run_job
 from .._streams import NO_CHUNK, Warmer, tap_aiter, tap_iter
-from ._capture import CaptureHandler
+from ._capture import CaptureHandler, thread_documents
 from ._deliver import (
     ChunkMode,
     adispatch,
@@ -34,7 +34,7 @@ from ._deliver import (
     with_handler,
 )
 from ._events import EventsHandler
-from ._read import GraphStream, add_chunks, answer_of, combine, question_of
+from ._read import GraphStream, add_chunks, answer_of, combine, question_of, thread_of
 from .handler import run_context
 
 __all__ = ["AttributedRunnable", "ChunkMode", "with_attribution"]
@@ -83,6 +83,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         self._reporter = Reporter(logger)
         self._lock = threading.Lock()
         self._last: AttributionResult | None = None
+        self._threads = thread_documents()  # what each conversation thread's calls found
 
     @property
     def last_result(self) -> AttributionResult | None:
@@ -108,6 +109,7 @@ class AttributedRunnable(Runnable[Any, Any]):
 
     def _job(self, output: Any, handler: CaptureHandler, inputs: Any) -> Job:
         job = handler.job(output, question_of(inputs), inputs)
+        handler.remember(self._threads, inputs, job.answer)
         self._reporter.report(job.problem)
         return job
 
@@ -182,7 +184,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         captured = capture_context(self.exporters)
-        handler = CaptureHandler()
+        handler = CaptureHandler(thread_of(config), self._threads)
         output = self.bound.invoke(input_, with_handler(config, handler), **kwargs)
         if handler.capture.interrupted:  # paused: the call that resumes it answers
             return output
@@ -210,7 +212,7 @@ class AttributedRunnable(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         captured = capture_context(self.exporters)
-        handler = CaptureHandler()
+        handler = CaptureHandler(thread_of(config), self._threads)
         output = await self.bound.ainvoke(input_, with_handler(config, handler), **kwargs)
         if handler.capture.interrupted:  # paused: the call that resumes it answers
             return output
@@ -270,6 +272,7 @@ class AttributedRunnable(Runnable[Any, Any]):
             citation_options=self.citation_options,
             reporter=self._reporter,
             deliver=lambda result: self._done(result, self._repair(result)),
+            threads=self._threads,
         )
         return with_handler(ensure_config(config), handler)
 
@@ -364,7 +367,7 @@ class _StreamCall:
         self.owner = owner
         self.run_manager = run_manager
         self.captured = capture_context(owner.exporters)
-        self.handler = CaptureHandler()
+        self.handler = CaptureHandler(thread_of(config), owner._threads)
         self.config = with_handler(config, self.handler)
         self.user_config = config
         self.inputs: list[Any] = []

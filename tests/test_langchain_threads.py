@@ -1,0 +1,212 @@
+"""LangChain v1 agents in a thread with a checkpointer and `SummarizationMiddleware`: once the
+earlier turns' messages (their tool results) are replaced by an LLM's summary, a follow-up
+answered from that summary cites the documents the summary was made of, which the handler or
+wrapper remembers per `thread_id`; the summary itself is never evidence, and threads never lend
+each other documents. Real `create_agent`, `InMemorySaver`, middleware and tool; only the chat
+models are fakes that read their prompts (the summariser writes down the tool results).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langgraph")
+pytest.importorskip("langchain.agents")
+
+from _langchain import DOCS, QUESTION, ReaderChatModel, check
+from langchain.agents import create_agent
+from langchain.agents.middleware import SummarizationMiddleware
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+
+from rag_attrib import Attributor
+from rag_attrib.integrations.langchain import AttributionCallbackHandler, with_attribution
+
+FERRY = "When does the Bergen ferry sail and what do tickets cost?"
+FOLLOW_UP = "Tell me again, please. "
+# The default summary prompt asks for the same sections every time: summaries open alike.
+HEADER = (
+    "## SESSION INTENT\nThe user wants facts about the places the search tool knows about, "
+    "answered from the documents it returns, with nothing added from memory or guesswork.\n"
+    "## SUMMARY\nThe search returned these passages:\n"
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower())) - {"the", "and", "when", "what", "did", "does", "do"}
+
+
+@tool(response_format="content_and_artifact")
+def search(query: str) -> tuple[str, list[Document]]:
+    """Search the documents sharing two words with the query."""
+    docs = [d for d in DOCS if len(_words(d.page_content) & _words(query)) >= 2]
+    return "\n\n".join(d.page_content for d in docs), docs
+
+
+class Summariser(BaseChatModel):
+    """Writes the summary SummarizationMiddleware asks for: the tool results it was shown (as
+    XML messages), and the passages of the summary it was shown, if any."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "summariser"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: Any = None,
+        run_manager: Any = None,  # async runs pass it by position
+        **kwargs: Any,
+    ) -> ChatResult:
+        shown = "\n".join(str(m.text) for m in messages)
+        found = re.findall(r'<message type="tool"[^>]*>(.*?)</message>', shown, re.DOTALL)
+        found += re.findall(r"passages:\n(.*?)</message>", shown, re.DOTALL)
+        facts = [line for text in found for line in text.splitlines() if line.strip()]
+        message = AIMessage(content=HEADER + "\n".join(dict.fromkeys(facts)))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+class ThreadReader(BaseChatModel):
+    """Searches on a thread's first question; later answers from what the thread holds (its
+    tool results, or the summary that replaced them), as `ReaderChatModel` answers."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "thread-reader"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: Any = None,
+        run_manager: Any = None,  # async runs pass it by position
+        **kwargs: Any,
+    ) -> ChatResult:
+        if len(messages) == 1:  # a new thread's question: search first
+            call = {"name": "search", "args": {"query": str(messages[0].text)}, "id": "call-1"}
+            message = AIMessage(content="", tool_calls=[call])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        return ReaderChatModel()._generate(messages)
+
+
+def summarising_agent() -> Any:
+    """An agent whose thread is summarised once its history passes a few tokens: the second
+    turn's first model call sees the summary and the new question, nothing else (turn 1 stays
+    under 120 tokens, about 110, and a follow-up passes it, about 130-175)."""
+    middleware = SummarizationMiddleware(
+        model=Summariser(), trigger=("tokens", 120), keep=("messages", 1)
+    )
+    return create_agent(
+        ThreadReader(), tools=[search], checkpointer=InMemorySaver(), middleware=[middleware]
+    )
+
+
+def _summarised(state: dict[str, Any]) -> None:
+    """The tool results are gone: the state holds the summary, the question and the answer."""
+    messages = state["messages"]
+    assert not any(isinstance(m, ToolMessage) for m in messages)
+    assert messages[0].additional_kwargs.get("lc_source") == "summarization"
+    assert HEADER in str(messages[0].text)
+
+
+@pytest.mark.parametrize("face", ["invoke", "ainvoke", "stream", "stream_events", "handler"])
+def test_a_follow_up_answered_from_a_summary_cites_the_documents_under_it(
+    attributor: Attributor, face: str
+) -> None:
+    """Turn 2 and 3 are answered from an LLM's summary of turn 1's tool results: each cites the
+    documents turn 1 retrieved, and the invented sentence stays unsupported (it said "no
+    retriever or tool returned documents" and cited nothing)."""
+    agent = summarising_agent()
+    cited = with_attribution(agent, attributor)
+    handler = AttributionCallbackHandler(attributor)
+    config: Any = {"configurable": {"thread_id": f"summary-{face}"}}
+
+    def turn(question: str) -> tuple[dict[str, Any], Any]:
+        given = {"messages": [HumanMessage(question)]}
+        if face == "invoke":
+            return cited.invoke(given, config), cited.last_result
+        if face == "ainvoke":
+            return asyncio.run(cited.ainvoke(given, config)), cited.last_result
+        if face == "stream":
+            list(cited.stream(given, config, stream_mode="updates"))
+            return agent.get_state(config).values, cited.last_result
+        if face == "stream_events":
+            for _ in cited.stream_events(given, config, version="v3"):
+                pass
+            return agent.get_state(config).values, cited.last_result
+        state = agent.invoke(given, {**config, "callbacks": [handler]})
+        return state, handler.last_result
+
+    state, result = turn(QUESTION)
+    assert any(isinstance(m, ToolMessage) for m in state["messages"])
+    check(result)
+    for _ in range(2):  # turn 3's summary is made of turn 2's: it still rests on the documents
+        state, result = turn(FOLLOW_UP + QUESTION)
+        _summarised(state)
+        check(result)
+        assert {s.id for s in result.sources} == {"doc-bridge", "doc-tower"}
+
+
+def test_threads_never_lend_documents_to_each_other(attributor: Attributor) -> None:
+    """Two threads through one wrapper and one handler, their follow-ups run at once (batch,
+    abatch): each cites only what its own thread retrieved, though their summaries open
+    alike."""
+    agent = summarising_agent()
+    cited = with_attribution(agent, attributor)
+    handler = AttributionCallbackHandler(attributor)
+    questions = {"halden": QUESTION, "bergen": FERRY}
+    wanted = {"halden": {"doc-bridge", "doc-tower"}, "bergen": {"doc-ferry"}}
+
+    def configs(prefix: str) -> list[Any]:
+        return [{"configurable": {"thread_id": f"{prefix}-{name}"}} for name in questions]
+
+    for prefix, extra in (("wrapped", {}), ("handled", {"callbacks": [handler]})):
+        runner: Any = agent if extra else cited
+        firsts = [{"messages": [HumanMessage(q)]} for q in questions.values()]
+        follow_ups = [{"messages": [HumanMessage(FOLLOW_UP + q)]} for q in questions.values()]
+        runner.batch(firsts, [{**c, **extra} for c in configs(prefix)])
+        states = runner.batch(follow_ups, [{**c, **extra} for c in configs(prefix)])
+        asyncio.run(runner.abatch(follow_ups, [{**c, **extra} for c in configs(prefix)]))
+        for state in states:
+            _summarised(state)
+        results = list(handler.results.values())[-4:] if extra else None
+        if results is None:
+            results = [s["attribution"] for s in states]
+            got = [{s["id"] for s in payload["sources"]} for payload in results]
+            assert got == list(wanted.values())
+        else:
+            for r in results:
+                about = "bergen" if "ferry" in r.answer else "halden"
+                assert {s.id for s in r.sources} == wanted[about], r.answer
+                assert r.error is None
+
+
+def test_a_follow_up_the_handler_did_not_see_begin_says_why_nothing_is_cited(
+    attributor: Attributor,
+) -> None:
+    """A handler that sees only the summarised follow-up cannot know what the summary was made
+    of: it cites nothing, and `error` names the thread and the summary (never the summary as
+    a source)."""
+    agent = summarising_agent()
+    config: Any = {"configurable": {"thread_id": "unseen"}}
+    agent.invoke({"messages": [HumanMessage(QUESTION)]}, config)
+    handler = AttributionCallbackHandler(attributor)
+    state = agent.invoke(
+        {"messages": [HumanMessage(FOLLOW_UP + QUESTION)]}, {**config, "callbacks": [handler]}
+    )
+    _summarised(state)
+    result = handler.last_result
+    assert result is not None and result.sources == ()
+    assert result.error is not None and "thread" in result.error and "summary" in result.error
+    assert not any(s.citations for s in result.answer_sentences)
