@@ -359,14 +359,21 @@ async def test_agents_handing_off_cite_the_researchers_nodes(
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
+@pytest.mark.parametrize("wait", ["in_stream", "paused"])
 async def test_a_tool_waiting_for_a_human_is_attributed(
-    index: VectorStoreIndex, recorder: Recorder
+    index: VectorStoreIndex, recorder: Recorder, wait: str
 ) -> None:
     """A tool that asks a human first (`ctx.wait_for_event(HumanResponseEvent, waiter_event=
     InputRequiredEvent(...))`, as LlamaIndex's human-in-the-loop tutorial writes it), then
-    queries: the caller answers from `stream_events()`, and the run cites the nodes the
-    query engine read after the wait. A refusal leaves nothing to cite, and says so."""
-    from llama_index.core.workflow import HumanResponseEvent, InputRequiredEvent
+    queries. The caller answers from `stream_events()`, or ("paused") saves the Context,
+    cancels the run and resumes it later from the saved Context: the run that ends cites the
+    nodes the query engine read after the wait; the cancelled one exports nothing. A refusal
+    leaves nothing to cite, and says so."""
+    from llama_index.core.workflow import (
+        HumanResponseEvent,
+        InputRequiredEvent,
+        JsonPickleSerializer,
+    )
 
     engine = index.as_query_engine(llm=ReadingLLM(), similarity_top_k=2)
     sources: list[str] = []
@@ -386,18 +393,31 @@ async def test_a_tool_waiting_for_a_human_is_attributed(
     ask.__annotations__["ctx"] = Context
 
     async def run(reply: str) -> AgentOutput:
+        exported, read = len(recorder.calls), len(sources)
         llm = MockFunctionCallingLLM(response_generator=tool_caller("ask"))
         agent = FunctionAgent(tools=[FunctionTool.from_defaults(async_fn=ask)], llm=llm)
         handler = agent.run(user_msg=QUESTIONS["violin"])
         async for event in handler.stream_events():
+            if isinstance(event, InputRequiredEvent) and wait == "paused":
+                # the app stores the run while the human decides (the pickle serializer:
+                # the agent's memory is no JSON)
+                saved = handler.ctx.to_dict(serializer=JsonPickleSerializer())
+                await handler.cancel_run()
+                break
             if isinstance(event, InputRequiredEvent):
                 await asyncio.sleep(0.01)  # the human takes a while
                 handler.ctx.send_event(HumanResponseEvent(response=reply))
+        if wait == "paused":
+            assert (len(recorder.calls), len(sources)) == (exported, read)
+            restored = Context.from_dict(agent, saved, serializer=JsonPickleSerializer())
+            handler = agent.run(ctx=restored)
+            handler.ctx.send_event(HumanResponseEvent(response=reply))
         output: AgentOutput = await handler
         return output
 
     output = await run("yes")
     check_facts(_attribution(output), ["violin"], reached=set(sources))
+    assert len(recorder.calls) == 1
     refused = await run("no")
     assert _attribution(refused)["error"] == NO_TOOL_NODES.format(tools="ask")
     assert len(recorder.calls) == 2
