@@ -117,8 +117,8 @@ def label_order(texts: Sequence[str], shown: str) -> list[int] | None:
     one between the text shown before it and its opening (metadata lines may sit between).
     None unless every text is shown under its own label and the labels count 1..n or 0..n-1:
     then `numbering_for` reads that numbering from `shown`. A text not shown, a passage with
-    no label, labels repeated (two tool calls each counting from 1: see `label_choices`) all
-    give None.
+    no label, labels repeated (two tool calls each counting from 1: see `label_choices`, which
+    `shown` split by tool call should be read with first) all give None.
     """
     labels = _labels_in(texts, shown)
     if not texts or labels is None or len(labels) < len(texts):
@@ -149,14 +149,15 @@ class Labels:
 
 
 def label_choices(texts: Sequence[str], parts: Sequence[str]) -> tuple[list[int], Labels] | None:
-    """Where no one numbering holds (`label_order` gives None): the order to put `texts` in
-    and what each label names, when each of `parts` (what each tool call showed the LLM, in
-    call order) labels the texts it shows as `label_order` reads one text.
+    """Where no one numbering holds: the order to put `texts` in and what each label names,
+    when each of `parts` (what each tool call showed the LLM, in call order) labels the texts
+    it shows as `label_order` reads one text.
 
     Each part's labels must count from 1 (or each from 0), every text must be shown under a
-    label in some part, and some label must be used by two parts. The order puts the latest
-    part's passages first, by label, then those only earlier parts show; a label names the
-    passage each part shows under it, the latest part's first. Else None.
+    label in some part, and some label must name different texts in two parts (else one
+    numbering holds: `label_order` over the parts joined). The order puts the latest part's
+    passages first, by label, then those only earlier parts show; a label names the passage
+    each part shows under it, the latest part's first. Else None.
     """
     if not texts or len(parts) < 2:
         return None
@@ -179,8 +180,10 @@ def label_choices(texts: Sequence[str], parts: Sequence[str]) -> tuple[list[int]
     for labels in reversed(found):
         for k, label in labels.items():
             names.setdefault(str(label), []).append(where[k])
-    numbering: Numbering = "0-based" if bases == {0} else "1-based"
     named = {label: tuple(dict.fromkeys(at)) for label, at in names.items()}
+    if all(len(at) == 1 for at in named.values()):
+        return None
+    numbering: Numbering = "0-based" if bases == {0} else "1-based"
     return order, Labels(named, numbering, len(found))
 
 

@@ -365,12 +365,13 @@ def job(
     sources, problem = cited(nodes, llm_texts, retrieved, empty, handed)
     prompt, labels = None, None
     texts = [s.text for s in sources]
-    order = label_order(texts, "\n".join(shown)) if shown else None
-    if order is not None:
-        sources, prompt = [sources[k] for k in order], "\n".join(shown)
-    elif shown and (choices := label_choices(texts, shown)) is not None:
+    choices = label_choices(texts, shown)
+    order = label_order(texts, "\n".join(shown)) if shown and choices is None else None
+    if choices is not None:
         order, labels = choices
         sources = [sources[k] for k in order]
+    elif order is not None:
+        sources, prompt = [sources[k] for k in order], "\n".join(shown)
     return Job(answer, sources, question, problem, given, prompt, labels)
 
 
