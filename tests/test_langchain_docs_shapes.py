@@ -1,8 +1,9 @@
 """Shapes of the current LangChain / LangGraph docs not pinned elsewhere: the agentic RAG
 tutorial whole (a grader with `with_structured_output(GradeDocuments)` sends a bad search to
 `rewrite_question`, and the graph searches again), `create_agent(...,
-response_format=ProviderStrategy(CitedAnswer))` (the answer comes back as JSON text), and
-runtime context (`context_schema`, a `ToolRuntime` tool, `invoke(..., context=...)`). Real
+response_format=ProviderStrategy(CitedAnswer))` (the answer comes back as JSON text), runtime
+context (`context_schema`, a `ToolRuntime` tool, `invoke(..., context=...)`), and the
+functional API (`@entrypoint` with `@task`s, a checkpointer). Real
 graphs, agents and tools; only the chat models are fakes that read their prompts.
 """
 
@@ -20,7 +21,15 @@ from pydantic import BaseModel, Field
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
 
-from _langchain import INVENTED, QUESTION, CitedAnswer, ReaderChatModel, artifact_tool, check
+from _langchain import (
+    INVENTED,
+    QUESTION,
+    RAG_PROMPT,
+    CitedAnswer,
+    ReaderChatModel,
+    artifact_tool,
+    check,
+)
 from langchain.agents import create_agent
 from langchain.agents.structured_output import ProviderStrategy
 from langchain.tools import ToolRuntime
@@ -30,6 +39,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from langchain_core.vectorstores import InMemoryVectorStore
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.func import entrypoint, task
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -319,3 +330,45 @@ def test_runtime_context_reaches_the_tool_and_the_answer_is_cited(
         result = handler.last_result
     assert seen == ["user-123"]
     check(result)
+
+
+# --- the functional API ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("face", ["invoke", "stream", "handler"])
+def test_functional_api_entrypoint_with_tasks(
+    store: InMemoryVectorStore, attributor: Attributor, face: str
+) -> None:
+    """`@entrypoint(checkpointer=...)` calling a retrieve `@task` and a generate `@task`: the
+    answer it returns (a str) cites the documents the retrieve task returned."""
+    llm = ReaderChatModel()
+
+    @task
+    def retrieve(question: str) -> list[Document]:
+        return store.similarity_search(question, k=2)
+
+    @task
+    def generate(question: str, docs: list[Document]) -> str:
+        context = "\n\n".join(d.page_content for d in docs)
+        return str(llm.invoke(RAG_PROMPT.invoke({"question": question, "context": context})).text)
+
+    @entrypoint(checkpointer=InMemorySaver())
+    def workflow(question: str) -> str:
+        return generate(question, retrieve(question).result()).result()
+
+    cited = with_attribution(workflow, attributor)
+    handler = AttributionCallbackHandler(attributor)
+    config: Any = {"configurable": {"thread_id": f"functional-{face}"}}
+    if face == "invoke":
+        out = cited.invoke(QUESTION, config)
+        assert set(out) == {"answer", "attribution"}  # a str output, as for any str chain
+        result = cited.last_result
+    elif face == "stream":
+        chunks = list(cited.stream(QUESTION, config, stream_mode="updates"))
+        assert set(chunks[-1]) == {"workflow"}  # the graph's own chunks, nothing added
+        result = cited.last_result
+    else:
+        assert isinstance(workflow.invoke(QUESTION, {**config, "callbacks": [handler]}), str)
+        result = handler.last_result
+    check(result)
+    assert result is not None and {s.id for s in result.sources} == {"doc-bridge", "doc-tower"}
