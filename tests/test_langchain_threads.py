@@ -127,20 +127,26 @@ def _summarised(state: dict[str, Any]) -> None:
     assert HEADER in str(messages[0].text)
 
 
-@pytest.mark.parametrize("face", ["invoke", "ainvoke", "stream", "stream_events", "handler"])
+@pytest.mark.parametrize(
+    "face", ["invoke", "ainvoke", "stream", "stream_events", "mixed", "handler"]
+)
 def test_a_follow_up_answered_from_a_summary_cites_the_documents_under_it(
     attributor: Attributor, face: str
 ) -> None:
     """Turn 2 and 3 are answered from an LLM's summary of turn 1's tool results: each cites the
     documents turn 1 retrieved, and the invented sentence stays unsupported (it said "no
-    retriever or tool returned documents" and cited nothing)."""
+    retriever or tool returned documents" and cited nothing). "mixed" reads turn 1 as a v3
+    event stream and the follow-ups with invoke and stream: one wrapper, one thread."""
     agent = summarising_agent()
     cited = with_attribution(agent, attributor)
     handler = AttributionCallbackHandler(attributor)
     config: Any = {"configurable": {"thread_id": f"summary-{face}"}}
 
+    faces = iter(["stream_events", "invoke", "stream"] if face == "mixed" else [face] * 3)
+
     def turn(question: str) -> tuple[dict[str, Any], Any]:
         given = {"messages": [HumanMessage(question)]}
+        face = next(faces)
         if face == "invoke":
             return cited.invoke(given, config), cited.last_result
         if face == "ainvoke":
