@@ -1,7 +1,8 @@
 """Shapes of the current LangChain / LangGraph docs not pinned elsewhere: the agentic RAG
 tutorial whole (a grader with `with_structured_output(GradeDocuments)` sends a bad search to
 `rewrite_question`, and the graph searches again), `create_agent(...,
-response_format=ProviderStrategy(CitedAnswer))` (the answer comes back as JSON text), runtime
+response_format=ProviderStrategy(CitedAnswer))` (the answer comes back as JSON text) and
+`ToolStrategy(..., handle_errors=True)` retrying a bad structured answer, runtime
 context (`context_schema`, a `ToolRuntime` tool, `invoke(..., context=...)`), and the
 functional API (`@entrypoint` with `@task`s, a checkpointer). Real
 graphs, agents and tools; only the chat models are fakes that read their prompts.
@@ -27,11 +28,12 @@ from _langchain import (
     RAG_PROMPT,
     CitedAnswer,
     ReaderChatModel,
+    StructuredAnswerer,
     artifact_tool,
     check,
 )
 from langchain.agents import create_agent
-from langchain.agents.structured_output import ProviderStrategy
+from langchain.agents.structured_output import ProviderStrategy, ToolStrategy
 from langchain.tools import ToolRuntime
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -276,6 +278,46 @@ def test_provider_strategy_answer_is_read_from_the_structured_response(
     assert result is not None and result.citation_check is not None
     verdicts = {m.label: m.verdict for m in result.citation_check.markers}
     assert verdicts == {"doc-bridge": "correct", "doc-ferry": "dangling"}
+
+
+class RetryingAnswerer(StructuredAnswerer):
+    """Gives the `CitedAnswer` tool bad arguments first; answers right after the error."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: Any = None,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        errors = [m for m in messages if isinstance(m, ToolMessage) and "Error" in str(m.text)]
+        if sum(isinstance(m, ToolMessage) for m in messages) == 1:
+            call = {"name": "CitedAnswer", "args": {"answer": 5}, "id": "bad", "type": "tool_call"}
+            message = AIMessage(content="", tool_calls=[call])
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        return super()._generate([m for m in messages if m not in errors], stop, **kwargs)
+
+
+def test_tool_strategy_retry_after_a_bad_structured_answer(
+    store: InMemoryVectorStore, attributor: Attributor
+) -> None:
+    """`ToolStrategy(CitedAnswer, handle_errors=True)`: the parse error goes back to the model
+    as a ToolMessage and it answers again; the answer attributed is the parsed one, its ids
+    checked, and neither the error nor the "Returning structured response" message is cited."""
+    agent = create_agent(
+        RetryingAnswerer(),
+        tools=[artifact_tool(store)],
+        response_format=ToolStrategy(CitedAnswer, handle_errors=True),
+    )
+    cited = with_attribution(agent, attributor)
+    state = cited.invoke({"messages": [HumanMessage(QUESTION)]})
+    assert any("Error" in str(m.text) for m in state["messages"] if isinstance(m, ToolMessage))
+    result = cited.last_result
+    check(result)
+    assert result is not None and result.citation_check is not None
+    verdicts = {m.label: m.verdict for m in result.citation_check.markers}
+    assert verdicts == {"doc-bridge": "correct", "doc-ferry": "dangling"}
+    assert {s.id for s in result.sources} == {"doc-bridge", "doc-tower"}
 
 
 # --- runtime context -----------------------------------------------------------------------------
