@@ -1,23 +1,31 @@
-"""A LlamaIndex RAG query with cited answers, offline.
+"""LlamaIndex with cited answers, offline: a query engine, then a `FunctionAgent` with a tool.
 
 A real `VectorStoreIndex` over a few documents, embedded with the all-MiniLM-L6-v2 bundled with
-rag_attrib; `instrument()` attaches the attribution to every query response.
+rag_attrib; `instrument()` attaches the attribution to every query response and every agent
+run's `AgentOutput`, as LlamaIndex's starter tutorial builds them.
 
-The LLM is a stand-in: no LLM runs offline, so `ExtractiveLLM` answers by copying the context
-sentences that share the most words with the question. Swap in any real LlamaIndex LLM
-(`llm=OpenAI(...)`, `llm=Ollama(...)`) and nothing else changes.
+The LLMs are stand-ins: no LLM runs offline, so `ExtractiveLLM` answers by copying the context
+sentences that share the most words with the question, and the agent's `MockFunctionCallingLLM`
+calls the tool once, then answers with what it returned plus one invented sentence. Swap in any
+real LlamaIndex LLM (`llm=OpenAI(...)`, `llm=Ollama(...)`) and nothing else changes.
 
 Run: HF_HUB_OFFLINE=1 .venv/bin/python examples/llamaindex_rag.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, CustomLLM, LLMMetadata
 from llama_index.core.llms.callbacks import llm_completion_callback
+from llama_index.core.llms.mock import MockFunctionCallingLLM
+from llama_index.core.tools import QueryEngineTool
 
 from rag_attrib import Attributor
 from rag_attrib.integrations.llamaindex import MiniLMEmbedding, instrument, uninstrument
@@ -106,26 +114,27 @@ class ExtractiveLLM(CustomLLM):
         return gen()
 
 
-def main() -> None:
-    attributor = Attributor()  # bundled all-MiniLM-L6-v2, loaded from site-packages
-    # one loaded model serves both retrieval and attribution
-    embed_model = MiniLMEmbedding(attributor.embedder)
-    documents = [
-        Document(text=text, metadata={"file_name": name, "page_label": page})
-        for name, page, text in PAGES
-    ]
-    index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
+INVENTED = "The fire was started on purpose by foreign agents."
 
-    instrument(attributor)
-    try:
-        engine = index.as_query_engine(llm=ExtractiveLLM(), similarity_top_k=3)
-        response = engine.query(QUESTION)
-    finally:
-        uninstrument()
 
-    attribution = response.metadata["attribution"]
-    print(f"Q: {QUESTION}")
-    print("(the LLM is an offline stand-in that copies context sentences)\n")
+def agent_turn(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+    """The agent's stand-in LLM: call the `documents` tool with the question, then answer with
+    the tool's reply and one sentence no document holds."""
+    replies = [m for m in messages if m.role == MessageRole.TOOL]
+    if not replies:
+        question = [m for m in messages if m.role == MessageRole.USER][-1].content
+        call = ToolCallBlock(
+            tool_call_id="1", tool_name="documents", tool_kwargs={"input": question}
+        )
+        return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+    return ChatMessage(role=MessageRole.ASSISTANT, content=f"{replies[-1].content} {INVENTED}")
+
+
+async def ask(agent: FunctionAgent) -> Any:
+    return await agent.run(user_msg=QUESTION)  # the run starts on the running event loop
+
+
+def show(attribution: dict[str, Any]) -> None:
     labels: dict[str, int] = {}
     for source in attribution["sources"]:
         labels[source["id"]] = len(labels) + 1
@@ -143,6 +152,37 @@ def main() -> None:
             f"  [{labels[source['id']]}] {meta['file_name']} p.{meta['page_label']}"
             f"  share {source['score']:.2f}  node {source['id'][:8]}"
         )
+
+
+def main() -> None:
+    attributor = Attributor()  # bundled all-MiniLM-L6-v2, loaded from site-packages
+    # one loaded model serves both retrieval and attribution
+    embed_model = MiniLMEmbedding(attributor.embedder)
+    documents = [
+        Document(text=text, metadata={"file_name": name, "page_label": page})
+        for name, page, text in PAGES
+    ]
+    index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
+
+    instrument(attributor)
+    try:
+        engine = index.as_query_engine(llm=ExtractiveLLM(), similarity_top_k=3)
+        response = engine.query(QUESTION)
+        # the starter tutorial's shape: an agent with the query engine as a tool
+        tool = QueryEngineTool.from_defaults(
+            engine, name="documents", description="Pages about the Great Fire of London."
+        )
+        agent = FunctionAgent(
+            tools=[tool], llm=MockFunctionCallingLLM(response_generator=agent_turn)
+        )
+        output = asyncio.run(ask(agent))
+    finally:
+        uninstrument()
+
+    attribution = response.metadata["attribution"]
+    print(f"Q: {QUESTION}")
+    print("(the LLM is an offline stand-in that copies context sentences)\n")
+    show(attribution)
     print("\nCitations (answer sentence -> cited source sentence):")
     for citation in attribution["citations"]:
         extras = citation["extras"]
@@ -154,6 +194,11 @@ def main() -> None:
         )
     if attribution["error"]:
         print(f"\nattribution error: {attribution['error']}")
+
+    print("\nFunctionAgent with the query engine as its tool, output['attribution']:\n")
+    show(output["attribution"])
+    if output["attribution"]["error"]:
+        print(f"\nattribution error: {output['attribution']['error']}")
 
 
 if __name__ == "__main__":
