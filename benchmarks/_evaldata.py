@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from rag_attrib import Source, Span, split_sentences
+from rag_attrib.engine import NO_SOURCE, WEAK_MATCH
 from rag_attrib.markers import clean_text, parse_markers
 
 DEFAULT_EVALDATA = Path(__file__).resolve().parents[2] / "shared" / "evaldata"
 QUESTION_SETS = {"hotpotqa", "musique"}  # short answers: score question + answer
+
+
+def rule_flag(sentence: Any) -> float:
+    """1.0 when a readable rule rejects `sentence` (a figure, a name, a question; the verifier's
+    reasons), else 0.0. A weak match's own reason does not count: scores below read
+    "support - rule_flag" as they did before the similarity verdict gave that reason."""
+    return 1.0 if set(sentence.issues) - {WEAK_MATCH, NO_SOURCE} else 0.0
 
 
 def evaldata_root() -> Path:

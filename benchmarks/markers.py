@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evaldata import Case, GoldSplitter, cases, evaldata_root, load_records
+from _evaldata import Case, GoldSplitter, cases, evaldata_root, load_records, rule_flag
 
 from rag_attrib import (
     AttributionConfig,
@@ -190,7 +190,7 @@ def _variants(report: CitationReport, inside: list[MarkerCheck]) -> dict[str, fl
         if m.sentence_index is None or m.source_index is None:
             continue
         s = report.result.answer_sentences[m.sentence_index]
-        issue = 1.0 if s.issues else 0.0
+        issue = rule_flag(s)
         cited = m.support if np.isfinite(m.support) else 0.0
         values = {
             "own strength": float(strength[m.sentence_index, m.source_index]),
@@ -213,7 +213,7 @@ def _plain_verdict(attributor: Attributor, claim: str, ids: list[str], texts: li
     (verdict,) = one.attribute(
         claim, [Source(i, t) for i, t in zip(ids, texts, strict=True)]
     ).answer_sentences
-    return verdict.support - (1.0 if verdict.issues else 0.0)
+    return verdict.support - rule_flag(verdict)
 
 
 # --- (b) corrupted markers ----------------------------------------------------------------------

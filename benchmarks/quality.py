@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _evaldata import Case, GoldSplitter, cases
+from _evaldata import Case, GoldSplitter, cases, rule_flag
 
 from rag_attrib import AttributionConfig, Attributor, CachedEmbedder, Span
 from rag_attrib.embedders import Embedder, SentenceTransformerEmbedder, default_embedder
@@ -121,7 +121,7 @@ def engine_method(
         result = attributor.attribute(case.answer, case.sources)
         aggregated = np.array([x.score for s in result.sources for x in s.sentences])
         support = np.array([a.support for a in result.answer_sentences])
-        flagged = np.array([bool(a.issues) for a in result.answer_sentences])
+        flagged = np.array([rule_flag(a) > 0 for a in result.answer_sentences])
         cited = _cited_verdicts(attributor, case) if case.dataset == "expertqa" else None
         offsets = np.cumsum([0, *(len(s.sentences) for s in result.sources)])
         citations = [
@@ -153,7 +153,7 @@ def _cited_verdicts(attributor: Attributor, case: Case) -> np.ndarray:
             reranker=attributor.reranker,
         )
         (verdict,) = one.attribute(span.text, sources).answer_sentences
-        out[i] = verdict.support - (1.0 if verdict.issues else 0.0)
+        out[i] = verdict.support - rule_flag(verdict)
     return out
 
 
