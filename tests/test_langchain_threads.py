@@ -19,13 +19,20 @@ pytest.importorskip("langchain.agents")
 
 from _langchain import DOCS, QUESTION, ReaderChatModel, check
 from langchain.agents import create_agent
-from langchain.agents.middleware import SummarizationMiddleware
+from langchain.agents.middleware import AgentState, SummarizationMiddleware, before_model
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 
 from rag_attrib import Attributor
 from rag_attrib.integrations.langchain import AttributionCallbackHandler, with_attribution
@@ -120,20 +127,26 @@ def _summarised(state: dict[str, Any]) -> None:
     assert HEADER in str(messages[0].text)
 
 
-@pytest.mark.parametrize("face", ["invoke", "ainvoke", "stream", "stream_events", "handler"])
+@pytest.mark.parametrize(
+    "face", ["invoke", "ainvoke", "stream", "stream_events", "mixed", "handler"]
+)
 def test_a_follow_up_answered_from_a_summary_cites_the_documents_under_it(
     attributor: Attributor, face: str
 ) -> None:
     """Turn 2 and 3 are answered from an LLM's summary of turn 1's tool results: each cites the
     documents turn 1 retrieved, and the invented sentence stays unsupported (it said "no
-    retriever or tool returned documents" and cited nothing)."""
+    retriever or tool returned documents" and cited nothing). "mixed" reads turn 1 as a v3
+    event stream and the follow-ups with invoke and stream: one wrapper, one thread."""
     agent = summarising_agent()
     cited = with_attribution(agent, attributor)
     handler = AttributionCallbackHandler(attributor)
     config: Any = {"configurable": {"thread_id": f"summary-{face}"}}
 
+    faces = iter(["stream_events", "invoke", "stream"] if face == "mixed" else [face] * 3)
+
     def turn(question: str) -> tuple[dict[str, Any], Any]:
         given = {"messages": [HumanMessage(question)]}
+        face = next(faces)
         if face == "invoke":
             return cited.invoke(given, config), cited.last_result
         if face == "ainvoke":
@@ -190,6 +203,39 @@ def test_threads_never_lend_documents_to_each_other(attributor: Attributor) -> N
                 about = "bergen" if "ferry" in r.answer else "halden"
                 assert {s.id for s in r.sources} == wanted[about], r.answer
                 assert r.error is None
+
+
+@before_model
+def keep_the_last_two(state: AgentState[Any], runtime: Any) -> dict[str, Any] | None:
+    """The docs' "trim messages" middleware: before a follow-up, only the last answer and the
+    new question stay (the tool results go)."""
+    messages = state["messages"]
+    if len(messages) <= 4 or isinstance(messages[-1], ToolMessage):
+        return None
+    return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *messages[-2:]]}
+
+
+@pytest.mark.parametrize("face", ["invoke", "handler"])
+def test_a_follow_up_answered_from_the_last_answer_after_trimming(
+    attributor: Attributor, face: str
+) -> None:
+    """Trimmed to the last answer and the question, the follow-up is answered from the first
+    answer, which an LLM wrote from the first turn's documents: it cites those documents."""
+    agent = create_agent(
+        ThreadReader(), tools=[search], checkpointer=InMemorySaver(), middleware=[keep_the_last_two]
+    )
+    cited = with_attribution(agent, attributor)
+    handler = AttributionCallbackHandler(attributor)
+    config: Any = {"configurable": {"thread_id": f"trimmed-{face}"}}
+    for question in (QUESTION, FOLLOW_UP + QUESTION):
+        given = {"messages": [HumanMessage(question)]}
+        if face == "invoke":
+            state, result = cited.invoke(given, config), cited.last_result
+        else:
+            state = agent.invoke(given, {**config, "callbacks": [handler]})
+            result = handler.last_result
+        check(result)
+    assert [type(m) for m in state["messages"]] == [AIMessage, HumanMessage, AIMessage]
 
 
 def test_a_follow_up_the_handler_did_not_see_begin_says_why_nothing_is_cited(

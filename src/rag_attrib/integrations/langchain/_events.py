@@ -9,17 +9,19 @@ the run when it ends and delivers the result as the wrapper's other calls do (`l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 from uuid import UUID
 
 from langchain_core.documents import Document
+from typing_extensions import override
 
 from ...engine import Attributor
 from ...export.base import Exporter
 from ...results import AttributionResult
 from .._pipeline import Reporter
 from .._threads import Threads
+from ._read import thread_of
 from .handler import AttributionCallbackHandler, _Root
 
 __all__ = ["EventsHandler"]
@@ -45,6 +47,10 @@ class EventsHandler(AttributionCallbackHandler):
         self._reporter = reporter  # the wrapper's: a cause is logged once per wrapper
         self._deliver = deliver
         self._threads = threads  # the wrapper's: a thread's calls share what they found
+
+    @override
+    def _thread(self, name: str | None, metadata: Any) -> Hashable | None:
+        return thread_of(metadata)  # keyed as the wrapper's other calls key it
 
     def _finish(self, run_id: UUID, root: _Root, outputs: Any, inputs: Any) -> None:
         super()._finish(run_id, root, outputs, inputs)

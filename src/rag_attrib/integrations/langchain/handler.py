@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -200,8 +200,7 @@ class AttributionCallbackHandler(Collector):
                 return
             # No parent, or one this handler never saw (attached to a sub-chain): a root.
             name = kwargs.get("name") or (serialized or {}).get("name")
-            thread = thread_of(kwargs.get("metadata"))
-            key = None if thread is None else (name, thread)  # two graphs may share thread ids
+            key = self._thread(name, kwargs.get("metadata"))
             self._roots[run_id] = _Root(
                 Capture(thread=key, history=self._threads.history(key)),
                 inputs,
@@ -212,6 +211,12 @@ class AttributionCallbackHandler(Collector):
             )
             self._root_of[run_id] = run_id
             self._roots[run_id].capture.start(run_id, None, "chain")
+
+    def _thread(self, name: str | None, metadata: Any) -> Hashable | None:
+        """The key of the conversation thread a root run continues: one handler may serve two
+        graphs whose thread ids repeat, so the graph's run name is part of it."""
+        thread = thread_of(metadata)
+        return None if thread is None else (name, thread)
 
     @override
     def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
