@@ -242,8 +242,9 @@ def test_a_follow_up_the_handler_did_not_see_begin_says_why_nothing_is_cited(
     attributor: Attributor,
 ) -> None:
     """A handler that sees only the summarised follow-up cannot know what the summary was made
-    of: it cites nothing, and `error` names the thread and the summary (never the summary as
-    a source)."""
+    of: it cites nothing (never the summary), and `error` says the answer came from a summary
+    and how to have its documents cited. A thread answered with no documents and no summary
+    gets the plain "nothing to cite" error."""
     agent = summarising_agent()
     config: Any = {"configurable": {"thread_id": "unseen"}}
     agent.invoke({"messages": [HumanMessage(QUESTION)]}, config)
@@ -254,5 +255,13 @@ def test_a_follow_up_the_handler_did_not_see_begin_says_why_nothing_is_cited(
     _summarised(state)
     result = handler.last_result
     assert result is not None and result.sources == ()
-    assert result.error is not None and "thread" in result.error and "summary" in result.error
+    assert result.error is not None and "SummarizationMiddleware" in result.error
+    assert "same handler or wrapper" in result.error and "add_sources" in result.error
     assert not any(s.citations for s in result.answer_sentences)
+
+    plain = create_agent(ReaderChatModel(), tools=[], checkpointer=InMemorySaver())
+    for _ in range(2):
+        plain.invoke({"messages": [HumanMessage(QUESTION)]}, {**config, "callbacks": [handler]})
+        result = handler.last_result
+        assert result is not None and result.error is not None
+        assert result.error.startswith("no retriever or tool returned documents in this call, so")

@@ -35,6 +35,7 @@ from ._read import (
     holds_text,
     prompt_text,
     question_of,
+    summarised,
 )
 
 SOURCES_EVENT = "rag_attrib.sources"
@@ -57,12 +58,12 @@ ONLY_WRITTEN = (
     "summaries); they are cited in place of the documents under them: pass those in the "
     "call's input, return them from a retriever or tool, or hand them in with add_sources(docs)"
 )
-NO_SOURCES_IN_THREAD = (
-    "no retriever or tool returned documents in this call, and none of those the earlier calls "
-    "of its thread returned reached the answer, so nothing can be cited (a summary an LLM wrote "
-    "of earlier turns is no evidence; the documents under it are cited when this handler or "
-    "wrapper attributed the calls that retrieved them): use a retriever or tool, or hand them "
-    "in with add_sources(docs)"
+FROM_SUMMARY = (
+    "no retriever or tool returned documents in this call, which answered from a summary an "
+    "LLM wrote of the thread's earlier turns (SummarizationMiddleware): a summary is no "
+    "evidence, and the documents under it are cited only when the same handler or wrapper "
+    "attributed the earlier calls of the thread (same thread_id) that retrieved them: attribute "
+    "every turn with it, or hand the documents in with add_sources(docs)"
 )
 EMPTY_ANSWER = (
     "the answer text is empty while the output holds text: put the answer under 'answer' "
@@ -331,7 +332,7 @@ def build_job(capture: Capture, output: Any, question: str | None, inputs: Any =
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
-        unsearched = NO_SOURCES if capture.thread is None else NO_SOURCES_IN_THREAD
+        unsearched = FROM_SUMMARY if summarised(output) else NO_SOURCES
         problem = problem or (NO_DOCUMENTS if capture.searched else unsearched)
     else:
         problem = problem or note

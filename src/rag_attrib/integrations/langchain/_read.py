@@ -293,6 +293,18 @@ def holds_text(output: Any, depth: int = 0) -> bool:
     return False
 
 
+def summarised(output: Any) -> bool:
+    """Whether a graph state's messages open with a summary an LLM wrote of earlier turns
+    (LangChain's `SummarizationMiddleware` marks it `additional_kwargs["lc_source"]`)."""
+    messages = output.get("messages") if isinstance(output, Mapping) else None
+    if not isinstance(messages, (list, tuple)):
+        return False
+    return any(
+        isinstance(m, BaseMessage) and m.additional_kwargs.get("lc_source") == "summarization"
+        for m in messages
+    )
+
+
 def question_of(value: Any) -> str | None:
     """The user's question in a chain input, if it has an obvious one."""
     if isinstance(value, str):
