@@ -97,12 +97,18 @@ async def test_function_agent_output_carries_attribution(
     assert open_records() == {"units": 0, "spans": 0, "writers": 0}
 
 
+@pytest.mark.parametrize("read", ["run", "stream_events"])
 async def test_react_agent_output_carries_attribution(
-    index: VectorStoreIndex, recorder: Recorder
+    index: VectorStoreIndex, recorder: Recorder, read: str
 ) -> None:
-    """A ReActAgent's final AgentOutput is attributed to the nodes its Action retrieved."""
+    """A ReActAgent's final AgentOutput is attributed to the nodes its Action retrieved, also
+    when the caller reads its events (`stream_events()`: AgentStream deltas) first."""
     agent = ReActAgent(tools=[facts_tool(index)], llm=ReActLLM())
-    output = await agent.run(user_msg=QUESTIONS["saturn"])
+    handler = agent.run(user_msg=QUESTIONS["saturn"])
+    if read == "stream_events":
+        events = [type(e).__name__ async for e in handler.stream_events()]
+        assert {"AgentStream", "ToolCallResult"} <= set(events)
+    output = await handler
     assert str(output).startswith(FACT["saturn"]) and str(output).endswith(INVENTED)
     check_facts(output["attribution"], ["saturn"], reached=tool_call_nodes(output))
     assert len(recorder.calls) == 1

@@ -65,8 +65,9 @@ NO_NODES = (
     "so nothing can be cited (a CustomQueryEngine must return a Response with source_nodes)"
 )
 NO_NODES_KEPT = (
-    "no source nodes reached the LLM: the retrievers returned {n} but none was left after "
-    "the node postprocessors (a similarity cutoff, a reranker), so nothing can be cited"
+    "no source nodes: the retrievers returned {n} but none reached the response's "
+    "source_nodes (node postprocessors, such as a similarity cutoff or a reranker, dropped "
+    "them all, or a custom engine returned none), so nothing can be cited"
 )
 NO_TOOL_CALL = (
     "no tool call in this agent run, so no node to cite: the answer came from the LLM alone "
