@@ -17,6 +17,7 @@ from rag_attrib.integrations._citations import (
     CheckOptions,
     check,
     check_options,
+    label_choices,
     label_order,
     numbering_for,
 )
@@ -85,6 +86,105 @@ def test_label_order_follows_the_labels_shown(shown, expected):
     if expected is not None:
         ordered = [SOURCES[k] for k in expected]
         assert numbering_for(ordered, shown) in ("0-based", "1-based")
+
+
+D = "Saturn has bright rings made mostly of ice particles."
+FOUR = [*SOURCES, Source("d", D)]
+
+
+@pytest.mark.parametrize(
+    ("parts", "order", "names"),
+    [
+        (  # two calls, each counting from 1: the latest call's passages first
+            [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 1:\n{C}\n\nSource 2:\n{D}"],
+            [2, 3, 0, 1],
+            {"1": (0, 2), "2": (1, 3)},
+        ),
+        (  # a passage both calls show, under different labels
+            [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 1:\n{B}\n\nSource 2:\n{C}"],
+            [1, 2, 0],
+            {"1": (0, 2), "2": (1, 0)},
+        ),
+        (  # counting from 0, and a call that labels nothing of ours
+            ["Weather: sunny", f"[0] {C}\n[1] {A}", f"[0] {B}"],
+            [1, 2, 0],
+            {"0": (0, 1), "1": (2,)},
+        ),
+        (  # the second call shows B again as 1: label_order's first sight would say A
+            [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 1:\n{B}"],
+            [1, 0],
+            {"1": (0, 1), "2": (0,)},
+        ),
+    ],
+)
+def test_label_choices_when_two_tool_outputs_count_afresh(parts, order, names):
+    """Two tool outputs each labelling passages from 1 (or 0): each label names one passage
+    per output, the latest output's first, and the sources follow the latest output."""
+    texts = [s.text for s in FOUR[: max(order) + 1]]
+    found = label_choices(texts, parts)
+    assert found is not None
+    assert found[0] == order
+    assert dict(found[1].names) == names
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [f"Source 1:\n{A}\n\nSource 2:\n{B}"],  # one output: label_order's case
+        [f"Source 1:\n{A}", f"Source 1:\n{C}"],  # B shown nowhere
+        [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 1:\n{C}\n\n{D}"],  # D unlabelled
+        [f"Source 1:\n{A}\n\nSource 3:\n{B}", f"Source 1:\n{C}\n\nSource 2:\n{D}"],  # gap
+        [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 0:\n{C}\n\nSource 1:\n{D}"],
+        [f"Source 1:\n{A}\nSource 1:\n{B}", f"Source 1:\n{C}\n\nSource 2:\n{D}"],
+        [f"Source 1:\n{A}\n\nSource 2:\n{B}\n\nSource 3:\n{C}\n\nSource 4:\n{D}"] * 2,
+    ],
+)
+def test_label_choices_need_every_passage_labelled_alike(parts):
+    """No choices unless two outputs label every passage, each counting alike from 1 (or 0),
+    and a number names two passages (the same search twice is one numbering)."""
+    texts = [s.text for s in FOUR]
+    if len(parts) == 1:
+        texts = texts[:2]
+    assert label_choices(texts, parts) is None
+
+
+def test_ambiguous_markers_read_as_the_passage_that_backs_them(attributor):
+    """Two outputs: 1 = A, 2 = B, then 1 = C, 2 = D. [1] after A's claim names A, [2] after
+    D's names D: both correct, and the check says [1], [2] were ambiguous; [1] after B's
+    claim names C or A, neither backs it: wrong source (the latest output's C), suggesting B."""
+    parts = [f"Source 1:\n{A}\n\nSource 2:\n{B}", f"Source 1:\n{C}\n\nSource 2:\n{D}"]
+    found = label_choices([s.text for s in FOUR], parts)
+    assert found is not None
+    order, labels = found
+    sources = [FOUR[k] for k in order]
+    answer = f"{A[:-1]} [1]. {D[:-1]} [2]. {B[:-1]} [1]."
+    result = attributor.attribute(answer, sources)
+    report = check(result, labels=labels)
+    assert report is not None and report.numbering == "1-based"
+    got = [(m.text, m.source_id, m.verdict) for m in report.markers]
+    assert got == [("[1]", "a", "correct"), ("[2]", "d", "correct"), ("[1]", "c", "wrong_source")]
+    assert report.markers[2].suggested_source_id == "b"
+    assert report.error is not None and "[1], [2]" in report.error
+    plain = check(result)  # without the labels: positions in the latest output's order
+    assert plain is not None and plain.error is None
+    assert [m.verdict for m in plain.markers] == ["wrong_source", "correct", "wrong_source"]
+    exact = check(result, options=CheckOptions(exact_support=True), labels=labels)
+    assert exact is not None and [m.verdict for m in exact.markers] == [g[2] for g in got]
+    explicit = check(result, options=CheckOptions("1-based"), labels=labels)
+    assert explicit is not None and explicit.error is None  # a numbering the user set wins
+
+
+def test_a_label_only_one_output_uses_is_not_ambiguous(attributor):
+    """A marker whose number only one output uses names that output's passage, unremarked."""
+    parts = [f"Source 1:\n{A}", f"Source 1:\n{C}\n\nSource 2:\n{D}"]
+    found = label_choices([A, C, D], parts)
+    assert found is not None
+    order, labels = found
+    sources = [[SOURCES[0], SOURCES[2], Source("d", D)][k] for k in order]
+    result = attributor.attribute(f"{D[:-1]} [2].", sources)
+    report = check(result, labels=labels)
+    assert report is not None and report.error is None
+    assert [(m.source_id, m.verdict) for m in report.markers] == [("d", "correct")]
 
 
 class Quote(BaseModel):

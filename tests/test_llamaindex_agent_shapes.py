@@ -1,6 +1,7 @@
 """LlamaIndex's current agent shapes, as its tutorials use them: a structured `output_cls`
 that cites its sources, several turns over one `Context` or memory, runs of one agent side by
-side, and tools that return plain text. Real llama-index-core agents, tools, retrievers and
+side, tools that return plain text, agents handing off in an `AgentWorkflow`, a tool waiting
+for a human, and nodes a similarity cutoff drops. Real llama-index-core agents, tools, retrievers and
 memory; only the LLM is a stand-in (`MockFunctionCallingLLM` answering from its messages).
 """
 
@@ -18,7 +19,9 @@ pytest.importorskip("llama_index.core")
 
 from _llamaindex import (
     FACT,
+    INVENTED,
     QUESTIONS,
+    ReadingLLM,
     Recorder,
     check_facts,
     facts_tool,
@@ -291,3 +294,174 @@ async def test_attribute_response_on_a_run_with_no_tool_call(
     result = attribute_response(output, hashing_attributor)
     assert result.error == NO_TOOL_CALL
     assert _attribution(output)["error"] == NO_TOOL_CALL
+
+
+# --- several agents handing off, human in the loop, postprocessed retrievers ---------------
+
+
+def _researcher(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+    """The researcher's LLM: call `facts` with the question, then hand off to the writer."""
+    if not [m for m in messages if m.role == MessageRole.TOOL]:
+        question = [m for m in messages if m.role == MessageRole.USER][-1].content
+        call = ToolCallBlock(tool_call_id="r", tool_name="facts", tool_kwargs={"input": question})
+        return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+    handoff = {"to_agent": "writer", "reason": "The facts are in; write the answer."}
+    call = ToolCallBlock(tool_call_id="h", tool_name="handoff", tool_kwargs=handoff)
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+
+
+def _writer(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+    """The writer's LLM (no tools): the facts the history shows, then an invented sentence."""
+    seen = " ".join(m.content or "" for m in messages)
+    facts = [f for f in FACT.values() if f in seen]
+    return ChatMessage(role=MessageRole.ASSISTANT, content=" ".join([*facts[:1], INVENTED]))
+
+
+@pytest.mark.parametrize("how", ["instrument", "attribute_response"])
+async def test_agents_handing_off_cite_the_researchers_nodes(
+    index: VectorStoreIndex, hashing_attributor: Attributor, how: str
+) -> None:
+    """AgentWorkflow with two agents: the researcher's tool retrieves, then it hands off to
+    a writer with no tools, whose answer ends the run. The answer cites the researcher's
+    nodes of that run (the workflow's output lists every agent's tool calls), once."""
+    recorder = Recorder()
+    researcher = FunctionAgent(
+        name="researcher",
+        description="Looks facts up.",
+        tools=[facts_tool(index)],
+        llm=MockFunctionCallingLLM(response_generator=_researcher),
+        can_handoff_to=["writer"],
+    )
+    writer = FunctionAgent(
+        name="writer",
+        description="Writes the answer from the facts found.",
+        llm=MockFunctionCallingLLM(response_generator=_writer),
+    )
+    workflow = AgentWorkflow(agents=[researcher, writer], root_agent="researcher")
+    if how == "instrument":
+        instrument(hashing_attributor, exporters=[recorder])
+    try:
+        handler = workflow.run(user_msg=QUESTIONS["octopus"])
+        outputs = [e async for e in handler.stream_events() if isinstance(e, AgentOutput)]
+        output = await handler
+    finally:
+        uninstrument()
+    assert [o.current_agent_name for o in outputs][-1] == "writer"
+    assert str(output) == f"{FACT['octopus']} {INVENTED}"
+    facts = [c for c in output.tool_calls if c.tool_name == "facts"]
+    assert len(facts) == 1 and [c.tool_name for c in output.tool_calls][-1] == "handoff"
+    reached = {n.node.node_id for n in facts[0].tool_output.raw_output.source_nodes}
+    if how == "attribute_response":
+        attribute_response(output, hashing_attributor)
+    else:
+        assert len(recorder.calls) == 1
+    check_facts(_attribution(output), ["octopus"], reached=reached)
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+@pytest.mark.parametrize("wait", ["in_stream", "paused"])
+async def test_a_tool_waiting_for_a_human_is_attributed(
+    index: VectorStoreIndex, recorder: Recorder, wait: str
+) -> None:
+    """A tool that asks a human first (`ctx.wait_for_event(HumanResponseEvent, waiter_event=
+    InputRequiredEvent(...))`, as LlamaIndex's human-in-the-loop tutorial writes it), then
+    queries. The caller answers from `stream_events()`, or ("paused") saves the Context,
+    cancels the run and resumes it later from the saved Context: the run that ends cites the
+    nodes the query engine read after the wait; the cancelled one exports nothing. A refusal
+    leaves nothing to cite, and says so."""
+    from llama_index.core.workflow import (
+        HumanResponseEvent,
+        InputRequiredEvent,
+        JsonPickleSerializer,
+    )
+
+    engine = index.as_query_engine(llm=ReadingLLM(), similarity_top_k=2)
+    sources: list[str] = []
+
+    async def ask(ctx: Context, input: str) -> str:
+        """Look facts up once a human agrees."""
+        waiter = InputRequiredEvent(prefix=f"Look up {input!r}? ")
+        answer = await ctx.wait_for_event(HumanResponseEvent, waiter_id=input, waiter_event=waiter)
+        if answer.response != "yes":
+            return "The user said no."
+        response = await engine.aquery(input)
+        sources.extend(n.node.node_id for n in response.source_nodes)
+        return str(response)
+
+    # FunctionTool finds its Context parameter by comparing the annotation with `Context`;
+    # this module's `from __future__ import annotations` made it the string "Context".
+    ask.__annotations__["ctx"] = Context
+
+    async def run(reply: str) -> AgentOutput:
+        exported, read = len(recorder.calls), len(sources)
+        llm = MockFunctionCallingLLM(response_generator=tool_caller("ask"))
+        agent = FunctionAgent(tools=[FunctionTool.from_defaults(async_fn=ask)], llm=llm)
+        handler = agent.run(user_msg=QUESTIONS["violin"])
+        async for event in handler.stream_events():
+            if isinstance(event, InputRequiredEvent) and wait == "paused":
+                # the app stores the run while the human decides (the pickle serializer:
+                # the agent's memory is no JSON)
+                saved = handler.ctx.to_dict(serializer=JsonPickleSerializer())
+                await handler.cancel_run()
+                break
+            if isinstance(event, InputRequiredEvent):
+                await asyncio.sleep(0.01)  # the human takes a while
+                handler.ctx.send_event(HumanResponseEvent(response=reply))
+        if wait == "paused":
+            assert (len(recorder.calls), len(sources)) == (exported, read)
+            restored = Context.from_dict(agent, saved, serializer=JsonPickleSerializer())
+            handler = agent.run(ctx=restored)
+            handler.ctx.send_event(HumanResponseEvent(response=reply))
+        output: AgentOutput = await handler
+        return output
+
+    output = await run("yes")
+    check_facts(_attribution(output), ["violin"], reached=set(sources))
+    assert len(recorder.calls) == 1
+    refused = await run("no")
+    assert _attribution(refused)["error"] == NO_TOOL_NODES.format(tools="ask")
+    assert len(recorder.calls) == 2
+    assert open_records() == {"units": 0, "spans": 0, "writers": 0}
+
+
+@pytest.mark.parametrize("shape", ["query_engine", "retriever_tool"])
+async def test_nodes_a_similarity_cutoff_drops_are_never_cited(
+    index: VectorStoreIndex, recorder: Recorder, shape: str
+) -> None:
+    """`SimilarityPostprocessor` on a query engine, or on an agent's `RetrieverTool`: only
+    the nodes above the cutoff are sources; with every node dropped, `error` says that the
+    postprocessors left none (the answer is LlamaIndex's "Empty Response"), not that the
+    engine returned no nodes."""
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+
+    from rag_attrib.integrations.llamaindex._read import NO_NODES_KEPT
+
+    def ask(cutoff: float) -> Any:
+        cut = [SimilarityPostprocessor(similarity_cutoff=cutoff)]
+        if shape == "query_engine":
+            engine = index.as_query_engine(
+                llm=ReadingLLM(), similarity_top_k=4, node_postprocessors=cut
+            )
+            return engine.aquery(QUESTIONS["coffee"])
+        tool = RetrieverTool.from_defaults(
+            index.as_retriever(similarity_top_k=4), name="facts", node_postprocessors=cut
+        )
+        llm = MockFunctionCallingLLM(response_generator=tool_caller("facts"))
+        return FunctionAgent(tools=[tool], llm=llm).run(user_msg=QUESTIONS["coffee"])
+
+    def kept(output: Any) -> set[str]:
+        if shape == "query_engine":
+            return {n.node.node_id for n in output.source_nodes}
+        return {n.node.node_id for n in output.tool_calls[0].tool_output.raw_output}
+
+    output = await ask(0.2)
+    payload = output.metadata["attribution"] if shape == "query_engine" else output["attribution"]
+    assert 0 < len(kept(output)) < 4, "the cutoff must drop some of the four nodes"
+    assert {s["id"] for s in payload["sources"]} == kept(output)
+    sentence = next(s for s in payload["answer_sentences"] if s["text"] == FACT["coffee"])
+    files = {s["id"]: s["metadata"]["file_name"] for s in payload["sources"]}
+    assert files[sentence["citations"][0]["source_id"]] == "coffee.txt"
+    if shape == "query_engine":
+        empty = await ask(0.999)
+        assert str(empty) == "Empty Response" and not empty.source_nodes
+        assert empty.metadata["attribution"]["error"] == NO_NODES_KEPT.format(n=4)

@@ -1,7 +1,8 @@
 """More LlamaIndex shapes users write today: chat engines of every mode over several turns, a
 `RouterQueryEngine`, `tree_summarize` over a `SummaryIndex`, and agent tools that return bare
-nodes or "Source n:"-labelled text. Real llama-index-core indexes, engines, selectors, agents
-and tools; only the LLM is a stand-in that reads its prompt.
+nodes (image and empty ones too) or "Source n:"-labelled text (labelled by a `FunctionTool`
+callback too, and one tool called twice, each output counting from 1). Real llama-index-core indexes, engines, selectors,
+agents and tools; only the LLM is a stand-in that reads its prompt.
 """
 
 from __future__ import annotations
@@ -550,6 +551,81 @@ async def test_attribute_response_reads_a_tools_bare_nodes(hashing_attributor: A
     assert result.answer_sentences[0].citations[0].source_id == NOTES["saturn"]
 
 
+# A 1x1 PNG, as an image node or block carries it.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def _textless(shape: str) -> Any:
+    """What a tool returns that holds no text to cite, beside the honey fact or alone."""
+    from llama_index.core.base.llms.types import ImageBlock, TextBlock
+    from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
+
+    fact = TextNode(id_="honey-note", text=FACT["honey"])
+    return {
+        "image_nodes": [ImageNode(image=PNG), ImageNode(image=PNG, text=" \n")],
+        "empty_nodes": [TextNode(text=""), NodeWithScore(node=TextNode(text="   "), score=0.5)],
+        "image_and_text": [ImageNode(image=PNG), fact],
+        "empty_and_text": [TextNode(text=""), NodeWithScore(node=fact, score=0.9)],
+        "image_block": ImageBlock(image=PNG.encode()),
+        "image_and_text_blocks": [ImageBlock(image=PNG.encode()), TextBlock(text=FACT["honey"])],
+    }[shape]
+
+
+@pytest.mark.parametrize("face", ["instrument", "attribute_response"])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "image_nodes",
+        "empty_nodes",
+        "image_and_text",
+        "empty_and_text",
+        "image_block",
+        "image_and_text_blocks",
+    ],
+)
+async def test_a_tool_returning_images_or_empty_nodes(
+    hashing_attributor: Attributor, shape: str, face: str
+) -> None:
+    """A tool returning image nodes, empty nodes or an image block: the agent's answer stands;
+    a node with no text is never a source (nor cited); a text node beside it is cited; with
+    nothing but textless nodes (or blocks, which are no nodes) `error` says why nothing is."""
+    from llama_index.core.tools import FunctionTool
+
+    from rag_attrib.integrations._pipeline import NO_TEXT
+    from rag_attrib.integrations.llamaindex import attribute_response, instrument, uninstrument
+    from rag_attrib.integrations.llamaindex._read import NO_TOOL_NODES
+
+    def facts(input: str) -> Any:
+        """Look facts up, with their pictures."""
+        return _textless(shape)
+
+    answer = f"{FACT['honey']} {INVENTED}"
+    agent = _agent("function", FunctionTool.from_defaults(fn=facts), lambda shown: answer)
+    if face == "instrument":
+        instrument(hashing_attributor)
+    try:
+        output = await agent.run(user_msg=QUESTIONS["honey"])
+    finally:
+        uninstrument()
+    assert str(output) == answer
+    if face == "attribute_response":
+        attribute_response(output, hashing_attributor)
+    payload = output["attribution"]
+    assert payload["answer"] == answer
+    assert all(s["text"].strip() for s in payload["sources"])
+    cited = {c["source_id"] for s in payload["answer_sentences"] for c in s["citations"]}
+    if shape.endswith("_text"):
+        assert payload["error"] is None
+        assert [s["id"] for s in payload["sources"]] == ["honey-note"]
+        assert payload["answer_sentences"][0]["citations"][0]["source_id"] == "honey-note"
+        return
+    assert payload["sources"] == [] and not cited and payload["citations"] == []
+    if shape.endswith("_nodes"):
+        assert payload["error"] == NO_TEXT.format(n=2)
+    else:
+        assert payload["error"] == NO_TOOL_NODES.format(tools="facts")
+
+
 def _labelled_tool(index: VectorStoreIndex) -> Any:
     """A FunctionTool that retrieves three nodes and returns their text labelled "Source 1:",
     "Source 2:", ... in its own order (by file name, not by retrieval score), with metadata."""
@@ -568,6 +644,28 @@ def _labelled_tool(index: VectorStoreIndex) -> Any:
         )
 
     return FunctionTool.from_defaults(async_fn=search)
+
+
+def _labelling_node_tool(index: VectorStoreIndex) -> Any:
+    """A FunctionTool returning the three nodes it retrieves (in retrieval order), whose
+    callback shows the LLM their text labelled "Source 1:", ... by file name instead."""
+    from llama_index.core.schema import MetadataMode, NodeWithScore
+    from llama_index.core.tools import FunctionTool
+
+    retriever = index.as_retriever(similarity_top_k=3)
+
+    def search(input: str) -> list[NodeWithScore]:
+        """Search the notes; each passage is labelled "Source n:"."""
+        return retriever.retrieve(input)
+
+    def label(nodes: list[NodeWithScore]) -> str:
+        ordered = sorted(nodes, key=lambda n: n.node.metadata["file_name"])
+        return "\n\n".join(
+            f"Source {k}:\n{n.node.get_content(metadata_mode=MetadataMode.LLM)}"
+            for k, n in enumerate(ordered, 1)
+        )
+
+    return FunctionTool.from_defaults(fn=search, callback=label)
 
 
 def _label_of(shown: str, fact: str) -> int:
@@ -648,3 +746,193 @@ async def test_an_agent_over_a_citation_query_engine_tool(
     assert check["numbering"] == "1-based"
     (marker,) = check["markers"]
     assert (marker["text"], marker["source_id"], marker["verdict"]) == ("[2]", nodes[1], "correct")
+
+
+def _citation_tool(index: VectorStoreIndex) -> Any:
+    """A QueryEngineTool over a CitationQueryEngine whose LLM answers with the engine's last
+    source, cited by its label."""
+    from llama_index.core.query_engine import CitationQueryEngine
+    from llama_index.core.tools import QueryEngineTool
+
+    class CitingReader(ReaderLLM):
+        def _answer(self, prompt: str) -> str:
+            found = re.findall(r"^Source (\d+):\n(.*)$", prompt, flags=re.MULTILINE)
+            if not found:
+                return super()._answer(prompt)
+            found = found[max(k for k, (n, _) in enumerate(found) if n == "1") :]
+            n, text = found[-1]  # the engine's last source, cited by its label
+            return f"{text.strip()} [{n}]"
+
+    engine = CitationQueryEngine.from_args(index, llm=CitingReader(), similarity_top_k=2)
+    return QueryEngineTool.from_defaults(engine, name="facts", description="Cited facts.")
+
+
+def _repeating(shown: str) -> str:
+    return f"{shown} {INVENTED}"
+
+
+@pytest.mark.parametrize("kind", ["function", "react"])
+async def test_attribute_response_reads_a_citation_tools_labels(
+    index: VectorStoreIndex, hashing_attributor: Attributor, kind: str
+) -> None:
+    """Without instrument(), attribute_response(agent_output) over a CitationQueryEngine tool
+    numbers the agent's [n] by the engine's "Source n:" labels, as instrument() does."""
+    from rag_attrib.integrations.llamaindex import attribute_response
+
+    output = await _agent(kind, _citation_tool(index), _repeating).run(user_msg=QUESTIONS["copper"])
+    (call,) = output.tool_calls
+    nodes = [n.node.node_id for n in call.tool_output.raw_output.source_nodes]
+    result = attribute_response(output, hashing_attributor)
+    assert result.error is None
+    assert [s.id for s in result.sources] == nodes
+    check = result.citation_check
+    assert check is not None and check.numbering == "1-based"
+    (marker,) = check.markers
+    assert (marker.text, marker.source_id, marker.verdict) == ("[2]", nodes[1], "correct")
+
+
+@pytest.mark.parametrize("face", ["instrument", "attribute_response"])
+@pytest.mark.parametrize("kind", ["function", "react"])
+async def test_a_tools_labels_over_its_own_nodes(
+    index: VectorStoreIndex, hashing_attributor: Attributor, kind: str, face: str
+) -> None:
+    """A FunctionTool returning nodes whose callback shows them labelled in an order of its
+    own: with or without instrument(), the agent's [n] name the node labelled n."""
+    from rag_attrib.integrations.llamaindex import attribute_response, instrument, uninstrument
+
+    topic = "volcano"
+    if face == "instrument":
+        instrument(hashing_attributor)
+    try:
+        agent = _agent(kind, _labelling_node_tool(index), _citing_labels(topic))
+        output = await agent.run(user_msg=QUESTIONS[topic])
+    finally:
+        uninstrument()
+    (call,) = output.tool_calls
+    right = _label_of(call.tool_output.content, FACT[topic])
+    assert right != 1 and FACT[topic] in call.tool_output.raw_output[0].node.text
+    if face == "instrument":
+        payload = output["attribution"]
+    else:
+        payload = attribute_response(output, hashing_attributor).to_dict()
+    assert payload["error"] is None
+    files = [s["metadata"]["file_name"] for s in payload["sources"]]
+    assert files == sorted(files), "the sources follow the tool's labels"
+    check = payload["citation_check"]
+    assert check["numbering"] == "1-based" and check["error"] is None
+    text = {s["id"]: s["text"] for s in payload["sources"]}
+    marker = check["markers"][0]
+    assert (marker["text"], text[marker["source_id"]], marker["verdict"]) == (
+        f"[{right}]",
+        FACT[topic],
+        "correct",
+    )
+    assert check["markers"][1]["verdict"] == "unsupported"
+
+
+# --- one labelling tool called twice ----------------------------------------------------------
+
+TWICE = ("volcano", "honey")  # asked in this order; each call's passages labelled from 1
+
+
+def _twice_answer(shown: Sequence[str], wrong: bool) -> str:
+    """Each fact cited by the label its own call gave it (or, `wrong`, the first fact by a
+    label no call gave its passage), then the invented sentence cited [1]."""
+    first, second = (_label_of(text, FACT[t]) for text, t in zip(shown, TWICE, strict=True))
+    if wrong:
+        gave = {_label_of(text, FACT[TWICE[0]]) for text in shown if FACT[TWICE[0]] in text}
+        first = next(k for k in (1, 2, 3) if k not in gave)
+    return (
+        f"{FACT[TWICE[0]][:-1]} [{first}]. {FACT[TWICE[1]][:-1]} [{second}]. {INVENTED[:-1]} [1]."
+    )
+
+
+def _twice_function_llm(tool: str, wrong: bool) -> Any:
+    from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+
+    def respond(messages: Sequence[ChatMessage], **kwargs: Any) -> ChatMessage:
+        _, results = _asked(messages)
+        if len(results) < len(TWICE):
+            topic = TWICE[len(results)]
+            call = ToolCallBlock(
+                tool_call_id=f"c{len(results)}",
+                tool_name=tool,
+                tool_kwargs={"input": QUESTIONS[topic]},
+            )
+            return ChatMessage(role=MessageRole.ASSISTANT, blocks=[call])
+        shown = [r.content or "" for r in results]
+        return ChatMessage(role=MessageRole.ASSISTANT, content=_twice_answer(shown, wrong))
+
+    return MockFunctionCallingLLM(response_generator=respond)
+
+
+class ReActTwice(ReActCaller):
+    """A ReAct agent's LLM asking `tool` about each of TWICE in turn, then answering."""
+
+    wrong: bool = False
+
+    def _answer(self, prompt: str) -> str:
+        prompt = prompt.rpartition("## Current Conversation")[2]
+        shown = prompt.split("Observation: ")[1:]
+        if len(shown) < len(TWICE):
+            asked = json.dumps({"input": QUESTIONS[TWICE[len(shown)]]})
+            return f"Thought: I need the tool.\nAction: {self.tool}\nAction Input: {asked}"
+        return f"Thought: I can answer now.\nAnswer: {_twice_answer(shown, self.wrong)}"
+
+
+def _twice_agent(kind: str, tool: Any, wrong: bool = False) -> Any:
+    from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
+
+    name = tool.metadata.name
+    if kind == "function":
+        return FunctionAgent(tools=[tool], llm=_twice_function_llm(name, wrong))
+    return ReActAgent(tools=[tool], llm=ReActTwice(tool=name, wrong=wrong))
+
+
+def _twice_payload(output: Any, face: str, attributor: Attributor) -> dict[str, Any]:
+    from rag_attrib.integrations.llamaindex import attribute_response
+
+    if face == "instrument":
+        return dict(output["attribution"])
+    return attribute_response(output, attributor).to_dict()
+
+
+@pytest.mark.parametrize("face", ["instrument", "attribute_response"])
+@pytest.mark.parametrize("kind", ["function", "react"])
+async def test_a_labelling_tool_called_twice(
+    index: VectorStoreIndex, hashing_attributor: Attributor, kind: str, face: str
+) -> None:
+    """A tool called twice, each output labelling its passages "Source 1:", "Source 2:":
+    each [n] can name either call's passage n, so it is read as the one that backs its claim,
+    and the check says the numbers were ambiguous. A marker backed by neither is wrong."""
+    from rag_attrib.integrations.llamaindex import instrument, uninstrument
+
+    tool = _labelling_node_tool(index)
+    if face == "instrument":
+        instrument(hashing_attributor)
+    try:
+        output = await _twice_agent(kind, tool).run(user_msg="Tell me about both.")
+        wrong = await _twice_agent(kind, tool, wrong=True).run(user_msg="Tell me about both.")
+    finally:
+        uninstrument()
+    shown = [c.tool_output.content for c in output.tool_calls]
+    assert len(shown) == 2
+    labels = [_label_of(text, FACT[t]) for text, t in zip(shown, TWICE, strict=True)]
+    payload = _twice_payload(output, face, hashing_attributor)
+    assert payload["error"] is None
+    check = payload["citation_check"]
+    assert check["numbering"] == "1-based"
+    text = {s["id"]: s["text"] for s in payload["sources"]}
+    verdicts = [(m["text"], text.get(m["source_id"]), m["verdict"]) for m in check["markers"]]
+    assert verdicts[:2] == [
+        (f"[{labels[0]}]", FACT[TWICE[0]], "correct"),
+        (f"[{labels[1]}]", FACT[TWICE[1]], "correct"),
+    ]
+    assert verdicts[2][2] == "unsupported"
+    assert "ambiguous citation numbers" in check["error"] and "[1]" in check["error"]
+    # the latest call's passages come first, in its label order
+    assert all(s["text"] in shown[1] for s in payload["sources"][:3])
+    bad = _twice_payload(wrong, face, hashing_attributor)["citation_check"]
+    assert bad["markers"][0]["verdict"] != "correct"
+    assert [m["verdict"] for m in bad["markers"][1:]] == ["correct", "unsupported"]

@@ -8,7 +8,7 @@ the same `supported` verdict and `citations` as everything else, so it improves 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +24,7 @@ from .markers import (
     resolve,
     sentences_as_written,
 )
-from .results import AttributionResult, Citation, Span
+from .results import AttributionResult, Citation, Source, Span
 
 if TYPE_CHECKING:
     from .engine import Attributor, SourceLike
@@ -237,15 +237,64 @@ def check_citations(
         >>> report.markers[0].verdict
         'correct'
     """
+    resolved, parsed, result, mapped = _prepare(answer, sources, question, attributor, result)
+    ids = [s.id for s in resolved]
+    positions, used = resolve(parsed, ids, numbering)
+    report = _report(answer, parsed, positions, used, ids, result, mapped)
+    return _rescored(report, result, resolved, exact_support, attributor)
+
+
+def check_readings(
+    answer: str,
+    sources: Sequence[SourceLike],
+    readings: Callable[[Marker], Sequence[int]],
+    *,
+    numbering: str,
+    question: str | None = None,
+    attributor: Attributor | None = None,
+    result: AttributionResult | None = None,
+    exact_support: bool = False,
+) -> CitationReport:
+    """`check_citations` for markers whose label may name one of several sources.
+
+    Two tool outputs that each label their passages from 1 leave "[1]" naming either first
+    passage: the answer can only mean one that backs its claim. Each marker is read as the
+    first of `readings(marker)` (source positions, the likeliest first) that it cites
+    correctly, else as the first; with none it is dangling. `numbering` is what the report
+    says the labels counted with. Arguments as for `check_citations`.
+    """
+    resolved, parsed, result, mapped = _prepare(answer, sources, question, attributor, result)
+    ids = [s.id for s in resolved]
+    options = [list(dict.fromkeys(readings(m))) for m in parsed]
+    positions: list[int | None] = [o[0] if o else None for o in options]
+    report = _report(answer, parsed, positions, numbering, ids, result, mapped)
+    for j, others in enumerate(options):
+        for k in others[1:]:
+            if report.markers[j].verdict == "correct":
+                break
+            trial = [*positions[:j], k, *positions[j + 1 :]]
+            tried = _report(answer, parsed, trial, numbering, ids, result, mapped)
+            if tried.markers[j].verdict == "correct":
+                positions, report = trial, tried
+    return _rescored(report, result, resolved, exact_support, attributor)
+
+
+def _prepare(
+    answer: str,
+    sources: Sequence[SourceLike],
+    question: str | None,
+    attributor: Attributor | None,
+    result: AttributionResult | None,
+) -> tuple[list[Source], list[Marker], AttributionResult, list[tuple[int, int]]]:
+    """The sources, the answer's markers, its attribution (made here unless given) and the
+    span of each of its sentences in `answer` as written."""
     from .engine import default_attributor, to_sources
 
     if not isinstance(answer, str):
         msg = f"answer must be str, got {type(answer).__name__}"
         raise TypeError(msg)
     resolved = to_sources(sources)
-    ids = [s.id for s in resolved]
-    parsed = parse_markers(answer, ids=ids)
-    positions, used = resolve(parsed, ids, numbering)
+    parsed = parse_markers(answer, ids=[s.id for s in resolved])
     clean, edits = clean_text(answer, parsed)
     if result is None:
         attributor = attributor or default_attributor()
@@ -256,12 +305,22 @@ def check_citations(
             "leave it out to attribute the answer here"
         )
         raise ValueError(msg)
-    mapped = sentences_as_written(result, answer, edits)
-    report = _report(answer, parsed, positions, used, ids, result, mapped)
+    return resolved, parsed, result, sentences_as_written(result, answer, edits)
+
+
+def _rescored(
+    report: CitationReport,
+    result: AttributionResult,
+    sources: list[Source],
+    exact_support: bool,
+    attributor: Attributor | None,
+) -> CitationReport:
     if not exact_support:
         return report
+    from .engine import default_attributor
+
     attributor = attributor or default_attributor()
-    return replace(report, markers=rules.rescore(report.markers, result, resolved, attributor))
+    return replace(report, markers=rules.rescore(report.markers, result, sources, attributor))
 
 
 def _report(

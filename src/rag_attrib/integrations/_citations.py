@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 
-from ..citations import CitationReport, MarkerCheck, MissingCitation, check_citations
+from ..citations import (
+    CitationReport,
+    MarkerCheck,
+    MissingCitation,
+    check_citations,
+    check_readings,
+)
 from ..errors import ConfigError
 from ..markers import NUMBERINGS, Marker, Numbering, parse_markers, resolve
 from ..repair import CitationRepair, repair_report
@@ -27,7 +33,16 @@ from ._urls import normalise_url, url_positions
 if TYPE_CHECKING:
     from ..engine import Attributor
 
-__all__ = ["CheckOptions", "check", "check_options", "label_order", "numbering_for", "repair"]
+__all__ = [
+    "CheckOptions",
+    "Labels",
+    "check",
+    "check_options",
+    "label_choices",
+    "label_order",
+    "numbering_for",
+    "repair",
+]
 
 # Labels that name a source in a prompt or in a source's own text: "Source 1:", "Source ID: 0",
 # "Document 2", "Doc #3", "[4]" opening a line (LlamaIndex's CitationQueryEngine, LangChain's
@@ -102,18 +117,86 @@ def label_order(texts: Sequence[str], shown: str) -> list[int] | None:
     one between the text shown before it and its opening (metadata lines may sit between).
     None unless every text is shown under its own label and the labels count 1..n or 0..n-1:
     then `numbering_for` reads that numbering from `shown`. A text not shown, a passage with
-    no label, labels repeated (two tool calls each counting from 1) all give None.
+    no label, labels repeated (two tool calls each counting from 1: see `label_choices`, which
+    `shown` split by tool call should be read with first) all give None.
     """
-    if not texts:
+    labels = _labels_in(texts, shown)
+    if not texts or labels is None or len(labels) < len(texts):
         return None
+    if _base(labels) is None:
+        return None
+    return sorted(labels, key=labels.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """What the answer's numbers can name when several texts the LLM read each label their
+    passages afresh (one search tool called twice, each output "Source 1:", "Source 2:").
+
+    `names` maps a label ("1") to the positions of the sources shown under it, the latest
+    text's first; `numbering` is how they count ("1-based" or "0-based"); `texts` how many
+    texts label passages.
+    """
+
+    names: Mapping[str, tuple[int, ...]]
+    numbering: Numbering
+    texts: int
+
+    def ambiguous(self, markers: Sequence[Marker]) -> list[str]:
+        """The labels among `markers` that name more than one source, as written."""
+        labels = (m.label for m in markers if m.label.isdigit())
+        return [x for x in dict.fromkeys(labels) if len(self.names.get(str(int(x)), ())) > 1]
+
+
+def label_choices(texts: Sequence[str], parts: Sequence[str]) -> tuple[list[int], Labels] | None:
+    """Where no one numbering holds: the order to put `texts` in and what each label names,
+    when each of `parts` (what each tool call showed the LLM, in call order) labels the texts
+    it shows as `label_order` reads one text.
+
+    Each part's labels must count from 1 (or each from 0), every text must be shown under a
+    label in some part, and some label must name different texts in two parts (else one
+    numbering holds: `label_order` over the parts joined). The order puts the latest part's
+    passages first, by label, then those only earlier parts show; a label names the passage
+    each part shows under it, the latest part's first. Else None.
+    """
+    if not texts or len(parts) < 2:
+        return None
+    found: list[dict[int, int]] = []
+    for part in parts:
+        labels = _labels_in(texts, part)
+        if labels is None:
+            return None
+        if labels:
+            found.append(labels)
+    bases = {_base(labels) for labels in found}
+    shown = {k for labels in found for k in labels}
+    if len(found) < 2 or len(bases) != 1 or None in bases or len(shown) < len(texts):
+        return None
+    order: list[int] = []
+    names: dict[str, list[int]] = {}
+    for labels in reversed(found):
+        order.extend(k for k in sorted(labels, key=labels.__getitem__) if k not in order)
+    where = {k: i for i, k in enumerate(order)}
+    for labels in reversed(found):
+        for k, label in labels.items():
+            names.setdefault(str(label), []).append(where[k])
+    named = {label: tuple(dict.fromkeys(at)) for label, at in names.items()}
+    if all(len(at) == 1 for at in named.values()):
+        return None
+    numbering: Numbering = "0-based" if bases == {0} else "1-based"
+    return order, Labels(named, numbering, len(found))
+
+
+def _labels_in(texts: Sequence[str], shown: str) -> dict[int, int] | None:
+    """The label each of `texts` that `shown` shows is shown under (its position -> the
+    number); None when one of them has no label of its own."""
     flat = _SPACE.sub(" ", shown)
     places: list[tuple[int, int, int]] = []  # (where its opening is, its length, position)
     for k, text in enumerate(texts):
         opening = _SPACE.sub(" ", text).strip()[:_OPENING]
         at = flat.find(opening) if opening else -1
-        if at < 0:
-            return None
-        places.append((at, len(opening), k))
+        if at >= 0:
+            places.append((at, len(opening), k))
     labels: dict[int, int] = {}
     after = 0
     for at, length, k in sorted(places):
@@ -122,11 +205,15 @@ def label_order(texts: Sequence[str], shown: str) -> list[int] | None:
             return None
         labels[k] = int(found[-1][0] or found[-1][1])
         after = at + length
+    return labels
+
+
+def _base(labels: Mapping[int, int]) -> int | None:
+    """1 when `labels` count 1..n, 0 when 0..n-1, else None."""
     numbers = sorted(labels.values())
-    n = len(texts)
-    if numbers not in (list(range(1, n + 1)), list(range(n))):
-        return None
-    return sorted(labels, key=labels.__getitem__)
+    if numbers == list(range(1, len(numbers) + 1)):
+        return 1
+    return 0 if numbers == list(range(len(numbers))) else None
 
 
 # --- checking -------------------------------------------------------------------------------
@@ -142,20 +229,27 @@ def check(
     prompt: str | None = None,
     options: CheckOptions | None = None,
     attributor: Attributor | None = None,
+    labels: Labels | None = None,
 ) -> CitationReport | None:
     """The citation report of `result`'s answer, or None when it cites nothing.
 
     Markers written in the answer are checked when there are any; else `given` citations. The
     numbering is `options.numbering` unless "auto", else read from the prompt's labels
     (`numbering_for`); provider citations' indices are 0-based by definition, and their URLs
-    need none. `attributor` serves `options.exact_support` (None: the shared default). Raises
-    on a fault (the caller records it).
+    need none. With `labels` (several tool outputs each labelling passages afresh: see
+    `label_choices`) and "auto", a marker is read as a passage its label names that backs
+    its claim (the latest output's, when none does), and the report's `error` names the
+    markers that were ambiguous. `attributor` serves `options.exact_support` (None: the
+    shared default). Raises on a fault (the caller records it).
     """
     options = options or CheckOptions()
     sources = _sources(result)
     ids = [s.id for s in sources]
     exact = options.exact_support
-    if parse_markers(result.answer, ids=ids):
+    markers = parse_markers(result.answer, ids=ids)
+    if markers and labels is not None and options.numbering == "auto":
+        return _check_labelled(result, sources, labels, markers, exact, attributor)
+    if markers:
         numbering = options.numbering
         if numbering == "auto":
             numbering = numbering_for(sources, prompt)
@@ -175,6 +269,45 @@ def check(
     if numbering == "auto":
         numbering = numbering_for(sources, prompt)
     return _check_given(result, sources, given, numbering, exact, attributor)
+
+
+def _check_labelled(
+    result: AttributionResult,
+    sources: list[Source],
+    labels: Labels,
+    markers: Sequence[Marker],
+    exact: bool,
+    attributor: Attributor | None,
+) -> CitationReport:
+    """The markers checked by what their labels name (`Labels`); ambiguous ones said."""
+    position = {s.id: k for k, s in reversed(list(enumerate(sources)))}
+
+    def readings(marker: Marker) -> tuple[int, ...]:
+        if marker.label.isdigit():
+            return labels.names.get(str(int(marker.label)), ())
+        k = position.get(marker.label)  # a marker naming a source by its id
+        return () if k is None else (k,)
+
+    report = check_readings(
+        result.answer,
+        sources,
+        readings,
+        numbering=labels.numbering,
+        result=result,
+        exact_support=exact,
+        attributor=attributor,
+    )
+    ambiguous = labels.ambiguous(markers)
+    if not ambiguous:
+        return report
+    written = ", ".join(f"[{x}]" for x in ambiguous)
+    start = "1" if labels.numbering == "1-based" else "0"
+    note = (
+        f"ambiguous citation numbers {written}: {labels.texts} tool outputs each label their "
+        f"passages from {start}, so each such marker was read as a passage so labelled that "
+        "backs its claim (else as the latest output's)"
+    )
+    return replace(report, error="; ".join(e for e in (report.error, note) if e))
 
 
 def _check_given(

@@ -27,10 +27,11 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
-from ._citations import CheckOptions, check
+from ._citations import CheckOptions, Labels, check
 from ._given import GivenCitations
 
 __all__ = [
+    "NO_TEXT",
     "TIMED_OUT",
     "Job",
     "Reporter",
@@ -49,6 +50,7 @@ __all__ = [
     "run_job",
     "shared_embedder",
     "warm_attributor",
+    "with_text",
     "written_by",
 ]
 
@@ -68,7 +70,8 @@ class Job:
     `problem` (no answer, nothing to cite...) goes into the result's `error`, and is what
     `Reporter` logs. `cited` holds citations given beside the answer text (a structured
     output's source ids, provider citation blocks); `prompt` is what the LLM was shown, whose
-    source labels ("Source 1:", "Source ID: 0") say how the answer's numbers count.
+    source labels ("Source 1:", "Source ID: 0") say how the answer's numbers count; `labels`
+    what each number can name when several tool outputs each counted afresh.
     """
 
     answer: str
@@ -77,6 +80,23 @@ class Job:
     problem: str | None = None
     cited: GivenCitations | None = None
     prompt: str | None = None
+    labels: Labels | None = None
+
+
+NO_TEXT = (
+    "the {n} sources that reached the answer hold no text (images, or empty nodes or "
+    "documents), so nothing can be cited: only text is attributed"
+)
+
+
+def with_text(sources: Sequence[Source]) -> tuple[list[Source], str | None]:
+    """The sources that hold text, and `NO_TEXT` when some were given and none does.
+
+    An image node or an empty chunk supports no sentence: listing it would only ever show an
+    empty source, and citing it an empty quote.
+    """
+    kept = [s for s in sources if s.text.strip()]
+    return kept, (NO_TEXT.format(n=len(sources)) if sources and not kept else None)
 
 
 # Spaces, and the "\\n" a repr writes: a prompt filled with a list of documents shows their repr
@@ -289,7 +309,7 @@ def check_job_citations(
     if result.error and not result.answer_sentences:
         return result  # a failed or timed-out attribution has nothing to check against
     try:
-        report = check(result, job.cited, job.prompt, options, attributor)
+        report = check(result, job.cited, job.prompt, options, attributor, job.labels)
     except Exception as exc:  # the user's call goes on without the check
         logger.warning("rag_attrib: checking the answer's citations failed", exc_info=exc)
         error = f"citation check failed: {type(exc).__name__}: {exc}"

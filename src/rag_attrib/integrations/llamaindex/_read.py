@@ -20,7 +20,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import label_order
+from .._citations import label_choices, label_order
 from .._given import (
     GivenCitations,
     chat_completion_annotations,
@@ -28,13 +28,14 @@ from .._given import (
     from_reply,
     from_structured,
 )
-from .._pipeline import Job, reached, written_by
+from .._pipeline import Job, join_errors, reached, with_text, written_by
 
 if TYPE_CHECKING:
     import inspect
 
 __all__ = [
     "NO_NODES",
+    "NO_NODES_KEPT",
     "NO_TOOL_CALL",
     "NO_TOOL_NODES",
     "agent_nodes",
@@ -52,6 +53,7 @@ __all__ = [
     "response_nodes",
     "shown_in_tools",
     "tool_nodes",
+    "tool_texts",
     "tools_shown",
 ]
 
@@ -62,15 +64,20 @@ NO_NODES = (
     "no source nodes: the response has no source_nodes and its tool outputs hold none, "
     "so nothing can be cited (a CustomQueryEngine must return a Response with source_nodes)"
 )
+NO_NODES_KEPT = (
+    "no source nodes reached the LLM: the retrievers returned {n} but none was left after "
+    "the node postprocessors (a similarity cutoff, a reranker), so nothing can be cited"
+)
 NO_TOOL_CALL = (
     "no tool call in this agent run, so no node to cite: the answer came from the LLM alone "
     "(its chat history, or a search its provider ran); nodes that earlier runs' tools "
     "returned are not reused"
 )
 NO_TOOL_NODES = (
-    "the agent's tools returned no nodes in this run ({tools}: text only), so nothing can be "
-    "cited; a tool that returns a Response or nodes (QueryEngineTool, RetrieverTool) can be, "
-    "and under instrument() so can the retrieved nodes whose text a tool returned"
+    "the agent's tools returned no nodes in this run ({tools}: text, media or nothing), so "
+    "nothing can be cited; a tool that returns a Response or nodes (QueryEngineTool, "
+    "RetrieverTool) can be, and under instrument() so can the retrieved nodes whose text a "
+    "tool returned"
 )
 
 
@@ -252,11 +259,12 @@ def agent_nodes(output: AgentOutput) -> list[NodeWithScore]:
     return nodes + _nodes_in(output.raw)  # a return_direct tool's raw output
 
 
-def nothing_to_cite(response: object) -> str:
+def nothing_to_cite(response: object, retrieved: int = 0) -> str:
     """Why `response` has no node to cite: for an agent output, that its run called no tool,
-    or that its tools returned text only; else `NO_NODES`."""
+    or that its tools returned text only; else that its `retrieved` nodes were all dropped
+    before the LLM (`NO_NODES_KEPT`), or `NO_NODES`."""
     if not isinstance(response, AgentOutput):
-        return NO_NODES
+        return NO_NODES_KEPT.format(n=retrieved) if retrieved else NO_NODES
     tools = sorted({c.tool_name for c in response.tool_calls if isinstance(c, ToolCallResult)})
     return NO_TOOL_NODES.format(tools=", ".join(tools)) if tools else NO_TOOL_CALL
 
@@ -326,9 +334,11 @@ def cited(
     handed: Mapping[str, int] | None = None,
 ) -> tuple[list[Source], str | None]:
     """The sources to cite among `nodes`, and the problem to report (None when all is well;
-    `empty` when there is no node)."""
+    `empty` when there is no node; `NO_TEXT` when no node holds text: image nodes, empty
+    ones). A node with no text is never a source."""
     kept, note = evidence(nodes, llm_texts, retrieved, handed)
-    return node_sources(kept), note if kept else empty
+    sources, blank = with_text(node_sources(kept))
+    return sources, join_errors(note, blank) if kept else empty
 
 
 def job(
@@ -341,26 +351,37 @@ def job(
     handed: Mapping[str, int] | None = None,
     given: GivenCitations | None = None,
     empty: str = NO_NODES,
-    shown: str | None = None,
+    shown: Sequence[str] = (),
 ) -> Job:
     """What to attribute: the answer against the evidence among `nodes`, and any problem
     (`empty` when there is no node: see `nothing_to_cite`).
 
-    `shown`: the text the answering LLM read the nodes in, when not the nodes themselves (an
-    agent's tool outputs). Where it labels each node ("Source 1:", as CitationQueryEngine
-    does), the nodes are put in label order and their labels number the answer's markers.
+    `shown`: the texts the answering LLM read the nodes in, when not the nodes themselves
+    (an agent's tool outputs: `tool_texts`). Where they label each node ("Source 1:", as
+    CitationQueryEngine does), the nodes are put in label order and their labels number the
+    answer's markers; where two outputs each count from 1, a marker reads as a node its
+    label names (`label_choices`).
     """
     sources, problem = cited(nodes, llm_texts, retrieved, empty, handed)
-    prompt = None
-    if shown:
-        order = label_order([s.text for s in sources], shown)
-        if order is not None:
-            sources, prompt = [sources[k] for k in order], shown
-    return Job(answer, sources, question, problem, given, prompt)
+    prompt, labels = None, None
+    texts = [s.text for s in sources]
+    choices = label_choices(texts, shown)
+    order = label_order(texts, "\n".join(shown)) if shown and choices is None else None
+    if choices is not None:
+        order, labels = choices
+        sources = [sources[k] for k in order]
+    elif order is not None:
+        sources, prompt = [sources[k] for k in order], "\n".join(shown)
+    return Job(answer, sources, question, problem, given, prompt, labels)
+
+
+def tool_texts(output: object) -> list[str]:
+    """What each of an agent run's tool calls showed its LLM (`ToolOutput.content`), in call
+    order; nothing for another response."""
+    calls = output.tool_calls if isinstance(output, AgentOutput) else ()
+    return [c.tool_output.content for c in calls if isinstance(c, ToolCallResult)]
 
 
 def tools_shown(output: AgentOutput) -> str:
-    """What the run's tool calls showed the agent's LLM (`ToolOutput.content`), joined."""
-    return "\n".join(
-        call.tool_output.content for call in output.tool_calls if isinstance(call, ToolCallResult)
-    )
+    """What the run's tool calls showed the agent's LLM, joined."""
+    return "\n".join(tool_texts(output))

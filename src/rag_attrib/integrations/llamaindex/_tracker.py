@@ -435,8 +435,8 @@ class Tracker:
             retrieved=retrieved,
             handed=handed,
             given=given,
-            empty=_read.nothing_to_cite(target),
-            shown=_read.tools_shown(target) if isinstance(target, AgentOutput) else None,
+            empty=_read.nothing_to_cite(target, len(retrieved)),
+            shown=_read.tool_texts(target),
         )
 
     def _attribute(

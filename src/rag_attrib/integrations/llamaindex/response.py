@@ -93,7 +93,14 @@ def attribute_response(
         else _read.response_nodes(response)
     )
     given = _read.given_citations(response)
-    job = _read.job(answer, nodes, question, given=given, empty=_read.nothing_to_cite(response))
+    job = _read.job(
+        answer,
+        nodes,
+        question,
+        given=given,
+        empty=_read.nothing_to_cite(response),
+        shown=_read.tool_texts(response),
+    )
     exporters = tuple(exporters)
     span_id = active_span_id.get()
     context = export_context(
