@@ -2,8 +2,10 @@
 earlier turns' messages (their tool results) are replaced by an LLM's summary, a follow-up
 answered from that summary cites the documents the summary was made of, which the handler or
 wrapper remembers per `thread_id`; the summary itself is never evidence, and threads never lend
-each other documents. Real `create_agent`, `InMemorySaver`, middleware and tool; only the chat
-models are fakes that read their prompts (the summariser writes down the tool results).
+each other documents. Also the docs' other ways of keeping a thread short: a `before_model`
+middleware that trims the history, and `ContextEditingMiddleware` clearing old tool results.
+Real `create_agent`, `InMemorySaver`, middleware and tool; only the chat models are fakes that
+read their prompts (the summariser writes down the tool results).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ pytest.importorskip("langchain.agents")
 
 from _langchain import DOCS, QUESTION, ReaderChatModel, check
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentState, SummarizationMiddleware, before_model
+from langchain.agents.middleware import (
+    AgentState,
+    ClearToolUsesEdit,
+    ContextEditingMiddleware,
+    SummarizationMiddleware,
+    before_model,
+)
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
@@ -236,6 +244,39 @@ def test_a_follow_up_answered_from_the_last_answer_after_trimming(
             result = handler.last_result
         check(result)
     assert [type(m) for m in state["messages"]] == [AIMessage, HumanMessage, AIMessage]
+
+
+@pytest.mark.parametrize("face", ["invoke", "handler"])
+def test_a_follow_up_whose_tool_results_context_editing_cleared(
+    attributor: Attributor, face: str
+) -> None:
+    """`ContextEditingMiddleware(ClearToolUsesEdit)` shows the follow-up's model "[cleared]" in
+    place of turn 1's tool result (the state keeps it): answered from the first answer, it
+    cites turn 1's documents."""
+    seen: list[str] = []
+
+    class Watching(ThreadReader):
+        def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+            seen.extend(str(m.text) for m in messages if isinstance(m, ToolMessage))
+            return super()._generate(messages, *args, **kwargs)
+
+    editing = ContextEditingMiddleware(edits=[ClearToolUsesEdit(trigger=130, keep=0)])
+    agent = create_agent(
+        Watching(), tools=[search], checkpointer=InMemorySaver(), middleware=[editing]
+    )
+    cited = with_attribution(agent, attributor)
+    handler = AttributionCallbackHandler(attributor)
+    config: Any = {"configurable": {"thread_id": f"edited-{face}"}}
+    for question in (QUESTION, FOLLOW_UP + QUESTION):
+        given = {"messages": [HumanMessage(question)]}
+        if face == "invoke":
+            cited.invoke(given, config)
+            result = cited.last_result
+        else:
+            agent.invoke(given, {**config, "callbacks": [handler]})
+            result = handler.last_result
+        check(result)
+    assert seen[-1] == "[cleared]" and seen[0] != "[cleared]"
 
 
 def test_a_follow_up_the_handler_did_not_see_begin_says_why_nothing_is_cited(
