@@ -24,7 +24,7 @@ from langchain_core.outputs import LLMResult
 from typing_extensions import override
 
 from ...results import Source
-from .._pipeline import Job, prompts_behind, reached, written_by
+from .._pipeline import Job, prompts_behind, reached, with_text, written_by
 from .._threads import History, Threads
 from ._read import (
     answer_of,
@@ -328,12 +328,14 @@ def build_job(capture: Capture, output: Any, question: str | None, inputs: Any =
         cited = given_citations(getattr(generation.value, "message", None))
     # a structured answer came from a tool call, which keeps no generation: its LLM's prompt
     prompt = generation.prompt if generation is not None else capture.prompt_of(answer)
-    sources, note = capture.evidence(prompt, inputs, answer)
+    # an empty document supports nothing: one is never a source, and only such is a problem
+    found, note = capture.evidence(prompt, inputs, answer)
+    sources, blank = with_text(found)
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
         unsearched = FROM_SUMMARY if summarised(output) else NO_SOURCES
-        problem = problem or (NO_DOCUMENTS if capture.searched else unsearched)
+        problem = problem or blank or (NO_DOCUMENTS if capture.searched else unsearched)
     else:
         problem = problem or note
     # a resumed graph's input is a `Command`: its state still holds the user's question
