@@ -55,7 +55,7 @@ def show(title: str, result: AttributionResult | None) -> None:
         if s.supported:
             cited = sources or "no citation above the score threshold"
         else:  # its citations are only its closest sources: they do not back it
-            cited = "UNSUPPORTED: no source backs this"
+            cited = f"UNSUPPORTED: {'; '.join(s.issues) or 'no source backs this'}"
             cited += f" (closest, does not support: {sources})" if sources else ""
         print(f"  [{s.index + 1}] {s.text}\n      -> {cited}")
 
