@@ -40,6 +40,7 @@ __all__ = [
     "check_options",
     "label_choices",
     "label_order",
+    "labelled",
     "numbering_for",
     "repair",
 ]
@@ -185,6 +186,29 @@ def label_choices(texts: Sequence[str], parts: Sequence[str]) -> tuple[list[int]
         return None
     numbering: Numbering = "0-based" if bases == {0} else "1-based"
     return order, Labels(named, numbering, len(found))
+
+
+def labelled(
+    sources: Sequence[Source], shown: Sequence[str]
+) -> tuple[list[Source], str | None, Labels | None]:
+    """`sources` as the texts the answering LLM read them in number them: `shown` holds what
+    each tool call showed it, in call order (nothing when it read the sources themselves).
+
+    Returns the sources put in label order, the text to read their numbering from (`shown`
+    joined) when one numbering holds (`label_order`), and what each label names when two
+    outputs each count afresh (`label_choices`, read first); else the sources unchanged,
+    None and None.
+    """
+    texts = [s.text for s in sources]
+    choices = label_choices(texts, shown)
+    if choices is not None:
+        order, labels = choices
+        return [sources[k] for k in order], None, labels
+    joined = "\n".join(shown)
+    order_found = label_order(texts, joined) if shown else None
+    if order_found is None:
+        return list(sources), None, None
+    return [sources[k] for k in order_found], joined, None
 
 
 def _labels_in(texts: Sequence[str], shown: str) -> dict[int, int] | None:

@@ -24,6 +24,7 @@ from langchain_core.outputs import LLMResult
 from typing_extensions import override
 
 from ...results import Source
+from .._citations import labelled
 from .._pipeline import Job, prompts_behind, reached, with_text, written_by
 from .._threads import History, Threads
 from ._read import (
@@ -36,6 +37,7 @@ from ._read import (
     prompt_text,
     question_of,
     summarised,
+    tool_texts,
 )
 
 SOURCES_EVENT = "rag_attrib.sources"
@@ -83,6 +85,7 @@ class _Generation:
     text: str
     prompt: str
     value: Any  # the Generation / ChatGeneration, for attaching to its message
+    run_id: UUID
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,7 @@ class _LLMRun:
     text: str
     prompt: str
     at: int
+    run_id: UUID
 
 
 @dataclass(slots=True)
@@ -111,6 +115,7 @@ class Capture:
     queries: list[str] = field(default_factory=list)
     open_llms: set[UUID] = field(default_factory=set)
     prompts: dict[UUID, str] = field(default_factory=dict)
+    tool_texts: dict[UUID, list[str]] = field(default_factory=dict)  # its prompt's tool results
     generations: list[_Generation] = field(default_factory=list)
     llm_runs: list[_LLMRun] = field(default_factory=list)  # every LLM outside retrievers
     generation: Any = None  # the last finished LLM generation
@@ -153,9 +158,10 @@ class Capture:
                 self.documents[id(doc)] = (order, k, doc)  # the entry keeps `doc` alive
         self.clock += 1
 
-    def llm_started(self, run_id: UUID, prompt: str) -> None:
+    def llm_started(self, run_id: UUID, prompt: str, tools: list[str]) -> None:
         self.open_llms.add(run_id)
         self.prompts[run_id] = prompt
+        self.tool_texts[run_id] = tools
 
     def llm_ended(self, run_id: UUID, response: LLMResult) -> None:
         self.open_llms.discard(run_id)
@@ -167,11 +173,11 @@ class Capture:
         if not isinstance(text, str) or not text.strip() or self.within(run_id, ("retriever",)):
             return
         prompt = self.prompts.get(run_id, "")
-        self.llm_runs.append(_LLMRun(text, prompt, self.clock))  # a subagent's reply too
+        self.llm_runs.append(_LLMRun(text, prompt, self.clock, run_id))  # a subagent's too
         self.clock += 1
         message = getattr(generation, "message", None)
         if not self.within(run_id, ("tool",)) and not getattr(message, "tool_calls", None):
-            self.generations.append(_Generation(text, prompt, generation))
+            self.generations.append(_Generation(text, prompt, generation, run_id))
 
     def llm_failed(self, run_id: UUID) -> None:
         self.open_llms.discard(run_id)
@@ -185,20 +191,17 @@ class Capture:
                     return candidate
         return self.generations[-1] if self.generations else None
 
-    def prompt_of(self, answer: str | None) -> str | None:
-        """The prompt of the LLM that wrote `answer` wherever it ran (a subagent whose reply a
-        `return_direct` tool hands back), else `last_prompt()`."""
+    def run_of(self, answer: str | None) -> UUID | None:
+        """The LLM run that wrote `answer` wherever it ran (a subagent whose reply a
+        `return_direct` tool hands back), else the last one started outside retrievers and
+        tools (a structured answer comes from a tool call, which keeps no generation)."""
         wanted = (answer or "").strip()
         for run in reversed(self.llm_runs):
             if wanted and run.text.strip() == wanted:
-                return run.prompt
-        return self.last_prompt()
-
-    def last_prompt(self) -> str | None:
-        """The prompt of the last LLM run started outside retrievers and tools."""
+                return run.run_id
         for run_id in reversed(self.prompts):
             if not self.within(run_id, ("retriever", "tool")):
-                return self.prompts[run_id]
+                return run_id
         return None
 
     def sources(self, inputs: Any = None) -> list[Source]:
@@ -326,11 +329,14 @@ def build_job(capture: Capture, output: Any, question: str | None, inputs: Any =
     elif cited is None and generation is not None and generation.text == answer:
         # a parser made the message a str: its citations stay on the message the LLM gave
         cited = given_citations(getattr(generation.value, "message", None))
-    # a structured answer came from a tool call, which keeps no generation: its LLM's prompt
-    prompt = generation.prompt if generation is not None else capture.prompt_of(answer)
+    run = generation.run_id if generation is not None else capture.run_of(answer)
+    prompt = capture.prompts.get(run) if run is not None else None
     # an empty document supports nothing: one is never a source, and only such is a problem
     found, note = capture.evidence(prompt, inputs, answer)
     sources, blank = with_text(found)
+    # the tool results it read, each labelling its passages ("Source 1:"), number its markers
+    read = capture.tool_texts.get(run, []) if run is not None else []
+    sources, shown, labels = labelled(sources, read)
     if answer is None:
         problem = NO_ANSWER
     elif not sources:
@@ -341,7 +347,7 @@ def build_job(capture: Capture, output: Any, question: str | None, inputs: Any =
     # a resumed graph's input is a `Command`: its state still holds the user's question
     question = question or question_of(output) or capture.final_question
     question = question or (capture.queries[0] if capture.queries else None)
-    return Job(answer or "", sources, question, problem, cited, prompt)
+    return Job(answer or "", sources, question, problem, cited, shown or prompt, labels)
 
 
 class Collector(BaseCallbackHandler):
@@ -432,20 +438,23 @@ class Collector(BaseCallbackHandler):
         self, serialized: Any, messages: list[list[Any]], *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Note an open chat model run and its prompt."""
-        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt_text(messages))
+        prompt = prompt_text(messages)
+        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt, tool_texts(messages))
 
     @override
     def on_llm_start(
         self, serialized: Any, prompts: list[str], *, run_id: UUID, **kwargs: Any
     ) -> None:
         """Note an open completion-model run and its prompt."""
-        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt_text(prompts))
+        self._llm_started(run_id, kwargs.get("parent_run_id"), prompt_text(prompts), [])
 
-    def _llm_started(self, run_id: UUID, parent_run_id: UUID | None, prompt: str) -> None:
+    def _llm_started(
+        self, run_id: UUID, parent_run_id: UUID | None, prompt: str, tools: list[str]
+    ) -> None:
         capture = self._start(run_id, parent_run_id, "llm")
         if capture is not None:
             with self._lock:
-                capture.llm_started(run_id, prompt)
+                capture.llm_started(run_id, prompt, tools)
 
     @override
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:

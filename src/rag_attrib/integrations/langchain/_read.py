@@ -331,6 +331,12 @@ def prompt_text(messages: Iterable[Any]) -> str:
     return "\n".join(m if isinstance(m, str) else message_text(m) for m in _flat(messages))
 
 
+def tool_texts(messages: Iterable[Any]) -> list[str]:
+    """The text of each tool result (`ToolMessage`) in an LLM's prompt, in order: what each
+    tool call showed it (an agent that searched twice read two, each labelling afresh)."""
+    return [message_text(m) for m in _flat(messages) if isinstance(m, ToolMessage)]
+
+
 def _flat(items: Iterable[Any]) -> Iterator[Any]:
     for item in items:
         if isinstance(item, (list, tuple)):

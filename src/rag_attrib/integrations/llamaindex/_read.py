@@ -20,7 +20,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import label_choices, label_order
+from .._citations import labelled
 from .._given import (
     GivenCitations,
     chat_completion_annotations,
@@ -364,15 +364,7 @@ def job(
     label names (`label_choices`).
     """
     sources, problem = cited(nodes, llm_texts, retrieved, empty, handed)
-    prompt, labels = None, None
-    texts = [s.text for s in sources]
-    choices = label_choices(texts, shown)
-    order = label_order(texts, "\n".join(shown)) if shown and choices is None else None
-    if choices is not None:
-        order, labels = choices
-        sources = [sources[k] for k in order]
-    elif order is not None:
-        sources, prompt = [sources[k] for k in order], "\n".join(shown)
+    sources, prompt, labels = labelled(sources, shown)
     return Job(answer, sources, question, problem, given, prompt, labels)
 
 
