@@ -13,15 +13,9 @@ from pydantic import BaseModel
 
 from rag_attrib import AttributionResult, Attributor, Source, check_citations
 from rag_attrib.errors import ConfigError
-from rag_attrib.integrations._citations import (
-    CheckOptions,
-    check,
-    check_options,
-    label_choices,
-    label_order,
-    numbering_for,
-)
+from rag_attrib.integrations._citations import CheckOptions, check, check_options
 from rag_attrib.integrations._given import CitedSpan, GivenCitations, from_blocks, from_structured
+from rag_attrib.integrations._numbering import label_choices, label_order, numbering_for
 from rag_attrib.integrations._pipeline import Job, check_job_citations, failed_result, run_job
 from rag_attrib.integrations._urls import normalise_url
 from rag_attrib.testing import HashingEmbedder

@@ -27,8 +27,9 @@ from ..engine import Attributor, default_attributor, loaded_default_attributor
 from ..export.base import Exporter, export_all
 from ..results import AttributionResult, Source
 from ..workers import DaemonPool
-from ._citations import CheckOptions, Labels, check
+from ._citations import CheckOptions, check
 from ._given import GivenCitations
+from ._numbering import Labels
 
 __all__ = [
     "NO_TEXT",

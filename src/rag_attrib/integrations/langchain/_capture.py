@@ -24,7 +24,7 @@ from langchain_core.outputs import LLMResult
 from typing_extensions import override
 
 from ...results import Source
-from .._citations import labelled
+from .._numbering import labelled
 from .._pipeline import Job, prompts_behind, reached, with_text, written_by
 from .._threads import History, Threads
 from ._read import (

@@ -20,7 +20,6 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from ...results import Source
 from ...validate import metadata_dict
-from .._citations import labelled
 from .._given import (
     GivenCitations,
     chat_completion_annotations,
@@ -28,6 +27,7 @@ from .._given import (
     from_reply,
     from_structured,
 )
+from .._numbering import labelled
 from .._pipeline import Job, join_errors, reached, with_text, written_by
 
 if TYPE_CHECKING:
