@@ -62,18 +62,19 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower())) - _STOP
 
 
-class ReaderChatModel(BaseChatModel):
-    """Reads its prompt: answers with the two context sentences closest to the question plus an
-    invented one; asks for `tool_name` first when set; extracts for LLMChainExtractor."""
-
-    tool_name: str | None = None
+class ReplyingChatModel(BaseChatModel):
+    """The LLM stand-in's frame: accepts tools and answers each call with `reply(messages)`;
+    the fakes differ only in their reply."""
 
     @property
     def _llm_type(self) -> str:
-        return "reader"
+        return type(self).__name__
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
+
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
+        raise NotImplementedError
 
     def _generate(
         self,
@@ -82,6 +83,16 @@ class ReaderChatModel(BaseChatModel):
         run_manager: Any = None,  # async runs pass it by position
         **kwargs: Any,
     ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self.reply(messages))])
+
+
+class ReaderChatModel(ReplyingChatModel):
+    """Reads its prompt: answers with the two context sentences closest to the question plus an
+    invented one; asks for `tool_name` first when set; extracts for LLMChainExtractor."""
+
+    tool_name: str | None = None
+
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         text = "\n".join(str(m.text) for m in messages)
         question = self._question(messages)
         if self.tool_name and not any(isinstance(m, ToolMessage) for m in messages):
@@ -100,7 +111,7 @@ class ReaderChatModel(BaseChatModel):
             best = sorted(candidates, key=lambda s: (-len(words(s) & words(question)), s))[:2]
             best.sort(key=lambda s: "tower" in s)  # the bridge first, then the tower
             message = AIMessage(content=" ".join([*best, INVENTED]))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return message
 
     @staticmethod
     def _question(messages: list[BaseMessage]) -> str:

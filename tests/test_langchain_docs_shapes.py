@@ -28,6 +28,7 @@ from _langchain import (
     RAG_PROMPT,
     CitedAnswer,
     ReaderChatModel,
+    ReplyingChatModel,
     StructuredAnswerer,
     artifact_tool,
     check,
@@ -77,24 +78,11 @@ class GradeDocuments(BaseModel):
     binary_score: str = Field(description="Relevance score: 'yes' if relevant, or 'no' if not")
 
 
-class TutorialModel(BaseChatModel):
+class TutorialModel(ReplyingChatModel):
     """The tutorial's `response_model`: searches (first with a poor query, then with the
     rewritten question), rewrites the question, and answers from the context it is given."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "tutorial"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,  # async runs pass it by position
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         last = str(messages[-1].text)
         if "Formulate an improved question:" in last:
             message = AIMessage(content=QUESTION)
@@ -107,33 +95,20 @@ class TutorialModel(BaseChatModel):
             }
             message = AIMessage(content="", tool_calls=[call])
         else:
-            return ReaderChatModel()._generate(messages)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+            return ReaderChatModel().reply(messages)
+        return message
 
 
-class Grader(BaseChatModel):
+class Grader(ReplyingChatModel):
     """Answers through the `GradeDocuments` tool (`with_structured_output` binds it): "yes"
     when the document it grades is about Halden."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "grader"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         context = str(messages[-1].text).split("<context>")[1].split("</context>")[0]
         score = "yes" if "Halden" in context else "no"
         call = {"name": "GradeDocuments", "args": {"binary_score": score}, "id": "grade"}
         message = AIMessage(content="", tool_calls=[{**call, "type": "tool_call"}])
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return message
 
 
 def agentic_rag(store: InMemoryVectorStore) -> Any:

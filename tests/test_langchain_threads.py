@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
 
-from _langchain import DOCS, QUESTION, ReaderChatModel, check
+from _langchain import DOCS, QUESTION, ReaderChatModel, ReplyingChatModel, check
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
     AgentState,
@@ -90,29 +90,16 @@ class Summariser(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-class ThreadReader(BaseChatModel):
+class ThreadReader(ReplyingChatModel):
     """Searches on a thread's first question; later answers from what the thread holds (its
     tool results, or the summary that replaced them), as `ReaderChatModel` answers."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "thread-reader"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,  # async runs pass it by position
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         if len(messages) == 1:  # a new thread's question: search first
             call = {"name": "search", "args": {"query": str(messages[0].text)}, "id": "call-1"}
             message = AIMessage(content="", tool_calls=[call])
-            return ChatResult(generations=[ChatGeneration(message=message)])
-        return ReaderChatModel()._generate(messages)
+            return message
+        return ReaderChatModel().reply(messages)
 
 
 def summarising_agent() -> Any:

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("langgraph")
 pytest.importorskip("langchain.agents")
 
-from _langchain import DOCS, INVENTED
+from _langchain import DOCS, INVENTED, ReplyingChatModel
 from langchain.agents import create_agent
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -57,27 +57,14 @@ def label_of(shown: str, fact: str) -> int:
     return int(re.findall(r"Source (\d+):", shown[: shown.index(fact)])[-1])
 
 
-class TwiceSearcher(BaseChatModel):
+class TwiceSearcher(ReplyingChatModel):
     """Searches each of `queries` in turn, then answers each fact cited by the label its own
     call gave it (`wrong`: the bridge cited [2]), and an invented sentence cited [2]."""
 
     queries: tuple[str, ...] = ("bridge", "tower")
     wrong: bool = False
 
-    @property
-    def _llm_type(self) -> str:
-        return "twice-searcher"
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        return self
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,  # async runs pass it by position
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         shown = [str(m.text) for m in messages if isinstance(m, ToolMessage)]
         if len(shown) < len(self.queries):
             query = self.queries[len(shown)]
@@ -92,7 +79,7 @@ class TwiceSearcher(BaseChatModel):
                     label = 2 if self.wrong and topic == "bridge" else label_of(where, fact)
                     cited.append(f"{fact[:-1]} [{label}].")
             message = AIMessage(content=" ".join([*cited, f"{INVENTED[:-1]} [2]."]))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return message
 
 
 def toolnode_graph(model: BaseChatModel) -> Any:

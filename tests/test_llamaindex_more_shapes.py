@@ -718,20 +718,7 @@ async def test_an_agent_over_a_citation_query_engine_tool(
 ) -> None:
     """A QueryEngineTool over a CitationQueryEngine: its nodes carry the "Source n:" labels;
     the agent's [n] copied from the engine's answer name them."""
-    from llama_index.core.query_engine import CitationQueryEngine
-    from llama_index.core.tools import QueryEngineTool
-
-    class CitingReader(ReaderLLM):
-        def _answer(self, prompt: str) -> str:
-            found = re.findall(r"^Source (\d+):\n(.*)$", prompt, flags=re.MULTILINE)
-            if not found:
-                return super()._answer(prompt)
-            found = found[max(k for k, (n, _) in enumerate(found) if n == "1") :]
-            n, text = found[-1]  # the engine's last source, cited by its label
-            return f"{text.strip()} [{n}]"
-
-    engine = CitationQueryEngine.from_args(index, llm=CitingReader(), similarity_top_k=2)
-    tool = QueryEngineTool.from_defaults(engine, name="facts", description="Cited facts.")
+    tool = _citation_tool(index)
 
     def answer(shown: str) -> str:
         return f"{shown} {INVENTED}"
