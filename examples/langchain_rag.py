@@ -113,7 +113,8 @@ def main() -> None:
     print("LLM: GenericFakeChatModel replaying a written answer (no real LLM offline)\n")
     print(f"Q: {QUESTION}\n")
     for sentence in attribution["answer_sentences"]:
-        verdict = "" if sentence["supported"] else "   <- UNSUPPORTED: no source backs this"
+        why = "; ".join(sentence["issues"]) or "no source backs this"
+        verdict = "" if sentence["supported"] else f"   <- UNSUPPORTED: {why}"
         print(f"[{sentence['index'] + 1}] {sentence['text']}{verdict}")
         if sentence["citations"] and not sentence["supported"]:
             print("      closest, does not support:")
