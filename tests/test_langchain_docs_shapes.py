@@ -37,7 +37,6 @@ from langchain.agents import create_agent
 from langchain.agents.structured_output import ProviderStrategy, ToolStrategy
 from langchain.tools import ToolRuntime
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.tools import tool
@@ -195,35 +194,23 @@ def test_agentic_rag_with_a_rewritten_question_cites_the_second_search(
 # --- structured output through the provider (JSON text) ------------------------------------------
 
 
-class JsonAnswerer(BaseChatModel):
+class JsonAnswerer(ReplyingChatModel):
     """Searches, then answers as a provider's native structured output does: the
     `CitedAnswer` as JSON text (citing doc-bridge, retrieved, and doc-ferry, not)."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "json-answerer"
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         assert kwargs.get("response_format", {}).get("type") == "json_schema"
         return self
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         results = [m for m in messages if isinstance(m, ToolMessage)]
         if not results:
             call = {"name": "retrieve_context", "args": {"query": QUESTION}, "id": "call-1"}
-            return ChatResult(
-                generations=[ChatGeneration(message=AIMessage("", tool_calls=[call]))]
-            )
+            return AIMessage("", tool_calls=[call])
         found = re.findall(r"Content: (.*)", str(results[-1].content))
         facts = sorted((f.split(". ")[0] + "." for f in found), key=lambda s: "tower" in s)
         data = {"answer": " ".join([*facts, INVENTED]), "citations": ["doc-bridge", "doc-ferry"]}
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(data)))])
+        return AIMessage(json.dumps(data))
 
 
 @pytest.mark.parametrize("face", ["invoke", "stream", "handler"])

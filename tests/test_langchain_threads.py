@@ -29,7 +29,6 @@ from langchain.agents.middleware import (
     before_model,
 )
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -37,7 +36,7 @@ from langchain_core.messages import (
     RemoveMessage,
     ToolMessage,
 )
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatResult
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
@@ -67,27 +66,16 @@ def search(query: str) -> tuple[str, list[Document]]:
     return "\n\n".join(d.page_content for d in docs), docs
 
 
-class Summariser(BaseChatModel):
+class Summariser(ReplyingChatModel):
     """Writes the summary SummarizationMiddleware asks for: the tool results it was shown (as
     XML messages), and the passages of the summary it was shown, if any."""
 
-    @property
-    def _llm_type(self) -> str:
-        return "summariser"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: Any = None,
-        run_manager: Any = None,  # async runs pass it by position
-        **kwargs: Any,
-    ) -> ChatResult:
+    def reply(self, messages: list[BaseMessage]) -> AIMessage:
         shown = "\n".join(str(m.text) for m in messages)
         found = re.findall(r'<message type="tool"[^>]*>(.*?)</message>', shown, re.DOTALL)
         found += re.findall(r"passages:\n(.*?)</message>", shown, re.DOTALL)
         facts = [line for text in found for line in text.splitlines() if line.strip()]
-        message = AIMessage(content=HEADER + "\n".join(dict.fromkeys(facts)))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return AIMessage(content=HEADER + "\n".join(dict.fromkeys(facts)))
 
 
 class ThreadReader(ReplyingChatModel):
