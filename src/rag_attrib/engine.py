@@ -68,7 +68,7 @@ Splitter = Callable[[str], list[Span]]
 logger = logging.getLogger(__name__)
 
 WEAK_MATCH = "no source sentence is close enough to back it"
-NO_SOURCE = "there is no source sentence to compare it with"
+NO_SOURCE = verifier.NO_SOURCE
 NOT_A_CLAIM = "it states nothing a source could back (it talks to the reader): not checked"
 
 # Answers this short ("Yes.", "Paris.", "In 1889.") mean nothing without their question;
@@ -445,7 +445,7 @@ class Attributor:
                 for i, (span, x) in enumerate(zip(answer_spans, issues, strict=True))
             ]
         else:
-            issues = [x or _weak_match(n) if not supported[i] else x for i, x in enumerate(issues)]
+            issues = [x if supported[i] else x or _weak_match(n) for i, x in enumerate(issues)]
 
         answer_sentences = []
         for i, span in enumerate(answer_spans):

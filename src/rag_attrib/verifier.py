@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 CANDIDATES = 3  # evidence candidates read per answer sentence
+# why a sentence is unsupported when no source has a sentence to compare it with (either verdict)
+NO_SOURCE = "no source sentence to compare it with"
 # the similarity verdict's paraphrase margin (config.paraphrase_margin's default)
 _MARGIN = 0.2
 
@@ -262,7 +264,7 @@ def reasons(sentence: str, verdict: Verdict, i: int, threshold: float) -> tuple[
         return ()
     row = verdict.signals[i]
     if not verdict.picks[i]:
-        return ("no source sentence to compare it with",)
+        return (NO_SOURCE,)
     if row[FEATURES.index("length")] == 0:
         # "Yes.", "Sure!": no word to look for, so word shares and negation say nothing here
         return ("it has no content word a source could back (a reply such as 'Yes.')",)
