@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..markers import Marker, Numbering
 from ..results import Source
+from ._text import PROBE, collapsed
 
 __all__ = ["Labels", "label_choices", "label_order", "labelled", "numbering_for"]
 
@@ -27,9 +28,6 @@ _LABELLED = re.compile(
 _LABEL = re.compile(
     r"\b(?:source|document|doc)(?:\s+id)?\s*[:#]?\s*(\d{1,3})\b|\[(\d{1,3})\]", re.IGNORECASE
 )
-# Spaces and a repr's "\\n", and the opening looked for, as `_pipeline.reached` reads them.
-_SPACE = re.compile(r"(?:\s|\\[nrt])+")
-_OPENING = 200
 
 
 def numbering_for(sources: Sequence[Source], prompt: str | None) -> Numbering:
@@ -155,10 +153,10 @@ def labelled(
 def _labels_in(texts: Sequence[str], shown: str) -> dict[int, int] | None:
     """The label each of `texts` that `shown` shows is shown under (its position -> the
     number); None when one of them has no label of its own."""
-    flat = _SPACE.sub(" ", shown)
+    flat = collapsed(shown)
     places: list[tuple[int, int, int]] = []  # (where its opening is, its length, position)
     for k, text in enumerate(texts):
-        opening = _SPACE.sub(" ", text).strip()[:_OPENING]
+        opening = collapsed(text).strip()[:PROBE]
         at = flat.find(opening) if opening else -1
         if at >= 0:
             places.append((at, len(opening), k))

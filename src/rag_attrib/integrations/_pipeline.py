@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import html
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -30,6 +29,7 @@ from ..workers import DaemonPool
 from ._citations import CheckOptions, check
 from ._given import GivenCitations
 from ._numbering import Labels
+from ._text import PROBE, collapsed
 
 __all__ = [
     "NO_TEXT",
@@ -100,10 +100,6 @@ def with_text(sources: Sequence[Source]) -> tuple[list[Source], str | None]:
     return kept, (NO_TEXT.format(n=len(sources)) if sources and not kept else None)
 
 
-# Spaces, and the "\\n" a repr writes: a prompt filled with a list of documents shows their repr
-# (LangChain's summarisation tutorial formats `[Document(...), ...]` into its reduce prompt).
-_SPACE = re.compile(r"(?:\s|\\[nrt])+")
-_PROBE = 200  # characters of a document looked for in what the LLM was shown
 MIN_LLM_TEXT = 20  # shorter LLM outputs ("Yes.") say nothing about where a text came from
 
 
@@ -111,12 +107,12 @@ def _flat(text: str) -> str:
     # XML entities read back: LangChain's SummarizationMiddleware shows the messages it
     # summarises as XML (`get_buffer_string(format="xml")`), "&" as "&amp;"
     text = html.unescape(text) if "&" in text else text
-    return _SPACE.sub(" ", text).strip()
+    return collapsed(text).strip()
 
 
 def opening(text: str) -> str:
     """The first characters of `text`, spaces collapsed: what `reached` looks for."""
-    return _flat(text)[:_PROBE]
+    return _flat(text)[:PROBE]
 
 
 def reached(texts: Sequence[str], shown: str) -> list[bool]:
