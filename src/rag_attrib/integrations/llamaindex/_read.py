@@ -54,7 +54,6 @@ __all__ = [
     "shown_in_tools",
     "tool_nodes",
     "tool_texts",
-    "tools_shown",
 ]
 
 # SubQuestionQueryEngine._construct_node: the one generated node shape LlamaIndex documents.
@@ -272,7 +271,7 @@ def nothing_to_cite(response: object, retrieved: int = 0) -> str:
 
 def shown_in_tools(nodes: Sequence[NodeWithScore], output: AgentOutput) -> list[NodeWithScore]:
     """The `nodes` whose text one of the run's tool outputs shows (`ToolOutput.content`)."""
-    shown = tools_shown(output)
+    shown = "\n".join(tool_texts(output))
     texts = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
     seen: set[str] = set()
     out = []
@@ -373,8 +372,3 @@ def tool_texts(output: object) -> list[str]:
     order; nothing for another response."""
     calls = output.tool_calls if isinstance(output, AgentOutput) else ()
     return [c.tool_output.content for c in calls if isinstance(c, ToolCallResult)]
-
-
-def tools_shown(output: AgentOutput) -> str:
-    """What the run's tool calls showed the agent's LLM, joined."""
-    return "\n".join(tool_texts(output))
