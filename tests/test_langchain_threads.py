@@ -110,6 +110,32 @@ def _summarised(state: dict[str, Any]) -> None:
     assert HEADER in str(messages[0].text)
 
 
+def _turn(
+    agent: Any,
+    cited: Any,
+    handler: AttributionCallbackHandler,
+    config: Any,
+    face: str,
+    question: str,
+) -> tuple[dict[str, Any], Any]:
+    """Ask `question` in the thread of `config` through one face (the wrapper's invoke,
+    ainvoke, stream or v3 event stream, or the agent with the handler): its state and result."""
+    given = {"messages": [HumanMessage(question)]}
+    if face == "invoke":
+        return cited.invoke(given, config), cited.last_result
+    if face == "ainvoke":
+        return asyncio.run(cited.ainvoke(given, config)), cited.last_result
+    if face == "stream":
+        list(cited.stream(given, config, stream_mode="updates"))
+        return agent.get_state(config).values, cited.last_result
+    if face == "stream_events":
+        for _ in cited.stream_events(given, config, version="v3"):
+            pass
+        return agent.get_state(config).values, cited.last_result
+    state = agent.invoke(given, {**config, "callbacks": [handler]})
+    return state, handler.last_result
+
+
 @pytest.mark.parametrize(
     "face", ["invoke", "ainvoke", "stream", "stream_events", "mixed", "handler"]
 )
@@ -127,28 +153,11 @@ def test_a_follow_up_answered_from_a_summary_cites_the_documents_under_it(
 
     faces = iter(["stream_events", "invoke", "stream"] if face == "mixed" else [face] * 3)
 
-    def turn(question: str) -> tuple[dict[str, Any], Any]:
-        given = {"messages": [HumanMessage(question)]}
-        face = next(faces)
-        if face == "invoke":
-            return cited.invoke(given, config), cited.last_result
-        if face == "ainvoke":
-            return asyncio.run(cited.ainvoke(given, config)), cited.last_result
-        if face == "stream":
-            list(cited.stream(given, config, stream_mode="updates"))
-            return agent.get_state(config).values, cited.last_result
-        if face == "stream_events":
-            for _ in cited.stream_events(given, config, version="v3"):
-                pass
-            return agent.get_state(config).values, cited.last_result
-        state = agent.invoke(given, {**config, "callbacks": [handler]})
-        return state, handler.last_result
-
-    state, result = turn(QUESTION)
+    state, result = _turn(agent, cited, handler, config, next(faces), QUESTION)
     assert any(isinstance(m, ToolMessage) for m in state["messages"])
     check(result)
     for _ in range(2):  # turn 3's summary is made of turn 2's: it still rests on the documents
-        state, result = turn(FOLLOW_UP + QUESTION)
+        state, result = _turn(agent, cited, handler, config, next(faces), FOLLOW_UP + QUESTION)
         _summarised(state)
         check(result)
         assert {s.id for s in result.sources} == {"doc-bridge", "doc-tower"}
@@ -211,12 +220,7 @@ def test_a_follow_up_answered_from_the_last_answer_after_trimming(
     handler = AttributionCallbackHandler(attributor)
     config: Any = {"configurable": {"thread_id": f"trimmed-{face}"}}
     for question in (QUESTION, FOLLOW_UP + QUESTION):
-        given = {"messages": [HumanMessage(question)]}
-        if face == "invoke":
-            state, result = cited.invoke(given, config), cited.last_result
-        else:
-            state = agent.invoke(given, {**config, "callbacks": [handler]})
-            result = handler.last_result
+        state, result = _turn(agent, cited, handler, config, face, question)
         check(result)
     assert [type(m) for m in state["messages"]] == [AIMessage, HumanMessage, AIMessage]
 
@@ -243,14 +247,7 @@ def test_a_follow_up_whose_tool_results_context_editing_cleared(
     handler = AttributionCallbackHandler(attributor)
     config: Any = {"configurable": {"thread_id": f"edited-{face}"}}
     for question in (QUESTION, FOLLOW_UP + QUESTION):
-        given = {"messages": [HumanMessage(question)]}
-        if face == "invoke":
-            cited.invoke(given, config)
-            result = cited.last_result
-        else:
-            agent.invoke(given, {**config, "callbacks": [handler]})
-            result = handler.last_result
-        check(result)
+        check(_turn(agent, cited, handler, config, face, question)[1])
     assert seen[-1] == "[cleared]" and seen[0] != "[cleared]"
 
 
